@@ -1,0 +1,56 @@
+# Every target works on a fresh clone: the first one run creates .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# This machine serves these two from local disk; elsewhere pip downloads them.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+NOTEBOOKS := $(filter-out nbs/_%,$(wildcard nbs/*.ipynb))
+
+.PHONY: test docs lab data check-export notebooks nbs-full
+
+$(BIN)/.installed: pyproject.toml
+	@echo "== creating $(VENV) and installing PyTorch and quantnb[dev] (a few minutes the first time)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+test: $(BIN)/.installed
+	@SECONDS=0; \
+	$(MAKE) --no-print-directory check-export && \
+	$(BIN)/python tools/make_readme.py --check && \
+	$(MAKE) --no-print-directory notebooks && \
+	$(MAKE) --no-print-directory docs && \
+	QUANTNB_FAST=1 $(BIN)/python -m pytest && \
+	echo "== make test passed in $${SECONDS}s"
+
+# The library must be what nbdev-export makes from the notebooks.
+check-export: $(BIN)/.installed
+	@tmp=$$(mktemp -d) && cp -r quantnb $$tmp/ && $(BIN)/nbdev-export && \
+	if diff -r -x __pycache__ $$tmp/quantnb quantnb >/dev/null; then echo "== export: quantnb/ matches the notebooks"; \
+	else echo "!! nbdev-export changed quantnb/: the library was out of sync with nbs/ (review git diff, commit)"; exit 1; fi
+
+# Every notebook, top to bottom, in a real Jupyter kernel (what "Run All" does), in fast mode.
+notebooks: $(BIN)/.installed
+	@tmp=$$(mktemp -d); for nb in $(NOTEBOOKS); do \
+	  start=$$SECONDS; \
+	  QUANTNB_FAST=1 $(BIN)/jupyter nbconvert --to notebook --execute --output-dir $$tmp --log-level=ERROR $$nb || exit 1; \
+	  echo "== ran $$nb in $$((SECONDS - start))s"; \
+	done
+
+# Full run (no fast mode) that stores outputs in the notebooks, as committed.
+nbs-full: $(BIN)/.installed
+	@for nb in $(NOTEBOOKS); do $(BIN)/jupyter nbconvert --to notebook --execute --inplace --log-level=ERROR $$nb || exit 1; done
+	$(BIN)/nbdev-clean
+
+docs: $(BIN)/.installed
+	$(BIN)/python tools/build_docs.py
+	$(BIN)/python tools/make_readme.py
+
+lab: $(BIN)/.installed
+	$(BIN)/jupyter lab --notebook-dir=nbs
+
+data:
+	@$(PYTHON) tools/get_data.py
