@@ -1,0 +1,141 @@
+"`quantnb.models`: the cache of trained weights (hit, miss, corruption, atomic write, weights_only), training, quantization readiness."
+import copy
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+import quantnb.models as qm
+from quantnb.data import atomic_write
+from quantnb.models import SampleNet, SampleNetBN, checkpoint_path, pretrained, train, training_recipe
+
+
+@pytest.fixture
+def fake_training(tmp_path, monkeypatch):
+    "Cache in a temporary folder; `train` replaced by a recorder so that cache logic is tested without minutes of training."
+    monkeypatch.setenv('QUANTNB_CACHE', str(tmp_path))
+    calls = []
+    def fake_train(model, train_dl, valid_dl, epochs, lr, seed=0, **kw):
+        torch.manual_seed(seed)
+        for p in model.parameters(): nn.init.normal_(p)
+        calls.append(seed)
+        return [dict(epoch=e + 1, valid_accuracy=0.5, seconds=0.0) for e in range(epochs)]
+    monkeypatch.setattr(qm, 'train', fake_train)
+    monkeypatch.setattr(qm, 'get_dataloaders', lambda *a, **k: ([], []))
+    return calls
+
+
+def _same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_cache_miss_then_hit(fake_training):
+    first = pretrained(epochs=2, seed=3)
+    path = checkpoint_path(training_recipe(epochs=2, seed=3))
+    assert fake_training == [3] and path.exists()
+    second = pretrained(epochs=2, seed=3)
+    assert fake_training == [3], 'a cache hit must not train'
+    assert _same_weights(first, second) and second.history == first.history and not second.training
+
+
+def test_anything_that_shapes_the_weights_is_a_new_key(fake_training):
+    base = training_recipe()
+    variants = [training_recipe(seed=1), training_recipe(epochs=4), training_recipe(arch='samplenet-bn'), training_recipe(dataset='mnist')]
+    assert len({checkpoint_path(r) for r in [base, *variants]}) == 5
+    pretrained(seed=0); pretrained(seed=1)
+    assert fake_training == [0, 1]
+
+
+@pytest.mark.parametrize('damage', ['garbage', 'truncated', 'other recipe'])
+def test_corrupt_cache_is_reported_and_rebuilt(fake_training, damage):
+    model = pretrained()
+    path = checkpoint_path(training_recipe())
+    if damage == 'garbage': path.write_bytes(b'not a checkpoint')
+    if damage == 'truncated': path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    if damage == 'other recipe':
+        ckpt = torch.load(path, weights_only=True)
+        torch.save(dict(ckpt, recipe=dict(ckpt['recipe'], seed=99)), path)
+    with pytest.warns(UserWarning, match='unreadable'):
+        rebuilt = pretrained()
+    assert fake_training == [0, 0] and _same_weights(model, rebuilt)
+    assert torch.load(path, weights_only=True)['recipe'] == training_recipe()
+
+
+EXECUTED = []
+def _record_execution(): EXECUTED.append(True); return 'pwned'
+
+class Malicious:
+    def __reduce__(self): return (_record_execution, ())
+
+
+def test_checkpoints_are_loaded_with_weights_only(fake_training):
+    pretrained()
+    path = checkpoint_path(training_recipe())
+    ckpt = torch.load(path, weights_only=True)
+    torch.save(dict(ckpt, payload=Malicious()), path)
+    with pytest.warns(UserWarning, match='unreadable'):
+        pretrained()
+    assert not EXECUTED, 'loading a checkpoint ran code from its pickle'
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / 'ckpt.pt'
+    path.write_bytes(b'old')
+    def fail_half_way(tmp):
+        open(tmp, 'wb').write(b'half of the new')
+        raise OSError('disk full')
+    with pytest.raises(OSError, match='disk full'): atomic_write(path, fail_half_way)
+    assert path.read_bytes() == b'old' and list(tmp_path.iterdir()) == [path]
+
+
+def test_failed_save_leaves_no_checkpoint(fake_training, monkeypatch):
+    def broken_save(obj, f):
+        open(f, 'wb').write(b'partial')
+        raise OSError('disk full')
+    monkeypatch.setattr(qm.torch, 'save', broken_save)
+    with pytest.raises(OSError): pretrained()
+    folder = checkpoint_path(training_recipe()).parent
+    assert not list(folder.iterdir())
+
+
+def _tiny_batches(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(8, 1, 28, 28, generator=g), torch.randint(0, 10, (8,), generator=g)) for _ in range(n)]
+
+
+def test_train_is_seeded_and_returns_a_record(capsys):
+    batches = _tiny_batches()
+    a, b = SampleNet(), SampleNet()
+    b.load_state_dict(a.state_dict())
+    hist_a = train(a, batches, batches[:1], epochs=2, lr=1e-3, seed=0)
+    hist_b = train(b, batches, batches[:1], epochs=2, lr=1e-3, seed=0)
+    assert _same_weights(a, b)
+    assert [h['epoch'] for h in hist_a] == [1, 2]
+    assert {'train_loss', 'train_accuracy', 'valid_loss', 'valid_accuracy', 'seconds'} <= set(hist_a[0])
+    assert hist_a[-1]['train_loss'] == hist_b[-1]['train_loss']
+    assert 'epoch 2/2: 4/4 batches' in capsys.readouterr().err, 'outside Jupyter progress is printed as lines'
+
+
+def test_unknown_arch_and_bad_epochs():
+    with pytest.raises(ValueError, match="arch='resnet' is unknown"): training_recipe(arch='resnet')
+    with pytest.raises(ValueError, match='epochs=0'): train(SampleNet(), [], [], epochs=0)
+
+
+@pytest.mark.parametrize('arch', [SampleNet, SampleNetBN], ids=lambda a: a.__name__)
+def test_fusion_keeps_the_function_and_static_quantization_runs(arch):
+    torch.manual_seed(0)
+    model = arch().eval()
+    x = torch.randn(16, 1, 28, 28)
+    with torch.no_grad(): before = model(x)
+    fused = copy.deepcopy(model).fuse_model()
+    with torch.no_grad(): torch.testing.assert_close(fused(x), before, rtol=1e-4, atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        fused.qconfig = torch.ao.quantization.get_default_qconfig('x86')
+        prepared = torch.ao.quantization.prepare(fused)
+        prepared(x)
+        quantized = torch.ao.quantization.convert(prepared)
+    with torch.no_grad(): out = quantized(x)
+    assert out.dtype == torch.float32 and out.shape == (16, 10)
+    assert (out.argmax(1) == before.argmax(1)).float().mean() > 0.8
