@@ -76,14 +76,14 @@ def _batches(dl, desc):
         yield batch
         if i in marks: print(f'{desc}: {i}/{len(dl)} batches', file=sys.stderr, flush=True)
 
-def _train_epoch(model, dl, opt, sched, device, desc):
+def _train_epoch(model, dl, opt, sched, device, desc, label_smoothing):
     "One pass over `dl`; mean training loss and accuracy."
     model.train()
     n, correct, total_loss = 0, 0, 0.0
     for x, y in _batches(dl, desc):
         x, y = x.to(device), y.to(device)
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         n, correct, total_loss = n + len(y), correct + (logits.argmax(1) == y).sum().item(), total_loss + loss.item() * len(y)
     return total_loss / n, correct / n
@@ -96,7 +96,8 @@ def train(model, # a classifier returning logits
           lr:float=3e-3, # peak learning rate of the one-cycle schedule
           device=None, # default: CUDA when available, else CPU
           seed:int=0,
-          weight_decay:float=1e-4
+          weight_decay:float=1e-4,
+          label_smoothing:float=0.0 # spread this much target probability over all classes
          ) -> list: # one dict per epoch: losses, accuracies, seconds
     "Train `model` with AdamW and a one-cycle schedule; evaluate on `valid_dl` after each epoch."
     if epochs < 1: raise ValueError(f'epochs={epochs} must be at least 1')
@@ -108,7 +109,7 @@ def train(model, # a classifier returning logits
     history = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        train_loss, train_acc = _train_epoch(model, train_dl, opt, sched, device, f'epoch {epoch}/{epochs}')
+        train_loss, train_acc = _train_epoch(model, train_dl, opt, sched, device, f'epoch {epoch}/{epochs}', label_smoothing)
         valid = evaluate(model, valid_dl, device)
         history.append(dict(epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, valid_loss=valid['loss'],
                             valid_accuracy=valid['accuracy'], seconds=time.perf_counter() - start))
@@ -122,7 +123,7 @@ def training_recipe(arch='samplenet', dataset='fashion-mnist', epochs:int=3, see
     "Everything that shapes a trained checkpoint; its hash names the cache file."
     if arch not in ARCHS: raise ValueError(f'arch={arch!r} is unknown: use one of {list(ARCHS)}')
     fast = fast_mode()
-    return dict(arch=arch, dataset=dataset, epochs=epochs, seed=seed, lr=3e-3, batch_size=128, weight_decay=1e-4,
+    return dict(arch=arch, dataset=dataset, epochs=epochs, seed=seed, lr=3e-3, batch_size=128, weight_decay=1e-4, label_smoothing=0.1,
                 subset=5000 if fast else None, test_subset=1000 if fast else None,
                 quantnb=quantnb.__version__, torch='.'.join(torch.__version__.split('.')[:2]))
 
@@ -156,7 +157,8 @@ def pretrained(arch='samplenet', # 'samplenet' or 'samplenet-bn'
     if ckpt is None:
         train_dl, test_dl = get_dataloaders(dataset, recipe['batch_size'], recipe['subset'], recipe['test_subset'], seed)
         model = ARCHS[arch]()
-        history = train(model, train_dl, test_dl, epochs, recipe['lr'], seed=seed, weight_decay=recipe['weight_decay'])
+        history = train(model, train_dl, test_dl, epochs, recipe['lr'], seed=seed, weight_decay=recipe['weight_decay'],
+                        label_smoothing=recipe['label_smoothing'])
         ckpt = dict(recipe=recipe, history=history, state_dict={k: v.cpu() for k, v in model.state_dict().items()})
         atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
     model = ARCHS[arch]()
