@@ -50,7 +50,7 @@ docs: $(BIN)/.installed
 	$(BIN)/python tools/make_readme.py
 
 lab: $(BIN)/.installed
-	$(BIN)/jupyter lab --notebook-dir=nbs
+	$(BIN)/jupyter lab --notebook-dir=nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 data:
 	@$(PYTHON) tools/get_data.py
