@@ -7,17 +7,21 @@ BIN := $(VENV)/bin
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 NOTEBOOKS := $(filter-out nbs/_%,$(wildcard nbs/*.ipynb))
 
+# The install stamp is named after pyproject.toml's content, not its date: nbdev-export rewrites the file unchanged.
+INSTALLED := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+
 .PHONY: test docs lab data check-export notebooks nbs-full
 
-$(BIN)/.installed: pyproject.toml
+$(INSTALLED):
 	@echo "== creating $(VENV) and installing PyTorch and quantnb[dev] (a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PINS)
 	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
 	touch $@
 
-test: $(BIN)/.installed
+test: $(INSTALLED)
 	@SECONDS=0; \
 	$(MAKE) --no-print-directory check-export && \
 	$(BIN)/python tools/make_readme.py --check && \
@@ -27,13 +31,13 @@ test: $(BIN)/.installed
 	echo "== make test passed in $${SECONDS}s"
 
 # The library must be what nbdev-export makes from the notebooks.
-check-export: $(BIN)/.installed
+check-export: $(INSTALLED)
 	@tmp=$$(mktemp -d) && cp -r quantnb $$tmp/ && $(BIN)/nbdev-export && \
 	if diff -r -x __pycache__ $$tmp/quantnb quantnb >/dev/null; then echo "== export: quantnb/ matches the notebooks"; \
 	else echo "!! nbdev-export changed quantnb/: the library was out of sync with nbs/ (review git diff, commit)"; exit 1; fi
 
 # Every notebook, top to bottom, in a real Jupyter kernel (what "Run All" does), in fast mode.
-notebooks: $(BIN)/.installed
+notebooks: $(INSTALLED)
 	@tmp=$$(mktemp -d); for nb in $(NOTEBOOKS); do \
 	  start=$$SECONDS; \
 	  QUANTNB_FAST=1 $(BIN)/jupyter nbconvert --to notebook --execute --output-dir $$tmp --log-level=ERROR $$nb || exit 1; \
@@ -41,15 +45,15 @@ notebooks: $(BIN)/.installed
 	done
 
 # Full run (no fast mode) that stores outputs in the notebooks, as committed.
-nbs-full: $(BIN)/.installed
+nbs-full: $(INSTALLED)
 	@for nb in $(NOTEBOOKS); do $(BIN)/jupyter nbconvert --to notebook --execute --inplace --log-level=ERROR $$nb || exit 1; done
 	$(BIN)/nbdev-clean
 
-docs: $(BIN)/.installed
+docs: $(INSTALLED)
 	$(BIN)/python tools/build_docs.py
 	$(BIN)/python tools/make_readme.py
 
-lab: $(BIN)/.installed
+lab: $(INSTALLED)
 	$(BIN)/jupyter lab --notebook-dir=nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 data:
