@@ -63,11 +63,18 @@ def _single_module_user(node, modules, cls):
     users = list(node.users)
     if len(users) == 1 and users[0].op == 'call_module' and type(modules[users[0].target]) is cls: return users[0]
 
-def fusable_groups(model:nn.Module) -> list:
+def _graph(model):
+    "The `torch.fx` graph of `model`, or None (with a warning) when it cannot be traced."
+    try: return torch.fx.symbolic_trace(model).graph
+    except Exception as e:
+        warnings.warn(f'torch.fx cannot trace the model ({type(e).__name__}: {str(e)[:200]}): nothing is fused automatically; '
+                      'fuse its layers with torch.ao.quantization.fuse_modules before quantizing')
+
+def fusable_groups(model:nn.Module, graph=None) -> list:
     "Names of the module chains in `model`'s dataflow that eager mode can fuse (Conv-BN-ReLU, Conv-ReLU, Linear-ReLU, ...)."
-    modules = dict(model.named_modules())
+    modules, graph = dict(model.named_modules()), graph or _graph(model)
     groups, taken = [], set()
-    for node in torch.fx.symbolic_trace(model).graph.nodes:
+    for node in (graph.nodes if graph else []):
         if node.op != 'call_module' or node.target in taken: continue
         for pattern in _FUSABLE:
             chain = [node] if type(modules[node.target]) is pattern[0] else []
@@ -135,9 +142,10 @@ def static_quantization(self:PTQProcessor,
     torch.backends.quantized.engine = backend or self.backend
     model = copy.deepcopy(model).eval()
     if not any(isinstance(m, tq.QuantStub) for m in model.modules()): model = tq.QuantWrapper(model)
-    if any(n.op == 'call_function' and n.target in (F.relu, torch.relu) for n in torch.fx.symbolic_trace(model).graph.nodes):
+    graph = _graph(model)
+    if graph and any(n.op == 'call_function' and n.target in (F.relu, torch.relu) for n in graph.nodes):
         warnings.warn('forward calls F.relu / torch.relu: a function cannot be fused with the layer before it; use nn.ReLU modules')
-    groups = fusable_groups(model)
+    groups = fusable_groups(model, graph)
     if groups: tq.fuse_modules(model, groups, inplace=True)
     model.qconfig = _static_qconfig(observer, per_channel)
     tq.prepare(model, inplace=True)

@@ -134,3 +134,13 @@ def test_compare_models_has_the_seed_keys(data):
     assert {'original_size_mb', 'quantized_size_mb', 'original_latency_ms', 'quantized_latency_ms', 'original_accuracy',
             'quantized_accuracy', 'speedup', 'accuracy_drop', 'size_ratio'} <= set(res)
     assert res['size_ratio'] > 3
+
+
+def test_untraceable_model_is_quantized_without_automatic_fusion(data):
+    class DataDependent(MLP):
+        def forward(self, x):
+            return self.body(x) if x.shape[0] > 0 else self.body(x[:0])  # control flow: torch.fx cannot trace it
+    model = _trained(DataDependent(), data)
+    with pytest.warns(UserWarning, match='cannot trace'):
+        quantized = PTQProcessor().static_quantization(model, data[2])
+    assert _agreement(model, quantized, data[1]) >= 0.97
