@@ -82,8 +82,7 @@ class LSQFakeQuantize(nn.Module):
     def _initialize(self, x):
         "LSQ's initial step $2\\,\\mathrm{mean}|x| / \\sqrt{q_{max}}$; the zero point from the range."
         self.scale.fill_(2 * x.abs().mean().item() / self.qt.qmax ** 0.5 + 1e-8)
-        if not self.symmetric: self.zero_point.fill_(calc_qparams(x, self.qt)[1].item())
-        else: self.zero_point.fill_(calc_qparams(x, self.qt, symmetric=True)[1].item())
+        self.zero_point.fill_(calc_qparams(x, self.qt, self.symmetric)[1].item())
         self.initialized.fill_(True)
 
     def forward(self, x):

@@ -18,12 +18,10 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from fastcore.imports import in_notebook
-from fastprogress.fastprogress import progress_bar
 from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules, fuse_modules_qat
 
 import quantnb
-from .data import atomic_write, cache_dir, fast_mode, get_dataloaders
+from .data import atomic_write, cache_dir, fast_mode, get_dataloaders, progress
 from .measure import evaluate
 
 # %% ../nbs/01b_models.ipynb #6303ce1e
@@ -66,21 +64,11 @@ class SampleNetBN(SampleNet):
     fuse_groups = [['conv1', 'bn1', 'relu1'], ['conv2', 'bn2', 'relu2'], ['fc1', 'relu3']]
 
 # %% ../nbs/01b_models.ipynb #e2c5f728
-def _batches(dl, desc):
-    "Iterate `dl` with a progress bar in Jupyter, or a line at each quarter elsewhere."
-    if in_notebook():
-        yield from progress_bar(dl, comment=desc, leave=False)
-        return
-    marks = {max(1, round(len(dl) * q / 4)) for q in (1, 2, 3, 4)}
-    for i, batch in enumerate(dl, 1):
-        yield batch
-        if i in marks: print(f'{desc}: {i}/{len(dl)} batches', file=sys.stderr, flush=True)
-
 def _train_epoch(model, dl, opt, sched, device, desc, label_smoothing):
     "One pass over `dl`; mean training loss and accuracy."
     model.train()
     n, correct, total_loss = 0, 0, 0.0
-    for x, y in _batches(dl, desc):
+    for x, y in progress(dl, desc):
         x, y = x.to(device), y.to(device)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)

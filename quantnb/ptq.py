@@ -7,7 +7,7 @@ __all__ = ['DYNAMIC_MODULES', 'TORCHAO_METHODS', 'PTQProcessor', 'fusable_groups
 
 # %% ../nbs/04_ptq.ipynb #d44ed953
 import copy
-import operator
+import itertools
 import re
 import warnings
 
@@ -16,10 +16,9 @@ import torch.ao.quantization as tq
 import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
-from fastcore.imports import in_notebook
-from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
 
+from .data import progress
 from .measure import benchmark_latency, evaluate, model_size_bytes
 from .observers import HistogramObserver, MinMaxObserver, QuantnbObserver
 
@@ -105,19 +104,14 @@ def _explain(error:Exception) -> str|None:
     return f"the model's forward applies {op} to a quantized activation, which eager-mode quantization cannot convert: {fix}"
 
 # %% ../nbs/04_ptq.ipynb #932ae9bd
-def _progress(batches, desc):
-    "`batches` with a progress bar in Jupyter, plain otherwise."
-    return progress_bar(batches, comment=desc, leave=False) if in_notebook() else batches
-
 def _first_batch(data):
     "The images of the first `(images, labels)` batch of `data`."
     return next(iter(data))[0]
 
 @torch.no_grad()
 def _calibrate(model, calibration_data, num_batches):
-    for i, (x, _) in enumerate(_progress(calibration_data, 'calibrating')):
-        if i == num_batches: break
-        model(x)
+    "Run the first `num_batches` batches of `calibration_data` through `model`."
+    for x, _ in progress(list(itertools.islice(calibration_data, num_batches)), 'calibrating'): model(x)
 
 def _static_qconfig(observer, per_channel):
     "Activations with `observer` (a quantnb or PyTorch observer class) as uint8; weights int8, symmetric, per channel or tensor."
@@ -228,7 +222,7 @@ def ptq_variants(model:nn.Module, calibration_data, observers:dict, backend='x86
 
 def ptq_table(variants:dict, test_data, examples:dict, iters:int=30, rounds:int=3) -> list:
     "Accuracy, size and 1-thread latency of every variant in one process; `examples` maps a label to an input batch."
-    models = {name: build() for name, build in _progress(list(variants.items()), 'building')}
+    models = {name: build() for name, build in progress(list(variants.items()), 'building')}
     rows = {name: dict(model=name, accuracy=evaluate(m, test_data)['accuracy'], size_mb=model_size_bytes(m) / 1e6) for name, m in models.items()}
     for label, x in examples.items():  # interleaved rounds, so that drift in the machine's speed hits every model alike
         times = {name: [] for name in models}

@@ -114,7 +114,7 @@ def test_train_is_seeded_and_returns_a_record(capsys):
     assert [h['epoch'] for h in hist_a] == [1, 2]
     assert {'train_loss', 'train_accuracy', 'valid_loss', 'valid_accuracy', 'seconds'} <= set(hist_a[0])
     assert hist_a[-1]['train_loss'] == hist_b[-1]['train_loss']
-    assert 'epoch 2/2: 4/4 batches' in capsys.readouterr().err, 'outside Jupyter progress is printed as lines'
+    assert 'epoch 2/2: 4/4' in capsys.readouterr().err, 'outside Jupyter progress is printed as lines'
 
 
 def test_unknown_arch_and_bad_epochs():
