@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # This machine serves these two from local disk; elsewhere pip downloads them.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# Index for TORCH_PINS only, e.g. PIP_INDEX=https://download.pytorch.org/whl/cpu for PyTorch's CPU-only build
+# (PyPI's Linux wheels bring the CUDA libraries). Empty: pip's configured index.
+PIP_INDEX ?=
 NOTEBOOKS := $(filter-out nbs/_%,$(wildcard nbs/*.ipynb))
 
 # The install stamp is named after pyproject.toml's content, not its date: nbdev-export rewrites the file unchanged.
@@ -16,12 +19,13 @@ $(INSTALLED):
 	@echo "== creating $(VENV) and installing PyTorch and quantnb[dev] (a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q $(if $(PIP_INDEX),--index-url $(PIP_INDEX)) $(TORCH_PINS)
 	$(BIN)/pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-test: $(INSTALLED)
+# data first: on a fresh clone `make test` is the first command, and it fails fast with a clear message without the data.
+test: data $(INSTALLED)
 	@SECONDS=0; \
 	$(MAKE) --no-print-directory check-export && \
 	$(BIN)/python tools/make_readme.py --check && \
@@ -37,7 +41,7 @@ check-export: $(INSTALLED)
 	else echo "!! nbdev-export changed quantnb/: the library was out of sync with nbs/ (review git diff, commit)"; exit 1; fi
 
 # Every notebook, top to bottom, in a real Jupyter kernel (what "Run All" does), in fast mode.
-notebooks: $(INSTALLED)
+notebooks: data $(INSTALLED)
 	@tmp=$$(mktemp -d); for nb in $(NOTEBOOKS); do \
 	  start=$$SECONDS; \
 	  QUANTNB_FAST=1 $(BIN)/jupyter nbconvert --to notebook --execute --output-dir $$tmp --log-level=ERROR $$nb || exit 1; \
@@ -45,7 +49,7 @@ notebooks: $(INSTALLED)
 	done
 
 # Full run (no fast mode) that stores outputs in the notebooks, as committed.
-nbs-full: $(INSTALLED)
+nbs-full: data $(INSTALLED)
 	@for nb in $(NOTEBOOKS); do $(BIN)/jupyter nbconvert --to notebook --execute --inplace --log-level=ERROR $$nb || exit 1; done
 	$(BIN)/nbdev-clean
 
@@ -53,7 +57,7 @@ docs: $(INSTALLED)
 	$(BIN)/python tools/build_docs.py
 	$(BIN)/python tools/make_readme.py
 
-lab: $(INSTALLED)
+lab: data $(INSTALLED)
 	$(BIN)/jupyter lab --notebook-dir=nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 data:

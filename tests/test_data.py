@@ -2,6 +2,12 @@
 import dataclasses
 import gzip
 import hashlib
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,7 +107,7 @@ def test_missing_data_is_a_clear_error(tmp_path, cache, monkeypatch):
         mirrors = ['http://127.0.0.1:9/']  # nothing listens: torchvision's download, the last resort, fails at once
     monkeypatch.setitem(qd.DATASETS, 'fashion-mnist', dataclasses.replace(data_spec(), system_dir=None, torchvision_class=Unreachable))
     monkeypatch.setenv('QUANTNB_DATA', str(tmp_path / 'empty'))
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(qd, 'project_root', lambda: tmp_path)  # an empty project: no data/
     with pytest.raises(FileNotFoundError, match='make data'): get_dataloaders()
     assert not list((cache / 'data').rglob('*ubyte*')), 'a failed download left files behind'
 
@@ -114,8 +120,168 @@ def test_subset_is_checked_and_seeded(tmp_path, cache, monkeypatch):
     _, md5 = write_idx_set(tmp_path / 'data' / 'fashion-mnist', n_train=30)
     monkeypatch.setitem(qd.DATASETS, 'fashion-mnist', dataclasses.replace(data_spec(), system_dir=None, raw_md5=md5))
     monkeypatch.delenv('QUANTNB_DATA', raising=False)
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(qd, 'project_root', lambda: tmp_path)  # the files are in <project>/data
     a, _ = get_dataloaders(subset=10, seed=1)
     b, _ = get_dataloaders(subset=10, seed=1)
     assert a.dataset.indices == b.dataset.indices and len(a.dataset) == 10
     with pytest.raises(ValueError, match='subset=31 must be an int between 1 and 30'): get_dataloaders(subset=31)
+
+
+# --- where the data are looked for: the project root, whatever the working directory -------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_project_root_is_this_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a working directory with no data/ in it
+    assert qd.project_root() == REPO
+    assert qd.local_data_dir() == REPO / 'data'
+
+
+def test_data_dir_does_not_depend_on_the_working_directory(tmp_path, cache, monkeypatch):
+    "Files in <root>/data are found from <root>/nbs, where Jupyter runs the notebooks (a cwd-relative ./data is not)."
+    _, md5 = write_idx_set(tmp_path / 'proj' / 'data')
+    (tmp_path / 'proj' / 'nbs').mkdir()
+    monkeypatch.setattr(qd, 'project_root', lambda: tmp_path / 'proj')
+    monkeypatch.setitem(qd.DATASETS, 'fashion-mnist', dataclasses.replace(data_spec(), system_dir=None, raw_md5=md5))
+    monkeypatch.delenv('QUANTNB_DATA', raising=False)
+    for cwd in (tmp_path / 'proj' / 'nbs', tmp_path / 'proj', tmp_path):
+        monkeypatch.chdir(cwd)
+        found = find_idx_files(data_spec())
+        assert found and {p.parent for p in found.values()} == {tmp_path / 'proj' / 'data'}, f'not found from {cwd}'
+
+
+def test_quantnb_data_env_comes_first(tmp_path, monkeypatch):
+    monkeypatch.setenv('QUANTNB_DATA', str(tmp_path / 'mine'))
+    dirs = qd.search_dirs(data_spec())
+    assert dirs[0] == tmp_path / 'mine' and dirs[3] == REPO / 'data'
+
+
+# --- tools/get_data.py (`make data`): same folders, never installs unasked, never a traceback -----------------
+
+def load_get_data():
+    spec = importlib.util.spec_from_file_location('get_data', REPO / 'tools' / 'get_data.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_get_data_looks_where_the_library_looks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('QUANTNB_DATA', str(tmp_path / 'mine'))
+    tool = load_get_data()
+    assert [str(p) for p in tool.candidates()] == [str(p) for p in qd.search_dirs(data_spec())]
+
+
+def test_get_data_finds_files_in_the_project_data_dir_from_anywhere(tmp_path, monkeypatch, capsys):
+    tool = load_get_data()
+    write_idx_set(tmp_path / 'proj' / 'data')
+    monkeypatch.setattr(tool, 'ROOT', tmp_path / 'proj')
+    monkeypatch.setattr(tool, 'DEBIAN_DIR', tmp_path / 'nowhere')
+    monkeypatch.delenv('QUANTNB_DATA', raising=False)
+    monkeypatch.chdir(tmp_path)
+    tool.main()
+    assert f"found in {tmp_path / 'proj' / 'data'}" in capsys.readouterr().out
+
+
+@pytest.fixture
+def tool_without_data(tmp_path, monkeypatch):
+    "get_data.py on a machine without the data, with apt and sudo, where `subprocess.run` is recorded, not run."
+    tool = load_get_data()
+    monkeypatch.setattr(tool, 'ROOT', tmp_path)
+    monkeypatch.setattr(tool, 'DEBIAN_DIR', tmp_path / 'nowhere')
+    monkeypatch.delenv('QUANTNB_DATA', raising=False)
+    monkeypatch.setattr(tool.shutil, 'which', lambda name: f'/usr/bin/{name}')
+    monkeypatch.setattr(tool.os, 'geteuid', lambda: 1000)
+    tool.calls, tool.policy, tool.install_rc = [], 'dataset-fashion-mnist:\n  Installed: (none)\n  Candidate: 0.1\n', 0
+    def run(cmd, **kw):
+        tool.calls.append(cmd)
+        if cmd[0] == 'apt-cache': return subprocess.CompletedProcess(cmd, 0, stdout=tool.policy, stderr='')
+        return subprocess.CompletedProcess(cmd, tool.install_rc)
+    monkeypatch.setattr(tool.subprocess, 'run', run)
+    return tool
+
+
+def installs(tool): return [c for c in tool.calls if 'install' in c]
+
+
+def test_get_data_never_installs_unasked(tool_without_data, monkeypatch):
+    monkeypatch.setattr('sys.stdin', io.StringIO('y\n'))  # not a terminal: CI, a pipe
+    with pytest.raises(SystemExit) as e: tool_without_data.main()
+    assert 'To install it: sudo apt-get install -y dataset-fashion-mnist' in str(e.value.code)
+    assert installs(tool_without_data) == []
+
+
+def tty(answer):
+    stream = io.StringIO(answer)
+    stream.isatty = lambda: True
+    return stream
+
+
+@pytest.mark.parametrize('answer', ['n\n', '\n', ''], ids=['no', 'enter', 'eof'])
+def test_get_data_asks_and_respects_no(tool_without_data, monkeypatch, answer):
+    monkeypatch.setattr('sys.stdin', tty(answer))
+    monkeypatch.setattr('sys.stdout', tty(''))
+    with pytest.raises(SystemExit) as e: tool_without_data.main()
+    assert 'needs your consent' in str(e.value.code) and installs(tool_without_data) == []
+
+
+def test_get_data_failed_install_is_a_message(tool_without_data, monkeypatch):
+    monkeypatch.setattr('sys.stdin', tty('y\n'))
+    monkeypatch.setattr('sys.stdout', tty(''))
+    tool_without_data.install_rc = 100
+    with pytest.raises(SystemExit) as e: tool_without_data.main()
+    assert installs(tool_without_data) == [['sudo', 'apt-get', 'install', '-y', 'dataset-fashion-mnist']]
+    assert 'failed (exit status 100)' in str(e.value.code) and 'zalandoresearch' in str(e.value.code)
+
+
+def test_get_data_without_the_package_offers_no_apt(tool_without_data, monkeypatch):
+    tool_without_data.policy = ''  # apt-cache policy prints nothing for a package its lists lack
+    with pytest.raises(SystemExit) as e: tool_without_data.main()
+    assert 'no such package' in str(e.value.code) and installs(tool_without_data) == []
+
+
+def test_get_data_script_exits_1_without_traceback(tmp_path):
+    "The real script, run as `make data` runs it, where nothing is found and nothing may be installed."
+    script = tmp_path / 'tools' / 'get_data.py'
+    script.parent.mkdir()
+    script.write_text((REPO / 'tools' / 'get_data.py').read_text().replace("Path('/usr/share/datasets/fashion-mnist')", f"Path({str(tmp_path / 'nowhere')!r})"))
+    env = {k: v for k, v in os.environ.items() if k != 'QUANTNB_DATA'}
+    out = subprocess.run([sys.executable, str(script)], stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert out.returncode == 1 and 'Traceback' not in out.stderr and 'Fashion-MNIST was not found' in out.stderr
+
+
+def test_installed_copy_uses_the_working_directory(tmp_path, monkeypatch):
+    "A non-editable install (site-packages/quantnb) has no project root: data/ is looked for in the working directory."
+    fake = tmp_path / 'site-packages' / 'quantnb' / '__init__.py'
+    fake.parent.mkdir(parents=True)
+    fake.touch()
+    monkeypatch.setattr(qd.quantnb, '__file__', str(fake))
+    monkeypatch.chdir(tmp_path)
+    assert qd.project_root() is None and qd.local_data_dir() == tmp_path / 'data'
+
+
+# --- plot titles come from the images' own data set ---------------------------------------------------------
+
+@pytest.mark.parametrize('dataset', ['fashion-mnist', 'mnist'])
+def test_plot_titles_use_the_data_sets_own_names(tmp_path, cache, monkeypatch, dataset):
+    _, md5 = write_idx_set(tmp_path / 'data' / dataset, n_train=20, n_test=6)
+    spec = data_spec(dataset)
+    monkeypatch.setitem(qd.DATASETS, dataset, dataclasses.replace(spec, system_dir=None, raw_md5=md5))
+    monkeypatch.setattr(qd, 'project_root', lambda: tmp_path)
+    monkeypatch.delenv('QUANTNB_DATA', raising=False)
+    train_dl, _ = get_dataloaders(dataset, batch_size=8, subset=16)
+    images, labels = next(iter(train_dl))
+    axs = qd.plot_images(images, labels, train_dl)
+    titles = [ax.get_title() for ax in axs.flat[:8]]
+    assert titles == [spec.torchvision_class.classes[int(l)] for l in labels]
+    assert titles == [qd.plot_images(images, labels, dataset).flat[i].get_title() for i in range(8)]
+    if dataset == 'mnist': assert all(t[0].isdigit() for t in titles), titles
+    import matplotlib.pyplot as plt; plt.close('all')
+
+
+def test_class_names_bad_input():
+    with pytest.raises(TypeError, match='has no class names'): qd.class_names(3)
+    with pytest.raises(TypeError, match='has no class names'): qd.class_names([])
+    with pytest.raises(ValueError, match="dataset='cifar' is unknown"): qd.class_names('cifar')
+    with pytest.raises(ValueError, match='label 12 has no name'): qd.plot_images(torch.zeros(2, 1, 28, 28), torch.tensor([1, 12]))
