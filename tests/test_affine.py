@@ -276,16 +276,18 @@ def test_quantization_basics_facade_agrees_with_functions():
     rng = np.random.default_rng(0)
     data = rng.normal(size=500).astype(np.float32)
     qb = QuantizationBasics()
-    scale, zero_point = qb.calculate_quantization_params(data, num_bits=4)
-    s_ref, z_ref = calc_qparams(torch.from_numpy(data), 'int4')
-    assert (scale, zero_point) == (s_ref.item(), z_ref.item())
-    q = qb.quantize_tensor(data, scale, zero_point, num_bits=4)
-    assert q.dtype == np.int8 and q.min() >= -8 and q.max() <= 7
-    np.testing.assert_array_equal(qb.dequantize_tensor(q, scale, zero_point),
-                                  fake_quantize(torch.from_numpy(data), s_ref, z_ref, 'int4').numpy())
-    out = qb.quantize_with_calibration(data, calibration_data=data[:10])
-    assert out['max_error'] > out['scale'] / 2  # values beyond the calibration range are clipped
-    with pytest.raises(TypeError, match='tensor must hold floats'):
+    for dtype in ('int4', 'uint4', 'int8', 'uint8', 'int16', 'int32'):
+        scale, zero_point = qb.calculate_quantization_params(data, dtype)
+        s_ref, z_ref = calc_qparams(torch.from_numpy(data), dtype)
+        assert (scale, zero_point) == (s_ref.item(), z_ref.item())
+        q = qb.quantize_tensor(data, scale, zero_point, dtype)
+        np.testing.assert_array_equal(q, quantize(torch.from_numpy(data), s_ref, z_ref, dtype).numpy())
+        np.testing.assert_array_equal(qb.dequantize_tensor(q, scale, zero_point),
+                                      fake_quantize(torch.from_numpy(data), s_ref, z_ref, dtype).numpy())
+    q, scale, zero_point = qb.quantize_with_calibration(data, [data[:10], data[10:13]], 'int8')
+    assert (scale, zero_point) == qb.calculate_quantization_params(data, 'int8')  # weights: their own range
+    assert qb.activation_qparams == qb.calculate_quantization_params(data[:13], 'int8')
+    with pytest.raises(TypeError, match='weights must hold floats'):
         qb.calculate_quantization_params(np.arange(5))
 
 
