@@ -8,7 +8,7 @@ import torch.nn as nn
 
 import quantnb.models as qm
 from quantnb.data import atomic_write
-from quantnb.models import SampleNet, SampleNetBN, checkpoint_path, pretrained, train, training_recipe
+from quantnb.models import RECIPE, SampleNet, SampleNetBN, checkpoint_path, pretrained, train, train_valid_loaders, training_recipe
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def fake_training(tmp_path, monkeypatch):
         calls.append(seed)
         return [dict(epoch=e + 1, valid_accuracy=0.5, seconds=0.0) for e in range(epochs)]
     monkeypatch.setattr(qm, 'train', fake_train)
-    monkeypatch.setattr(qm, 'get_dataloaders', lambda *a, **k: ([], []))
+    monkeypatch.setattr(qm, 'train_valid_loaders', lambda *a, **k: ([], []))
     return calls
 
 
@@ -41,10 +41,36 @@ def test_cache_miss_then_hit(fake_training):
 
 def test_anything_that_shapes_the_weights_is_a_new_key(fake_training):
     base = training_recipe()
-    variants = [training_recipe(seed=1), training_recipe(epochs=4), training_recipe(arch='samplenet-bn'), training_recipe(dataset='mnist')]
-    assert len({checkpoint_path(r) for r in [base, *variants]}) == 5
-    pretrained(seed=0); pretrained(seed=1)
-    assert fake_training == [0, 1]
+    variants = [training_recipe(seed=1), training_recipe(epochs=4), training_recipe(arch='samplenet-bn'), training_recipe(dataset='mnist'),
+                training_recipe(lr=1e-3), training_recipe(label_smoothing=0.0), training_recipe(batch_size=64), training_recipe(weight_decay=0.0)]
+    assert len({checkpoint_path(r) for r in [base, *variants]}) == 1 + len(variants)
+    pretrained(seed=0); pretrained(seed=1); pretrained(seed=0, label_smoothing=0.0)
+    assert fake_training == [0, 1, 0]
+    assert pretrained(**RECIPE).recipe == base and fake_training == [0, 1, 0], 'the defaults are RECIPE'
+
+
+def test_recipe_holds_out_validation_and_rejects_unknown_keys(monkeypatch):
+    monkeypatch.delenv('QUANTNB_FAST', raising=False)
+    full = training_recipe()
+    assert full['valid_size'] == 5000 and full['subset'] is None
+    monkeypatch.setenv('QUANTNB_FAST', '1')
+    fast = training_recipe()
+    assert (fast['valid_size'], fast['subset']) == (1000, 5000) and checkpoint_path(fast) != checkpoint_path(full)
+    with pytest.raises(ValueError, match=r"\['momentum'\] not recipe keys"): training_recipe(momentum=0.9)
+
+
+def test_validation_split_is_disjoint_seeded_and_from_the_training_images():
+    train_dl, valid_dl = train_valid_loaders(valid_size=500, subset=2000, seed=1)
+    tr, va = set(train_dl.dataset.indices), set(valid_dl.dataset.indices)
+    assert len(tr) == 2000 and len(va) == 500 and not tr & va
+    assert train_dl.dataset.dataset.train and valid_dl.dataset.dataset.train, 'validation comes from the training images, never the test set'
+    assert va == set(train_valid_loaders(valid_size=500, subset=2000, seed=1)[1].dataset.indices)
+    assert va != set(train_valid_loaders(valid_size=500, subset=2000, seed=2)[1].dataset.indices)
+    # the validation images are the same whatever the subset: candidates trained on subsets are compared on one set
+    assert va == set(train_valid_loaders(valid_size=500, subset=100, seed=1)[1].dataset.indices)
+    for bad in (0, 60000, 1.5, True):
+        with pytest.raises(ValueError, match='valid_size='): train_valid_loaders(valid_size=bad)
+    with pytest.raises(ValueError, match='subset=59001'): train_valid_loaders(valid_size=1000, subset=59001)
 
 
 @pytest.mark.parametrize('damage', ['garbage', 'truncated', 'other recipe'])
@@ -126,10 +152,19 @@ def test_unknown_arch_and_bad_epochs():
 def test_fusion_keeps_the_function_and_static_quantization_runs(arch):
     torch.manual_seed(0)
     model = arch().eval()
+    for bn in [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]:  # real statistics, not the identity of a fresh BN
+        bn.running_mean.uniform_(-0.5, 0.5); bn.running_var.uniform_(0.2, 3.0)
+        bn.weight.data.uniform_(0.5, 1.5); bn.bias.data.uniform_(-0.3, 0.3)
     x = torch.randn(16, 1, 28, 28)
     with torch.no_grad(): before = model(x)
     fused = copy.deepcopy(model).fuse_model()
-    with torch.no_grad(): torch.testing.assert_close(fused(x), before, rtol=1e-4, atol=1e-5)
+    with torch.no_grad(): torch.testing.assert_close(fused(x), before, rtol=1e-4, atol=1e-4)
+    if arch is SampleNetBN:
+        bn, conv = model.bn1, model.conv1
+        factor = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        torch.testing.assert_close(fused.conv1[0].weight, conv.weight * factor[:, None, None, None])
+        torch.testing.assert_close(fused.conv1[0].bias, factor * (conv.bias - bn.running_mean) + bn.bias)
+        assert (fused.conv1[0].weight - conv.weight).abs().max() > 0.01, 'the fold must change the weights'
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', DeprecationWarning)
         fused.qconfig = torch.ao.quantization.get_default_qconfig('x86')
