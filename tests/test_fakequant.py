@@ -4,8 +4,8 @@ import torch
 import torch.nn as nn
 
 from quantnb.affine import calc_qparams, fake_quantize, qrange
-from quantnb.fakequant import (CustomQuantizer, LSQFakeQuantize, QuantizedConv2d, QuantizedLinear, _LSQFunction, calibrate,
-                               fake_quantize_ste, load_packed, pack_codes, packed_state_dict, quantize_layers, state_size_bytes,
+from quantnb.fakequant import (CustomQuantizer, FakeQuantizeSTE, LSQFakeQuantize, QuantizedConv2d, QuantizedLinear, _LSQFunction,
+                               calibrate, fake_quantize_ste, load_packed, pack_codes, packed_state_dict, quantize_layers, state_size_bytes,
                                unpack_codes)
 from quantnb.measure import model_size_bytes
 from quantnb.models import SampleNet
@@ -91,7 +91,7 @@ def test_torch_learnable_backward_truncates_negative_zero_points():
 def test_lsq_module_learns_and_initialises():
     torch.manual_seed(0)
     x = torch.randn(2048)
-    lsq = LSQFakeQuantize('int4')
+    lsq = LSQFakeQuantize('int4', batch_dim=None)
     opt = torch.optim.Adam(lsq.parameters(), lr=0.01)
     first = None
     for _ in range(100):
@@ -130,7 +130,7 @@ def test_quantized_layers_switch_off_to_exactly_the_float_layer():
 
 
 def test_quantized_layer_needs_calibration_and_trains():
-    q = QuantizedLinear(nn.Linear(4, 2))
+    q = QuantizedLinear(nn.Linear(4, 2), quantized=True)
     with pytest.raises(RuntimeError, match='has observed no data'): q(torch.randn(3, 4))
     with pytest.raises(ValueError, match='no QuantizedLayer'): calibrate(nn.Linear(2, 2), [])
     calibrate(q, [(torch.randn(16, 4), None)])
@@ -148,15 +148,15 @@ def test_quantize_layers_wraps_every_layer():
 def test_custom_quantizer_matches_fake_quantize(granularity, group_size):
     torch.manual_seed(0)
     model = SampleNet()
-    quantizer = CustomQuantizer('int4', granularity, group_size)
+    quantizer = CustomQuantizer('int4', granularity, group_size, symmetric=True)
     qmodel = quantizer.quantize_model(model)
     w = model.fc1.weight.detach()
     axis = {'per-tensor': None, 'per-channel': 0, 'per-group': -1}[granularity]
     scale, zero_point = calc_qparams(w, 'int4', True, axis=axis, group_size=group_size)
     assert torch.equal(qmodel.fc1.weight, fake_quantize(w, scale, zero_point, 'int4', axis))
-    assert set(quantizer.scale_dict) == {'conv1', 'conv2', 'fc1', 'fc2'} and torch.equal(model.fc1.weight, w)
+    assert set(quantizer.scale_dict) == {'conv1.weight', 'conv2.weight', 'fc1.weight', 'fc2.weight'} and torch.equal(model.fc1.weight, w)
     if group_size:  # conv1's 9 weights per filter do not split into groups of 32: one group per row
-        assert quantizer.scale_dict['conv1'].shape == (32, 1) and quantizer.scale_dict['fc1'].shape == (128, 9216 // 32)
+        assert quantizer.scale_dict['conv1.weight'].shape == (32, 1) and quantizer.scale_dict['fc1.weight'].shape == (128, 9216 // 32)
 
 
 def test_custom_quantizer_bad_arguments():
@@ -176,3 +176,74 @@ def test_packed_model_is_small_and_exact(dtype, granularity, group_size, min_rat
     assert all(torch.equal(a, b) for a, b in zip(restored.state_dict().values(), fake.state_dict().values()))
     ratio = model_size_bytes(model) / state_size_bytes(state)
     assert ratio >= min_ratio
+
+
+@pytest.mark.parametrize('dtype,axis', [('int8', None), ('uint8', None), ('int4', 0), ('uint4', 1), ('int2', None)], ids=str)
+def test_fused_inference_path_equals_the_ste_forward(dtype, axis):
+    "Without a gradient, fake_quantize_ste takes PyTorch's one-kernel op: the values must not change."
+    g = torch.Generator().manual_seed(3)
+    for _ in range(50):
+        x = torch.randn(5, 7, generator=g) * 3
+        scale, zero_point = calc_qparams(x * 0.7, dtype, axis=axis)
+        with torch.no_grad(): fused = fake_quantize_ste(x, scale, zero_point, dtype, axis)
+        assert torch.equal(fused, FakeQuantizeSTE.apply(x, scale, zero_point, dtype, axis))
+
+
+def test_lsq_step_gradient_does_not_depend_on_batch_size():
+    "Esser et al.: g = 1/sqrt(N qmax), N the values of one example; counting the batch made the step learn sqrt(B) slower."
+    example = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    def scale_grad(batch_size):
+        lsq = LSQFakeQuantize('int4')
+        x = example.repeat(batch_size, 1, 1, 1)
+        (lsq(x) - x).pow(2).flatten(1).sum(1).mean().backward()  # a per-example loss, averaged over the batch
+        return lsq.scale.grad.item()
+    one = scale_grad(1)
+    for batch_size in (4, 64):
+        assert scale_grad(batch_size) == pytest.approx(one, rel=1e-5)
+    weight = LSQFakeQuantize('int4', batch_dim=None)
+    assert weight.grad_factor(example.repeat(4, 1, 1, 1)) == pytest.approx(1 / (4 * 192 * 7) ** 0.5)
+    with pytest.raises(ValueError, match='batch_dim=None'): LSQFakeQuantize('int4')(torch.randn(10))
+
+
+def _count_qparams(layer):
+    calls = []
+    original = layer.observer.calculate_qparams
+    layer.observer.calculate_qparams = lambda: calls.append(1) or original()
+    return calls
+
+
+def test_quantized_layer_computes_activation_qparams_once_per_calibration():
+    torch.manual_seed(0)
+    x = torch.randn(8, 16)
+    layer = calibrate(QuantizedLinear(nn.Linear(16, 4), quantized=True), [(x, None)])
+    calls = _count_qparams(layer)
+    with torch.no_grad(): outs = [layer(x) for _ in range(5)]
+    assert len(calls) == 1 and all(torch.equal(o, outs[0]) for o in outs)
+    calibrate(layer, [(torch.randn(8, 16) * 10, None)])  # new data through the layer: new qparams
+    with torch.no_grad(): wide = layer(x)
+    assert len(calls) == 2 and not torch.equal(wide, outs[0])
+    layer.observer(torch.randn(8, 16) * 100)  # the observer called directly: its buffers change, the cache notices
+    layer(x); assert len(calls) == 3
+    layer.observer.load_state_dict(calibrate(QuantizedLinear(nn.Linear(16, 4)), [(x, None)]).observer.state_dict())
+    assert torch.equal(layer(x), outs[0]) and len(calls) == 4  # loaded in place: recomputed, back to the first range
+
+
+def test_quantized_layer_weight_cache_follows_training():
+    torch.manual_seed(0)
+    x = torch.randn(8, 16)
+    layer = calibrate(QuantizedLinear(nn.Linear(16, 4), quantized=True), [(x, None)])
+    with torch.no_grad(): before = layer(x)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.5)
+    layer(x).pow(2).sum().backward(); opt.step()
+    with torch.no_grad(): after = layer(x)
+    fresh = calibrate(QuantizedLinear(layer.base_layer, quantized=True), [(x, None)])
+    with torch.no_grad(): assert not torch.equal(after, before) and torch.equal(after, fresh(x))
+
+
+def test_quantized_layer_bad_arguments():
+    with pytest.raises(TypeError, match='nn.Linear'): QuantizedLinear(nn.Conv2d(1, 1, 1))
+    with pytest.raises(TypeError, match='nn.Conv2d'): QuantizedConv2d('3', 4, 3)
+    with pytest.raises(TypeError, match='drop out_features'): QuantizedLinear(nn.Linear(2, 2), 4)
+    with pytest.raises(TypeError, match='by keyword'): QuantizedLinear(nn.Linear(2, 2), quantized='int4')
+    with pytest.raises(TypeError, match='module with a weight'): QuantizedLinear.__mro__[1](nn.ReLU())
+    with pytest.raises(TypeError, match='nn.Linear or nn.Conv2d'): CustomQuantizer().quantize_layer(nn.ReLU(), 'relu')
