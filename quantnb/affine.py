@@ -8,6 +8,7 @@ __all__ = ['QType', 'qtype', 'qrange', 'qparams_from_range', 'quantize', 'dequan
 # %% ../nbs/00_affine.ipynb #b6cd5b67
 import math
 import re
+import warnings
 from typing import NamedTuple
 
 import matplotlib.pyplot as plt
@@ -66,23 +67,49 @@ def qrange(dtype='int8' # a name like 'int8', 'uint4', or a torch dtype like `to
 # %% ../nbs/00_affine.ipynb #b9b129ec
 _EPS = torch.finfo(torch.float32).eps
 
+def _as_tensor(v, name, dtype=None):
+    "`v` (a number, a sequence of numbers or a tensor) as a tensor, or a `TypeError` that names `name`."
+    if v is None or isinstance(v, (str, bytes)):
+        raise TypeError(f"{name} must be a number or a tensor, not {type(v).__name__}")
+    try: return torch.as_tensor(v, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"{name} must be a number or a tensor, not {type(v).__name__} ({e})") from None
+
+def _check_bool(v, name):
+    if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{name} must be True or False, not {v!r}")
+    return bool(v)
+
+def _floor_scale(scale, name='scale'):
+    "Clamp `scale` to PyTorch's floor `_EPS`, warning when that coarsens a non-zero range."
+    if ((scale > 0) & (scale < _EPS)).any():
+        warnings.warn(f"the range of the values needs a {name} below the floor {_EPS:.3g} (torch.finfo(torch.float32).eps, "
+                      f"as PyTorch's observers use): they collapse onto a few codes around the zero point; scale them up first")
+    return torch.clamp(scale, min=_EPS)
+
 def qparams_from_range(min_val, # smallest observed value: a number, or a tensor for per-channel/per-group
                        max_val, # largest observed value, same shape as `min_val`
                        dtype='int8', # integer type of the codes
                        symmetric=False # zero point at the middle of the codes, range $[-\max|r|, \max|r|]$
                       ) -> tuple: # `(scale, zero_point)`: float32 and int64 tensors shaped like `min_val`
     "`scale` and `zero_point` that map `[min(min_val, 0), max(max_val, 0)]` onto the codes of `dtype`."
-    qt = qtype(dtype)
-    min_val, max_val = torch.as_tensor(min_val, dtype=torch.float32), torch.as_tensor(max_val, dtype=torch.float32)
+    qt, symmetric = qtype(dtype), _check_bool(symmetric, 'symmetric')
+    min_val, max_val = _as_tensor(min_val, 'min_val', torch.float32), _as_tensor(max_val, 'max_val', torch.float32)
+    if min_val.shape != max_val.shape:
+        raise ValueError(f"min_val has shape {tuple(min_val.shape)} but max_val has shape {tuple(max_val.shape)}: give one pair per channel")
     if (min_val > max_val).any() or not (min_val.isfinite().all() and max_val.isfinite().all()):
         raise ValueError(f"min_val must be <= max_val and both finite, got min_val={min_val}, max_val={max_val}")
     min_neg, max_pos = torch.clamp(min_val, max=0), torch.clamp(max_val, min=0)
     if symmetric:
-        scale = torch.clamp(torch.maximum(-min_neg, max_pos) / (float(qt.qmax - qt.qmin) / 2), min=_EPS)
+        scale = _floor_scale(_span(torch.maximum(-min_neg, max_pos), torch.zeros_like(min_neg), (qt.qmax - qt.qmin) / 2))
         return scale, torch.full_like(scale, 0 if qt.signed else (qt.qmin + qt.qmax + 1) // 2, dtype=torch.int64)
-    scale = torch.clamp((max_pos - min_neg) / float(qt.qmax - qt.qmin), min=_EPS)
+    scale = _floor_scale(_span(max_pos, min_neg, qt.qmax - qt.qmin))
     zero_point = torch.clamp(qt.qmin - torch.round(min_neg / scale).to(torch.int64), qt.qmin, qt.qmax)
     return scale, zero_point
+
+def _span(hi, lo, steps):
+    "`(hi - lo) / steps` in float32 as PyTorch computes it; in float64 where the difference overflows float32 (ranges near ±3.4e38)."
+    scale = (hi - lo) / float(steps)
+    return torch.where(scale.isfinite(), scale, ((hi.double() - lo.double()) / steps).float())
 
 # %% ../nbs/00_affine.ipynb #964bf1c6
 def _check_float(x, name='x'):
@@ -102,12 +129,15 @@ def _check_axis(x, axis):
         raise ValueError(f"axis={axis!r} is out of range for a tensor with {x.ndim} dimensions (shape {tuple(x.shape)})")
     return axis % x.ndim
 
+_TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32: below it 1/scale is inf, and 0 * inf = NaN
+
 def _check_qparams(scale, zero_point, qt=None):
     "`scale` as float32 and `zero_point` as int64 tensors, or a clear error."
-    scale, zero_point = torch.as_tensor(scale, dtype=torch.float32), torch.as_tensor(zero_point)
-    if not (torch.isfinite(scale).all() and (scale > 0).all()):
-        raise ValueError(f"scale must be positive and finite, got {scale}: compute it with calc_qparams")
-    if zero_point.is_floating_point() or zero_point.dtype == torch.bool:
+    scale, zero_point = _as_tensor(scale, 'scale', torch.float32), _as_tensor(zero_point, 'zero_point')
+    if not (torch.isfinite(scale).all() and (scale >= _TINY).all()):
+        raise ValueError(f"scale must be positive and finite, at least {_TINY:.3g} (the smallest normal float32), "
+                         f"got {scale}: compute it with calc_qparams")
+    if zero_point.is_floating_point() or zero_point.is_complex() or zero_point.dtype == torch.bool:
         raise TypeError(f"zero_point must be an integer, not {zero_point.dtype}: round it with torch.round(zero_point).long()")
     if qt is not None and ((zero_point < qt.qmin) | (zero_point > qt.qmax)).any():
         raise ValueError(f"zero_point must lie in [{qt.qmin}, {qt.qmax}] for {qt.name}, got {zero_point}")
@@ -143,6 +173,7 @@ def quantize(x:torch.Tensor, # float input
     "Integer codes $q = \\mathrm{clamp}(\\mathrm{round}(x/s) + z, q_{min}, q_{max})$ of `x`."
     qt = qtype(dtype)
     _check_float(x)
+    if axis is not None: _check_axis(x, axis)
     scale, zero_point = _check_qparams(scale, zero_point, qt)
     inv_scale = 1.0 / _broadcast(scale, x, axis, 'scale')
     q = torch.round(x.float() * inv_scale).clamp(-2.0**62, 2.0**62).to(torch.int64)
@@ -156,8 +187,19 @@ def dequantize(q:torch.Tensor, # integer codes
     "Real values $s\\,(q - z)$ of the codes `q`."
     if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
         raise TypeError(f"q must be an integer tensor of codes (the output of quantize), not {getattr(q, 'dtype', type(q).__name__)}")
+    if axis is not None: _check_axis(q, axis)
     scale, zero_point = _check_qparams(scale, zero_point)
-    return (q.to(torch.int64) - _broadcast(zero_point, q, axis, 'zero_point')).float() * _broadcast(scale, q, axis, 'scale')
+    steps, scale = q.to(torch.int64) - _broadcast(zero_point, q, axis, 'zero_point'), _broadcast(scale, q, axis, 'scale')
+    x_dq = steps.float() * scale
+    return x_dq if torch.isfinite(x_dq).all() else _saturate(steps, scale)
+
+def _saturate(steps, scale):
+    "`steps * scale` past float32's range: within one step of its edge (the last code of a range near ±3.4e38) it saturates there; further is an error."
+    exact, fmax = steps.double() * scale.double(), torch.finfo(torch.float32).max
+    if (exact.abs() > fmax + scale.double()).any():
+        raise ValueError(f"scale * (q - zero_point) reaches {exact.abs().max().item():.3g}, beyond float32's {fmax:.3g}: "
+                         f"scale is too large for these codes; compute it with calc_qparams")
+    return exact.clamp(-fmax, fmax).float()
 
 # %% ../nbs/00_affine.ipynb #ce363490
 def fake_quantize(x:torch.Tensor, # float input
@@ -173,7 +215,8 @@ def fake_quantize(x:torch.Tensor, # float input
 def plot_staircase(scale, zero_point, dtype='int8', ax=None, n=2001, margin=0.15):
     "Plot `dequantize(quantize(x))` against `x` across the codes of `dtype` and a `margin` beyond them."
     qt = qtype(dtype)
-    scale, zero_point = float(scale), int(zero_point)
+    scale, zero_point = (p.item() for p in _check_qparams(scale, zero_point, qt))
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2: raise ValueError(f"n={n!r} must be an int >= 2: the number of points to plot")
     lo, hi = scale * (qt.qmin - zero_point), scale * (qt.qmax - zero_point)
     x = torch.linspace(lo - margin * (hi - lo), hi + margin * (hi - lo), n)
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
@@ -234,7 +277,8 @@ def compression_ratio(x:torch.Tensor, # the float tensor
                       scale=None # its scale(s): one (scale, zero_point) pair of 8 bytes is stored per element of `scale`
                      ) -> float:
     "Bytes of `x` over bytes of its codes packed at `dtype`'s bit width plus its qparams."
-    n_qparams = 1 if scale is None else torch.as_tensor(scale).numel()
+    if not isinstance(x, torch.Tensor): raise TypeError(f"x must be a torch.Tensor, not {type(x).__name__}")
+    n_qparams = 1 if scale is None else _as_tensor(scale, 'scale').numel()
     packed_bytes = math.ceil(x.numel() * qtype(dtype).bits / 8) + 8 * n_qparams
     return x.numel() * x.element_size() / packed_bytes
 
@@ -246,9 +290,13 @@ def sqnr_vs_bits(w:torch.Tensor, # a weight-like tensor
                  symmetric:bool=True # symmetric qparams, as usual for weights
                 ) -> dict: # {'bits': [...], granularity: [SQNR dB, ...]}
     "SQNR of `fake_quantize(w)` at each bit width, per-tensor, per-channel and optionally per-group."
+    _check_float(w, 'w')
+    bits = list(bits)
+    if not bits or any(isinstance(b, bool) or not isinstance(b, int) or not 2 <= b <= 32 for b in bits):
+        raise ValueError(f"bits={bits!r} must be a non-empty list of bit widths between 2 and 32")
     modes = {'per-tensor': dict(), 'per-channel': dict(axis=axis)}
     if group_size: modes[f'per-group ({group_size})'] = dict(axis=-1, group_size=group_size)
-    res = {'bits': list(bits)}
+    res = {'bits': bits}
     for name, kw in modes.items():
         res[name] = [quant_error(w, fake_quantize(w, *calc_qparams(w, f'int{b}', symmetric, **kw), f'int{b}',
                                                   axis=kw.get('axis')))['sqnr_db'] for b in bits]
@@ -257,6 +305,8 @@ def sqnr_vs_bits(w:torch.Tensor, # a weight-like tensor
 def plot_sqnr_vs_bits(res:dict, # the output of `sqnr_vs_bits`
                       ax=None):
     "Plot SQNR (dB) against bit width for each granularity in `res`."
+    if not isinstance(res, dict): raise TypeError(f"res must be the dict that sqnr_vs_bits returns, not {type(res).__name__}")
+    if 'bits' not in res or len(res) < 2: raise ValueError(f"res needs 'bits' and at least one granularity, as sqnr_vs_bits returns; got keys {list(res)}")
     ax = ax or plt.subplots(figsize=(5.5, 3.5))[1]
     for name, values in res.items():
         if name != 'bits': ax.plot(res['bits'], values, 'o-', ms=3, label=name)
@@ -271,9 +321,11 @@ def plot_quant_grid(x:torch.Tensor, # values to histogram
                     ax=None, bins:int=200, max_lines:int=64):
     "Histogram of `x` with the value of every code (when there are at most `max_lines`) and the clipping range."
     qt = qtype(dtype)
-    scale, zero_point = float(scale), int(zero_point)
+    _check_float(x)
+    scale, zero_point = (p.item() for p in _check_qparams(scale, zero_point, qt))
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1: raise ValueError(f"bins={bins!r} must be a positive int")
     ax = ax or plt.subplots(figsize=(6, 3))[1]
-    ax.hist(x.flatten().numpy(), bins=bins, color='tab:blue', alpha=0.7, log=True)
+    ax.hist(x.detach().flatten().float().cpu().numpy(), bins=bins, color='tab:blue', alpha=0.7, log=True)
     if qt.qmax - qt.qmin < max_lines:
         for q in range(qt.qmin, qt.qmax + 1): ax.axvline(scale * (q - zero_point), color='tab:orange', lw=0.6)
     for q in (qt.qmin, qt.qmax): ax.axvline(scale * (q - zero_point), color='tab:red', lw=1.5, ls='--')
@@ -294,6 +346,8 @@ def _as_float_tensor(a, name):
 def _concat_batches(batches, name):
     "Any number of float arrays of any shapes and lengths, flattened into one float32 tensor."
     if isinstance(batches, (np.ndarray, torch.Tensor)): batches = [batches]
+    if isinstance(batches, (str, bytes)) or not hasattr(batches, '__iter__'):
+        raise TypeError(f"{name} must be a list of float arrays (or one array), not {type(batches).__name__}")
     flat = [_as_float_tensor(b, f'{name}[{i}]').flatten() for i, b in enumerate(batches)]
     if not flat: raise ValueError(f"{name} is empty: pass a list of activation arrays, or None to quantize the weights alone")
     return torch.cat(flat)
@@ -317,6 +371,9 @@ class QuantizationBasics:
 
     def dequantize_tensor(self, quantized, scale, zero_point) -> np.ndarray:
         "float32 values $s\\,(q - z)$ of the codes `quantized`, as a numpy array."
+        quantized = np.asarray(quantized)
+        if not np.issubdtype(quantized.dtype, np.integer):
+            raise TypeError(f"quantized must hold integer codes, the output of quantize_tensor, not {quantized.dtype}")
         return dequantize(torch.from_numpy(np.ascontiguousarray(quantized)), scale, zero_point).numpy()
 
     def quantize_with_calibration(self, weights, calibration_data, dtype='int8') -> tuple:

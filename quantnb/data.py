@@ -2,16 +2,21 @@
 
 # %% auto #0
 __all__ = ['IDX_FILES', 'DATASETS', 'IDX_MAGIC', 'fast_mode', 'cache_dir', 'progress', 'project_root', 'local_data_dir',
-           'DataSpec', 'data_spec', 'search_dirs', 'find_idx_files', 'check_idx', 'read_verified', 'atomic_write',
-           'prepare_root', 'load_dataset', 'get_dataloaders', 'calibration_batches', 'class_names', 'plot_images']
+           'DataSpec', 'data_spec', 'search_dirs', 'find_idx_files', 'check_idx', 'read_verified', 'clean_stale_temps',
+           'atomic_write', 'is_writable', 'prepare_root', 'load_dataset', 'get_dataloaders', 'calibration_batches',
+           'class_names', 'plot_images', 'iter_batches']
 
 # %% ../nbs/01_data.ipynb #425063c4
 import gzip
 import hashlib
 import math
 import os
+import re
+import secrets
 import sys
 import tempfile
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +39,11 @@ def cache_dir() -> Path:
 
 def progress(items, desc:str):
     "Iterate `items` with a progress bar in Jupyter, or with a line on stderr at each quarter elsewhere (logs, CI)."
-    if in_notebook():
-        yield from progress_bar(items, comment=desc, leave=False)
+    if not hasattr(items, '__iter__'): raise TypeError(f"items must be iterable, not {type(items).__name__}")
+    total = len(items) if hasattr(items, '__len__') else None
+    if total is None or in_notebook():
+        yield from (items if total is None else progress_bar(items, comment=desc, leave=False))
         return
-    total = len(items)
     marks = {max(1, round(total * q / 4)) for q in (1, 2, 3, 4)}
     for i, item in enumerate(items, 1):
         yield item
@@ -83,21 +89,34 @@ DATASETS = {
                                            '2646ac647ad5339dbf082846283269ea', '27ae3e4e09519cfbb04c329615203637']))),
 }
 
-def data_spec(dataset='fashion-mnist') -> DataSpec:
+def data_spec(dataset='fashion-mnist' # a data set name, or its `DataSpec`
+             ) -> DataSpec:
     "The `DataSpec` of `dataset`, or a clear error."
+    if isinstance(dataset, DataSpec): return dataset
+    if not isinstance(dataset, str):
+        hint = ' (num_batches, batch_size, ... come after it: name them, e.g. num_batches=2)' if isinstance(dataset, (int, float)) else ''
+        raise TypeError(f"dataset={dataset!r} must be a data set name, one of {list(DATASETS)}{hint}")
     if dataset not in DATASETS: raise ValueError(f"dataset={dataset!r} is unknown: use one of {list(DATASETS)}")
     return DATASETS[dataset]
+
+def _spec(spec):
+    "`spec` as a `DataSpec` (a name is looked up), or a `TypeError` naming `spec`."
+    if isinstance(spec, (DataSpec, str)): return data_spec(spec)
+    raise TypeError(f"spec must be a DataSpec or a data set name such as 'fashion-mnist', not {type(spec).__name__}")
 
 # %% ../nbs/01_data.ipynb #58efa228
 def search_dirs(spec:DataSpec) -> list:
     "Folders searched for the IDX files: `$QUANTNB_DATA`, `local_data_dir()`, the system package's folder; each also in torchvision's layout."
+    spec = _spec(spec)
     roots = [Path(os.environ['QUANTNB_DATA']).expanduser()] if os.environ.get('QUANTNB_DATA') else []
     roots += [local_data_dir()] + ([Path(spec.system_dir)] if spec.system_dir else [])
     return [d for r in roots for d in (r, r / spec.name, r / spec.torchvision_class.__name__ / 'raw')]
 
 def find_idx_files(spec:DataSpec, dirs=None) -> dict|None:
     "The four IDX files (`.gz` or not) from the first folder in `dirs` that holds all four, or None."
-    for d in (search_dirs(spec) if dirs is None else dirs):
+    spec = _spec(spec)
+    if isinstance(dirs, (str, Path)): raise TypeError(f"dirs must be a list of folders, not one {type(dirs).__name__}: use dirs=[{str(dirs)!r}]")
+    for d in (search_dirs(spec) if dirs is None else map(Path, dirs)):
         found = {f: next((p for p in (d / f, d / f'{f}.gz') if p.is_file()), None) for f in IDX_FILES}
         if all(found.values()): return found
     return None
@@ -109,6 +128,8 @@ def check_idx(data:bytes, # the uncompressed file
               name:str # its name, `...-idx3-ubyte` (images) or `...-idx1-ubyte` (labels)
              ):
     "Raise `ValueError` unless `data` is a whole IDX file of the kind its name says."
+    if not isinstance(data, (bytes, bytearray, memoryview)): raise TypeError(f"data must be the file's bytes, not {type(data).__name__}")
+    if not isinstance(name, str): raise TypeError(f"name must be the file's name (a str), not {type(name).__name__}")
     kind = 'images' if 'idx3' in name else 'labels'
     magic = int.from_bytes(data[:4], 'big') if len(data) >= 4 else None
     if magic != IDX_MAGIC[kind]:
@@ -126,6 +147,7 @@ def read_verified(path:Path, # an IDX file, `.gz` or not
                   raw_md5:dict|None=None # MD5 of the uncompressed files (default: `spec.raw_md5`)
                  ) -> bytes: # the uncompressed, checked bytes
     "The uncompressed bytes of the IDX file at `path`, checked against its header and the published MD5 sums."
+    spec = _spec(spec)
     path, data = Path(path), Path(path).read_bytes()
     name = path.name.removesuffix('.gz')
     gz_matches = path.suffix == '.gz' and hashlib.md5(data).hexdigest() == spec.gz_md5.get(path.name)
@@ -140,20 +162,49 @@ def read_verified(path:Path, # an IDX file, `.gz` or not
     return data
 
 # %% ../nbs/01_data.ipynb #0d6af465
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except OSError: pass  # it exists, owned by someone else
+    return True
+
+def clean_stale_temps(folder:Path, # a folder `atomic_write` writes into
+                      max_age:float=3600 # seconds after which any temporary file counts as abandoned
+                     ) -> list: # the files removed
+    "Remove temporary files left in `folder` by killed writers: their process is gone, or they are older than `max_age`."
+    removed = []
+    for p in Path(folder).glob('.*.tmp'):
+        m = re.search(r'\.(\d+)-[0-9a-f]+\.tmp$', p.name)
+        try:
+            if (m and not _alive(int(m[1]))) or time.time() - p.stat().st_mtime > max_age: p.unlink(); removed.append(p)
+        except OSError: pass  # another process cleaned it first
+    return removed
+
 def atomic_write(path:Path, # the file to write
                  write # a function that writes the content to the temporary path it is given
                 ) -> Path:
     "Write `path` through `write(tmp_path)` and an atomic rename; on failure remove the temporary file."
+    if not callable(write): raise TypeError(f"write must be a function of the temporary path, not {type(write).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
+    clean_stale_temps(path.parent)
+    tmp = path.parent / f'.{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp'
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # 0o666 less the umask, as open() creates files
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
     return path
+
+def is_writable(folder:Path) -> bool:
+    "Whether files can be created in `folder` (made if missing): tried, not read from permission bits, which root ignores."
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix='.probe-')
+        os.close(fd); os.unlink(probe)
+        return True
+    except OSError: return False
 
 # %% ../nbs/01_data.ipynb #b4d4408e
 def _is_prepared(raw:Path, raw_md5:dict) -> bool:
@@ -171,6 +222,8 @@ def prepare_root(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
     if _is_prepared(raw, raw_md5): return root
     sources = sources or find_idx_files(spec)
     if sources is None: return None
+    if not isinstance(sources, dict) or set(sources) != set(IDX_FILES):
+        raise ValueError(f"sources must map each of {list(IDX_FILES)} to its file, got {sources!r:.200}")
     for name, path in sources.items():
         data = read_verified(path, spec, raw_md5)
         atomic_write(raw / name, lambda tmp: Path(tmp).write_bytes(data))
@@ -196,16 +249,37 @@ def load_dataset(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
                 ):
     "torchvision's data set of `dataset`, normalized, from verified local files (torchvision's download as a last resort)."
     spec = data_spec(dataset)
-    root = prepare_root(dataset) or _download(spec)
+    if not isinstance(train, bool): raise TypeError(f"train must be True (training set) or False (test set), not {train!r}")
     tfm = transforms.Compose([transforms.ToTensor(), transforms.Normalize((spec.mean,), (spec.std,))])
-    return spec.torchvision_class(root, train=train, transform=tfm)
+    root = cache_dir() / 'data'
+    if not _is_prepared(root / spec.torchvision_class.__name__ / 'raw', spec.raw_md5) and not is_writable(root):
+        return _load_uncached(spec, train, tfm)
+    return spec.torchvision_class(prepare_root(dataset) or _download(spec), train=train, transform=tfm)
+
+def _load_uncached(spec, train, tfm):
+    "The data set prepared in a temporary folder, for a cache that cannot be written: torchvision reads it all into memory."
+    sources = find_idx_files(spec)
+    if sources is None: raise FileNotFoundError(_missing_message(spec))
+    warnings.warn(f"cache {cache_dir()} is not writable: preparing {spec.name} in a temporary folder on every load; "
+                  f"set $QUANTNB_CACHE to a writable folder to prepare it once")
+    with tempfile.TemporaryDirectory(prefix='quantnb-') as tmp:
+        return spec.torchvision_class(prepare_root(spec.name, tmp, sources), train=train, transform=tfm)
 
 # %% ../nbs/01_data.ipynb #864afae5
+def _check_int(v, name, low=1, high=None):
+    "`v` as an int in `[low, high]`, or a `ValueError` naming `name`."
+    if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
+        raise ValueError(f"{name}={v!r} must be an int " + (f">= {low}" if high is None else f"between {low} and {high}"))
+    return v
+
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, int): raise TypeError(f"seed={seed!r} must be an int")
+    return seed
+
 def _subset(ds, n, seed, name):
     "`n` seeded random examples of `ds`, or all of it when `n` is None."
     if n is None: return ds
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(ds):
-        raise ValueError(f"{name}={n!r} must be an int between 1 and {len(ds)}")
+    _check_int(n, name, 1, len(ds))
     return Subset(ds, torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].tolist())
 
 def get_dataloaders(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
@@ -216,6 +290,9 @@ def get_dataloaders(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
                     test_batch_size:int=1000
                    ) -> tuple: # `(train_loader, test_loader)`
     "Shuffled training and ordered test `DataLoader`s over the real data set."
+    data_spec(dataset); _check_int(batch_size, 'batch_size'); _check_int(test_batch_size, 'test_batch_size'); _check_seed(seed)
+    for n, name in ((subset, 'subset'), (test_subset, 'test_subset')):
+        if n is not None: _check_int(n, name)
     train = _subset(load_dataset(dataset, True), subset, seed, 'subset')
     test = _subset(load_dataset(dataset, False), test_subset, seed, 'test_subset')
     return (DataLoader(train, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)),
@@ -223,8 +300,11 @@ def get_dataloaders(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
 
 def calibration_batches(dataset='fashion-mnist', num_batches:int=10, batch_size:int=64, seed:int=0) -> list:
     "`num_batches` seeded random batches `(images, labels)` of training images, for calibration."
-    ds = _subset(load_dataset(dataset, True), num_batches * batch_size, seed, 'num_batches * batch_size')
-    return list(DataLoader(ds, batch_size))
+    data_spec(dataset); _check_int(num_batches, 'num_batches'); _check_int(batch_size, 'batch_size'); _check_seed(seed)
+    ds = load_dataset(dataset, True)
+    if num_batches * batch_size > len(ds):
+        raise ValueError(f"num_batches * batch_size = {num_batches * batch_size} is more than the {len(ds)} training images")
+    return list(DataLoader(_subset(ds, num_batches * batch_size, seed, 'num_batches * batch_size'), batch_size))
 
 # %% ../nbs/01_data.ipynb #238300ac
 def class_names(source='fashion-mnist' # a data set name, a torchvision data set, a `Subset` or `DataLoader` of one, or a list of names
@@ -234,7 +314,7 @@ def class_names(source='fashion-mnist' # a data set name, a torchvision data set
     while isinstance(source, (DataLoader, Subset)): source = source.dataset
     if hasattr(source, 'classes'): return list(source.classes)
     if isinstance(source, (list, tuple)) and source and all(isinstance(c, str) for c in source): return list(source)
-    raise TypeError(f"classes={source!r:.60} has no class names: pass a data set name {list(DATASETS)}, "
+    raise TypeError(f"source={source!r:.60} has no class names: pass a data set name {list(DATASETS)}, "
                     f"the data set or DataLoader the images came from, or a list of names")
 
 def plot_images(images, # a batch `(n, 1, h, w)`
@@ -243,7 +323,15 @@ def plot_images(images, # a batch `(n, 1, h, w)`
                 preds=None, # optional predicted labels: wrong ones are shown in red
                 ncols:int=8):
     "A grid of images titled with their class names."
-    classes, n = class_names(classes), len(images)
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise (ValueError if isinstance(images, torch.Tensor) else TypeError)(
+            f"images must be a batch tensor of shape (n, 1, h, w), not {getattr(images, 'shape', type(images).__name__)}")
+    _check_int(ncols, 'ncols')
+    try: classes = class_names(classes)
+    except TypeError as e: raise TypeError(f"classes: {e}") from None
+    n = len(images)
+    for v, name in ((labels, 'labels'), (preds, 'preds')):
+        if v is not None and len(v) != n: raise ValueError(f"{name} has {len(v)} entries for {n} images: give one per image")
     if len(labels) and int(max(labels)) >= len(classes):
         raise ValueError(f"label {int(max(labels))} has no name among the {len(classes)} classes: pass the images' own data set as `classes`")
     fig, axs = plt.subplots(math.ceil(n / ncols), ncols, figsize=(1.4 * ncols, 1.6 * math.ceil(n / ncols)), squeeze=False)
@@ -257,3 +345,35 @@ def plot_images(images, # a batch `(n, 1, h, w)`
         ax.set_title(title, fontsize=7, color='red' if wrong else 'black')
     fig.tight_layout()
     return axs
+
+# %% ../nbs/01_data.ipynb #f1a2b3c1
+def _check_images(x, i, name):
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"{name}: the images of batch {i} must be a float tensor, not {getattr(x, 'dtype', type(x).__name__)}")
+    return x
+
+def iter_batches(data, # an iterable of batches: a `DataLoader`, a list, a generator
+                 name:str='data', # the argument's name, for messages
+                 labels:bool=True # `(images, labels)` pairs required; False: images alone (bare tensors accepted)
+                ):
+    "Yield the checked batches of `data`: `(images, labels)` pairs when `labels`, else the images."
+    if isinstance(data, (torch.Tensor, str, bytes)) or not hasattr(data, '__iter__'):
+        raise TypeError(f"{name} must be an iterable of batches (a DataLoader, or a list of (images, labels) pairs), "
+                        f"not {type(data).__name__}" + (": wrap one batch in a list, [(images, labels)]" if torch.is_tensor(data) else ''))
+    for i, batch in enumerate(data):
+        if torch.is_tensor(batch) and not labels: yield _check_images(batch, i, name); continue
+        if torch.is_tensor(batch):
+            raise TypeError(f"{name} yielded a bare tensor (batch {i}): this needs (images, labels) batches, labels included; "
+                            f"pass a DataLoader over a labelled data set or a list of (images, labels) pairs")
+        if not isinstance(batch, (tuple, list)) or not 1 <= len(batch) <= 2 or (labels and len(batch) != 2):
+            raise TypeError(f"{name} must yield (images, labels) pairs, got a {type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'} (batch {i})")
+        if not labels: yield _check_images(batch[0], i, name); continue
+        yield _check_images(batch[0], i, name), _check_labels(batch[1], len(batch[0]), i, name)
+
+def _check_labels(y, n, i, name):
+    y = torch.as_tensor(y) if not torch.is_tensor(y) else y
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"{name}: the labels of batch {i} must be integer class indices, not {y.dtype}")
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"{name}: batch {i} has {n} images but labels of shape {tuple(y.shape)}: give one label per image")
+    return y

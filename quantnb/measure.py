@@ -10,23 +10,41 @@ from pathlib import Path
 import time
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+
+from .data import _check_int, iter_batches
 
 # %% ../nbs/01a_measure.ipynb #b10e923e
 def _device_of(model):
     return next((p.device for p in model.parameters()), torch.device('cpu'))
 
+def _check_model(model, name='model'):
+    if not isinstance(model, nn.Module): raise TypeError(f"{name} must be a torch.nn.Module, not {type(model).__name__}")
+    return model
+
+def _check_logits(logits, y, i):
+    "Raise unless `logits` are finite scores of shape `(len(y), classes)` and every label names a class."
+    if not torch.is_tensor(logits) or logits.ndim != 2 or len(logits) != len(y):
+        raise ValueError(f"model must return logits of shape (batch, classes) = ({len(y)}, C), got {getattr(logits, 'shape', type(logits).__name__)} (batch {i})")
+    if not torch.isfinite(logits).all():
+        raise ValueError(f"model returned NaN or Inf logits (batch {i}): an accuracy computed from them would be meaningless; "
+                         f"find where they come from (a zero or huge scale, an overflow) before evaluating")
+    if len(y) and (y.min() < 0 or y.max() >= logits.shape[1]):
+        raise ValueError(f"labels must lie in [0, {logits.shape[1] - 1}] for a model with {logits.shape[1]} outputs, got {y.min().item()}..{y.max().item()} (batch {i})")
+
 @torch.inference_mode()
 def evaluate(model, # any classifier returning logits
-             dl, # an iterable of `(images, labels)` batches
+             dl, # an iterable of `(images, labels)` batches: a DataLoader, a list, a generator
              device=None # default: where the model's parameters are (CPU for quantized models)
             ) -> dict: # `accuracy` in [0, 1] and mean `loss`
     "Top-1 accuracy and mean cross-entropy loss of `model` over `dl`."
-    model.eval()
+    _check_model(model).eval()
     device = device or _device_of(model)
     n, correct, loss = 0, 0, 0.0
-    for x, y in dl:
+    for i, (x, y) in enumerate(iter_batches(dl, 'dl')):
         logits, y = model(x.to(device)), y.to(device)
+        _check_logits(logits, y, i)
         loss += F.cross_entropy(logits, y, reduction='sum').item()
         correct += (logits.argmax(1) == y).sum().item()
         n += len(y)
@@ -36,6 +54,7 @@ def evaluate(model, # any classifier returning logits
 # %% ../nbs/01a_measure.ipynb #d371171b
 def model_size_bytes(model) -> int:
     "Bytes of `model.state_dict()` serialized with `torch.save` (counts packed quantized weights)."
+    _check_model(model)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.getbuffer().nbytes
@@ -62,7 +81,11 @@ def benchmark_latency(model, # the model to time, put in eval mode
                       threads:int=1 # torch threads during the measurement (restored after)
                      ) -> dict: # `median_ms`, `p10_ms`, `p90_ms`, `times_ms`, settings and `cpu_info()`
     "Median and spread of the wall time of `model(example)`, with warm-up and a fixed thread count."
-    if warmup < 0 or iters < 1 or threads < 1: raise ValueError(f'need warmup >= 0, iters >= 1, threads >= 1; got {warmup}, {iters}, {threads}')
+    if not callable(model): raise TypeError(f"model must be a callable module, not {type(model).__name__}")
+    if not torch.is_tensor(example): raise TypeError(f"example must be an input batch tensor, not {type(example).__name__}")
+    for v, name, low in ((warmup, 'warmup', 0), (iters, 'iters', 1), (threads, 'threads', 1)):
+        if isinstance(v, bool) or not isinstance(v, int): raise TypeError(f"{name}={v!r} must be an int")
+        _check_int(v, name, low)
     model.eval()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -79,6 +102,10 @@ def benchmark_latency(model, # the model to time, put in eval mode
 # %% ../nbs/01a_measure.ipynb #22891fff
 def markdown_table(rows:list) -> str:
     "Rows of dicts (same keys) as a Markdown table, floats to 4 significant digits."
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, dict) for r in rows):
+        raise TypeError(f"rows must be a list of dicts, not {type(rows).__name__}")
+    if not rows: raise ValueError("rows is empty: pass at least one dict")
     keys = list(rows[0])
+    if any(list(r) != keys for r in rows): raise ValueError(f"rows must all have the keys {keys}, in that order")
     cell = lambda v: f'{v:.4g}' if isinstance(v, float) else str(v)
     return '\n'.join(['| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys)] + ['| ' + ' | '.join(cell(r[k]) for k in keys) + ' |' for r in rows])

@@ -5,8 +5,12 @@ __all__ = ['ARCHS', 'RECIPE', 'SampleNet', 'SampleNetBN', 'train', 'train_valid_
            'load_checkpoint', 'pretrained', 'plot_history']
 
 # %% ../nbs/01b_models.ipynb #3f342120
+import contextlib
+import fcntl
 import hashlib
+import io
 import json
+import math
 import sys
 import time
 import warnings
@@ -20,14 +24,16 @@ from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules, fuse_mod
 from torch.utils.data import DataLoader, Subset
 
 import quantnb
-from .data import atomic_write, cache_dir, fast_mode, load_dataset, progress
-from .measure import evaluate
+from .data import _check_int, _check_seed, atomic_write, cache_dir, data_spec, fast_mode, is_writable, iter_batches, load_dataset, progress
+from .measure import _check_model, evaluate
 
 # %% ../nbs/01b_models.ipynb #6303ce1e
 class SampleNet(nn.Module):
     "The seed's CNN for 28×28 grey images with stubs and ReLU modules, so eager-mode static quantization works."
     def __init__(self, num_classes:int=10):
         super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int): raise TypeError(f"num_classes={num_classes!r} must be an int")
+        _check_int(num_classes, 'num_classes', 2)
         self.quant, self.dequant = QuantStub(), DeQuantStub()
         self.conv1, self.relu1 = nn.Conv2d(1, 32, 3, 1), nn.ReLU()
         self.conv2, self.relu2 = nn.Conv2d(32, 64, 3, 1), nn.ReLU()
@@ -67,13 +73,36 @@ def _train_epoch(model, dl, opt, sched, device, desc, label_smoothing):
     "One pass over `dl`; mean training loss and accuracy."
     model.train()
     n, correct, total_loss = 0, 0, 0.0
-    for x, y in progress(dl, desc):
+    for x, y in iter_batches(progress(dl, desc), 'train_dl'):
         x, y = x.to(device), y.to(device)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         n, correct, total_loss = n + len(y), correct + (logits.argmax(1) == y).sum().item(), total_loss + loss.item() * len(y)
     return total_loss / n, correct / n
+
+# %% ../nbs/01b_models.ipynb #c0a1d2e0
+def _check_number(v, name, low=None, high=None, low_open=False):
+    "`v` as a finite float in its range, or an error naming `name`."
+    if isinstance(v, bool) or not isinstance(v, (int, float)): raise TypeError(f"{name}={v!r} must be a number")
+    if not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low)) or (high is not None and v > high):
+        raise ValueError(f"{name}={v!r} must be finite and {'>' if low_open else '>='} {low}" + ('' if high is None else f" and <= {high}"))
+    return v
+
+def _check_reiterable(dl, name):
+    "`dl` must be iterable more than once (one pass per epoch): a DataLoader or a list, not a generator."
+    if isinstance(dl, (torch.Tensor, str, bytes)) or dl is None or not hasattr(dl, '__iter__'):
+        raise TypeError(f"{name} must be a DataLoader or a list of (images, labels) batches, not {type(dl).__name__}")
+    if iter(dl) is dl: raise TypeError(f"{name} is a one-shot iterator ({type(dl).__name__}): training passes over it every epoch; use list({name}) or a DataLoader")
+
+def _check_train_args(model, train_dl, valid_dl, epochs, lr, seed, weight_decay, label_smoothing):
+    if not any(p.requires_grad for p in _check_model(model).parameters()):
+        raise ValueError(f"model has no trainable parameters ({type(model).__name__}): there is nothing to train")
+    if isinstance(epochs, bool) or not isinstance(epochs, int): raise TypeError(f"epochs={epochs!r} must be an int")
+    _check_int(epochs, 'epochs'); _check_seed(seed)
+    _check_number(lr, 'lr', 0, low_open=True); _check_number(weight_decay, 'weight_decay', 0); _check_number(label_smoothing, 'label_smoothing', 0, 1)
+    _check_reiterable(train_dl, 'train_dl'); _check_reiterable(valid_dl, 'valid_dl')
+    if not hasattr(train_dl, '__len__') or len(train_dl) == 0: raise ValueError("train_dl has no batches: pass a non-empty DataLoader or list")
 
 # %% ../nbs/01b_models.ipynb #6b73fd57
 def train(model, # a classifier returning logits
@@ -87,9 +116,10 @@ def train(model, # a classifier returning logits
           label_smoothing:float=0.0 # spread this much target probability over all classes
          ) -> list: # one dict per epoch: losses, accuracies, seconds
     "Train `model` with AdamW and a one-cycle schedule; evaluate on `valid_dl` after each epoch."
-    if epochs < 1: raise ValueError(f'epochs={epochs} must be at least 1')
+    _check_train_args(model, train_dl, valid_dl, epochs, lr, seed, weight_decay, label_smoothing)
     torch.manual_seed(seed)
-    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    try: device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    except (RuntimeError, TypeError) as e: raise ValueError(f"device={device!r} is not a device: use 'cpu' or 'cuda' ({e})") from None
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * len(train_dl))
@@ -97,7 +127,8 @@ def train(model, # a classifier returning logits
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         train_loss, train_acc = _train_epoch(model, train_dl, opt, sched, device, f'epoch {epoch}/{epochs}', label_smoothing)
-        valid = evaluate(model, valid_dl, device)
+        try: valid = evaluate(model, valid_dl, device)
+        except (TypeError, ValueError) as e: raise type(e)(f'valid_dl: {e}') from None
         history.append(dict(epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, valid_loss=valid['loss'],
                             valid_accuracy=valid['accuracy'], seconds=time.perf_counter() - start))
         print(' '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k, v in history[-1].items()), flush=True)
@@ -112,6 +143,7 @@ def train_valid_loaders(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
                         valid_batch_size:int=1000
                        ) -> tuple: # `(train_loader, valid_loader)`, disjoint, both from the training images
     "A seeded split of the training images into training and validation loaders; the test set is not touched."
+    data_spec(dataset); _check_int(batch_size, 'batch_size'); _check_int(valid_batch_size, 'valid_batch_size'); _check_seed(seed)
     ds = load_dataset(dataset, train=True)
     if isinstance(valid_size, bool) or not isinstance(valid_size, int) or not 1 <= valid_size < len(ds):
         raise ValueError(f'valid_size={valid_size!r} must be an int between 1 and {len(ds) - 1}')
@@ -134,28 +166,85 @@ def training_recipe(arch='samplenet', dataset='fashion-mnist', epochs:int=3, see
     "Everything that shapes a trained checkpoint; its hash names the cache file."
     if arch not in ARCHS: raise ValueError(f'arch={arch!r} is unknown: use one of {list(ARCHS)}')
     if unknown := set(overrides) - set(RECIPE): raise ValueError(f'{sorted(unknown)} not recipe keys: use any of {list(RECIPE)}')
+    data_spec(dataset); _check_seed(seed)
+    if isinstance(epochs, bool) or not isinstance(epochs, int): raise TypeError(f"epochs={epochs!r} must be an int")
+    _check_int(epochs, 'epochs')
+    _check_recipe_values({**RECIPE, **overrides})
     fast = fast_mode()
     return dict(arch=arch, dataset=dataset, epochs=epochs, seed=seed, **{**RECIPE, **overrides},
                 valid_size=1000 if fast else 5000, subset=5000 if fast else None,
                 quantnb=quantnb.__version__, torch='.'.join(torch.__version__.split('.')[:2]))
 
+def _check_recipe_values(r):
+    _check_number(r['lr'], 'lr', 0, low_open=True); _check_number(r['weight_decay'], 'weight_decay', 0)
+    _check_number(r['label_smoothing'], 'label_smoothing', 0, 1); _check_int(r['batch_size'], 'batch_size')
+
 def checkpoint_path(recipe:dict) -> Path:
     "Where the checkpoint for `recipe` is cached."
+    if not isinstance(recipe, dict): raise TypeError(f"recipe must be the dict training_recipe returns, not {type(recipe).__name__}")
+    if not {'arch', 'dataset'} <= set(recipe): raise ValueError(f"recipe lacks 'arch' and 'dataset': build it with training_recipe(...)")
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir() / 'models' / f"{recipe['arch']}-{recipe['dataset']}-{key}.pt"
 
 # %% ../nbs/01b_models.ipynb #71fbdb30
-def load_checkpoint(path:Path, recipe:dict) -> dict|None:
-    "The checkpoint cached at `path` for `recipe`; None when absent; a corrupt or foreign file is reported and removed."
+def _hash_path(path): return path.with_name(path.name + '.sha256')
+
+def _drop(path, why):
+    "Warn that the cache file `path` is unusable and remove it (and its hash), where the cache can be written."
+    warnings.warn(f'cache file {path} {why}: removing it and training again')
+    for p in (path, _hash_path(path)):
+        with contextlib.suppress(OSError): p.unlink(missing_ok=True)
+
+def _shape_mismatch(state_dict, arch):
+    "How `state_dict` differs from what `arch` expects (names and shapes), or '' when it fits."
+    with torch.device('meta'): expected = {k: tuple(v.shape) for k, v in ARCHS[arch]().state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state_dict.items()} if isinstance(state_dict, dict) else {}
+    return '' if got == expected else f'{len(set(got) ^ set(expected))} names and {sum(got.get(k) != s for k, s in expected.items())} shapes differ'
+
+def load_checkpoint(path:Path, # a cached checkpoint, as `checkpoint_path` names it
+                    recipe:dict # the recipe it must hold
+                   ) -> dict|None:
+    "The checkpoint cached at `path` for `recipe`, verified against its stored SHA-256; None when absent or unusable (a damaged file is removed)."
+    if not isinstance(path, (str, Path)): raise TypeError(f"path must be a file path, not {type(path).__name__}")
+    if not isinstance(recipe, dict): raise TypeError(f"recipe must be the dict training_recipe returns, not {type(recipe).__name__}")
+    path = Path(path)
     if not path.exists(): return None
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-        if not isinstance(ckpt, dict) or ckpt.get('recipe') != recipe: raise ValueError('it holds another recipe')
-        return ckpt
-    except Exception as e:
-        warnings.warn(f'cache file {path} is unreadable ({type(e).__name__}: {str(e)[:200]}): removing it and training again')
-        path.unlink(missing_ok=True)
-        return None
+    data, hash_file = path.read_bytes(), _hash_path(path)
+    digest = hashlib.sha256(data).hexdigest()
+    if hash_file.exists() and hash_file.read_text().strip() != digest: return _drop(path, 'does not match its SHA-256 (corrupt)')
+    try: ckpt = torch.load(io.BytesIO(data), map_location='cpu', weights_only=True)
+    except Exception as e: return _drop(path, f'is unreadable ({type(e).__name__}: {str(e)[:200]})')
+    if not isinstance(ckpt, dict) or not {'recipe', 'history', 'state_dict'} <= set(ckpt): return _drop(path, 'is not a quantnb checkpoint')
+    if ckpt['recipe'] != recipe:  # a valid file of another recipe: not ours to delete
+        warnings.warn(f'cache file {path} holds another recipe than the one asked for: leaving it, and training'); return None
+    if why := _shape_mismatch(ckpt['state_dict'], recipe['arch']): return _drop(path, f"does not fit {recipe['arch']} ({why})")
+    if not hash_file.exists():  # written before hashes were stored: checked above, record its hash now
+        with contextlib.suppress(OSError): atomic_write(hash_file, lambda tmp: Path(tmp).write_text(digest))
+    return ckpt
+
+@contextlib.contextmanager
+def _lock(path):
+    "An exclusive lock on `path`'s recipe across processes, so that concurrent first calls train once."
+    with open(path.with_name(f'.{path.name}.lock'), 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+def _train_checkpoint(recipe):
+    "Train the model `recipe` describes; seeded before construction, so the same recipe gives the same weights in any process."
+    train_dl, valid_dl = train_valid_loaders(recipe['dataset'], recipe['batch_size'], recipe['valid_size'], recipe['subset'], recipe['seed'])
+    torch.manual_seed(recipe['seed'])
+    model = ARCHS[recipe['arch']]()
+    history = train(model, train_dl, valid_dl, recipe['epochs'], recipe['lr'], seed=recipe['seed'], weight_decay=recipe['weight_decay'],
+                    label_smoothing=recipe['label_smoothing'])
+    return dict(recipe=recipe, history=history, state_dict={k: v.cpu() for k, v in model.state_dict().items()})
+
+def _save_checkpoint(ckpt, path):
+    "Write the checkpoint, then its SHA-256 beside it."
+    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    atomic_write(_hash_path(path), lambda tmp: Path(tmp).write_text(digest))
+    return ckpt
 
 def pretrained(arch='samplenet', # 'samplenet' or 'samplenet-bn'
                dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
@@ -167,13 +256,12 @@ def pretrained(arch='samplenet', # 'samplenet' or 'samplenet-bn'
     recipe = training_recipe(arch, dataset, epochs, seed, **overrides)
     path = checkpoint_path(recipe)
     ckpt = load_checkpoint(path, recipe)
-    if ckpt is None:
-        train_dl, valid_dl = train_valid_loaders(dataset, recipe['batch_size'], recipe['valid_size'], recipe['subset'], seed)
-        model = ARCHS[arch]()
-        history = train(model, train_dl, valid_dl, epochs, recipe['lr'], seed=seed, weight_decay=recipe['weight_decay'],
-                        label_smoothing=recipe['label_smoothing'])
-        ckpt = dict(recipe=recipe, history=history, state_dict={k: v.cpu() for k, v in model.state_dict().items()})
-        atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+    if ckpt is None and is_writable(path.parent):
+        with _lock(path): ckpt = load_checkpoint(path, recipe) or _save_checkpoint(_train_checkpoint(recipe), path)
+    elif ckpt is None:
+        warnings.warn(f'cache folder {path.parent} is not writable: training in memory; the model will not be cached '
+                      f'(set $QUANTNB_CACHE to a writable folder)')
+        ckpt = _train_checkpoint(recipe)
     model = ARCHS[arch]()
     model.load_state_dict(ckpt['state_dict'])
     model.history, model.recipe = ckpt['history'], recipe
@@ -182,6 +270,9 @@ def pretrained(arch='samplenet', # 'samplenet' or 'samplenet-bn'
 # %% ../nbs/01b_models.ipynb #6459a35a
 def plot_history(history:list, ax=None):
     "Training and validation accuracy per epoch, from `train`'s record."
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise TypeError(f"history must be the list of dicts that train returns, not {type(history).__name__}")
+    if not history: raise ValueError("history is empty: train for at least one epoch")
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     epochs = [h['epoch'] for h in history]
     ax.plot(epochs, [100 * h['train_accuracy'] for h in history], 'o-', label='train (dropout on, during the epoch)')

@@ -193,7 +193,7 @@ W = np.linspace(-1, 1, 11).astype(np.float32)
     (lambda qb: qb.calculate_quantization_params(np.arange(5)), TypeError, 'weights must hold floats'),
     (lambda qb: qb.calculate_quantization_params(np.array([1.0, np.nan], np.float32)), ValueError, 'weights contains NaN'),
     (lambda qb: qb.calculate_quantization_params(np.zeros(0, np.float32)), ValueError, 'weights is empty'),
-    (lambda qb: qb.dequantize_tensor(W, 0.1, 0), TypeError, 'q must be an integer tensor'),
+    (lambda qb: qb.dequantize_tensor(W, 0.1, 0), TypeError, 'quantized must hold integer codes'),
     (lambda qb: qb.quantize_with_calibration(W, []), ValueError, 'calibration_data is empty'),
     (lambda qb: qb.quantize_with_calibration(W, [W, np.arange(3)]), TypeError, r'calibration_data\[1\] must hold floats'),
 ], ids=lambda v: v if isinstance(v, str) else '')

@@ -1,0 +1,195 @@
+"""Faults a shared cache meets: flipped bits, truncated and foreign files, read-only folders, a umask, two processes
+at once, and writers killed half-way. Each must end in a correct result (rebuilt, or computed in memory with a
+warning) or a clear error, never in a silently wrong model."""
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+import quantnb.models as qm
+from quantnb.data import atomic_write, clean_stale_temps, find_idx_files, data_spec, is_writable, load_dataset
+from quantnb.models import SampleNet, checkpoint_path, load_checkpoint, pretrained, training_recipe
+
+
+@pytest.fixture
+def fake_training(tmp_path, monkeypatch):
+    "Cache in a temporary folder; `train` replaced by a seeded recorder, so that cache logic is tested in milliseconds."
+    monkeypatch.setenv('QUANTNB_CACHE', str(tmp_path / 'cache'))
+    calls = []
+    def fake_train(model, train_dl, valid_dl, epochs, lr, seed=0, **kw):
+        calls.append(seed)
+        return [dict(epoch=e + 1, valid_accuracy=0.5, seconds=0.0) for e in range(epochs)]
+    monkeypatch.setattr(qm, 'train', fake_train)
+    monkeypatch.setattr(qm, 'train_valid_loaders', lambda *a, **k: ([], []))
+    return calls
+
+
+def _digest(model): return hashlib.sha256(b''.join(v.numpy().tobytes() for v in model.state_dict().values())).hexdigest()
+
+
+def test_every_bit_flip_is_detected(fake_training):
+    good = pretrained()
+    path = checkpoint_path(training_recipe())
+    original, digest, rng = path.read_bytes(), qm._hash_path(path).read_text(), random.Random(0)
+    for _ in range(40):
+        bit = rng.randrange(8 * len(original))
+        damaged = bytearray(original); damaged[bit // 8] ^= 1 << (bit % 8)
+        path.write_bytes(bytes(damaged))
+        with pytest.warns(UserWarning, match='SHA-256'):
+            assert load_checkpoint(path, training_recipe()) is None
+        assert not path.exists(), 'a corrupt file is removed'
+        path.write_bytes(original); qm._hash_path(path).write_text(digest)
+    assert _digest(pretrained()) == _digest(good) and fake_training == [0], 'the intact file still loads, untrained'
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'garbage', 'empty'])
+@pytest.mark.parametrize('hashed', [True, False], ids=['with-hash', 'legacy-no-hash'])
+def test_damaged_files_are_replaced(fake_training, damage, hashed):
+    good = pretrained()
+    path = checkpoint_path(training_recipe())
+    data = path.read_bytes()
+    path.write_bytes({'truncated': data[:len(data) // 3], 'garbage': os.urandom(1000), 'empty': b''}[damage])
+    if not hashed: qm._hash_path(path).unlink()
+    with pytest.warns(UserWarning, match='SHA-256|unreadable'):
+        rebuilt = pretrained()
+    assert fake_training == [0, 0] and _digest(rebuilt) == _digest(good)
+    assert load_checkpoint(path, training_recipe()) is not None, 'the rebuilt file is valid and hashed'
+
+
+def test_a_file_of_the_right_recipe_but_wrong_shapes_is_replaced(fake_training):
+    recipe, wrong = training_recipe(), SampleNet(num_classes=5)
+    path = checkpoint_path(recipe)
+    atomic_write(path, lambda tmp: torch.save(dict(recipe=recipe, history=[], state_dict=wrong.state_dict()), tmp))
+    with pytest.warns(UserWarning, match='does not fit'):
+        model = pretrained()
+    assert fake_training == [0] and model.fc2.out_features == 10
+    assert load_checkpoint(path, recipe) is not None, 'replaced once, not failing on every call'
+
+
+def test_legacy_files_without_a_hash_get_one_and_stay_valid(fake_training):
+    model = pretrained()
+    path = checkpoint_path(training_recipe())
+    qm._hash_path(path).unlink()
+    assert load_checkpoint(path, training_recipe()) is not None and fake_training == [0]
+    assert qm._hash_path(path).read_text() == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_loading_with_another_recipe_keeps_the_valid_file(fake_training):
+    pretrained()
+    path = checkpoint_path(training_recipe())
+    with pytest.warns(UserWarning, match='another recipe'):
+        assert load_checkpoint(path, training_recipe(seed=5)) is None
+    assert path.exists() and load_checkpoint(path, training_recipe()) is not None
+
+
+def _unwritable(tmp_path):
+    "A cache path nobody can create, even root: it lies under a regular file."
+    blocker = tmp_path / 'a-file'
+    blocker.write_text('not a folder')
+    return blocker / 'cache'
+
+
+def test_read_only_cache_trains_in_memory_with_a_warning(fake_training, tmp_path, monkeypatch):
+    monkeypatch.setenv('QUANTNB_CACHE', str(_unwritable(tmp_path)))
+    assert not is_writable(checkpoint_path(training_recipe()).parent)
+    with pytest.warns(UserWarning, match='not writable'):
+        model = pretrained()
+    assert fake_training == [0] and isinstance(model, SampleNet) and not model.training
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root ignores permission bits')
+def test_read_only_permissions(fake_training, tmp_path, monkeypatch):
+    cache = tmp_path / 'ro'
+    (cache / 'models').mkdir(parents=True); cache.chmod(0o555); (cache / 'models').chmod(0o555)
+    monkeypatch.setenv('QUANTNB_CACHE', str(cache))
+    try:
+        with pytest.warns(UserWarning, match='not writable'): pretrained()
+    finally: cache.chmod(0o755); (cache / 'models').chmod(0o755)
+
+
+@pytest.mark.skipif(find_idx_files(data_spec('fashion-mnist')) is None, reason='Fashion-MNIST is not installed')
+def test_load_dataset_reads_the_system_copy_without_a_writable_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv('QUANTNB_CACHE', str(_unwritable(tmp_path)))
+    with pytest.warns(UserWarning, match='not writable'):
+        test_set = load_dataset('fashion-mnist', train=False)
+    assert len(test_set) == 10_000 and test_set[0][0].shape == (1, 28, 28)
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o002, 0o077])
+def test_cache_files_honour_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try: path = atomic_write(tmp_path / 'f.bin', lambda tmp: Path(tmp).write_bytes(b'x'))
+    finally: os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+WRITER = textwrap.dedent('''
+    import sys, time
+    from pathlib import Path
+    from quantnb.data import atomic_write
+    def slow(tmp):
+        Path(tmp).write_bytes(b'half written')
+        print('writing', flush=True)
+        time.sleep(60)
+    atomic_write(Path(sys.argv[1]), slow)
+''')
+
+def test_a_killed_writer_leaves_no_orphaned_temp_file(tmp_path):
+    proc = subprocess.Popen([sys.executable, '-c', WRITER, str(tmp_path / 'data.bin')], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == 'writing'
+    assert len(list(tmp_path.glob('.*.tmp'))) == 1
+    proc.send_signal(signal.SIGKILL); proc.wait()
+    assert len(list(tmp_path.glob('.*.tmp'))) == 1, 'SIGKILL runs no clean-up'
+    atomic_write(tmp_path / 'other.bin', lambda tmp: Path(tmp).write_bytes(b'ok'))
+    assert not list(tmp_path.glob('.*.tmp')) and not (tmp_path / 'data.bin').exists()
+
+
+def test_old_temp_files_of_unknown_writers_are_cleaned(tmp_path):
+    live = tmp_path / f'.x.pt.{os.getpid()}-abcd.tmp'; live.write_bytes(b'in progress')
+    old = tmp_path / '.x.pt.k3j4h5.tmp'; old.write_bytes(b'old'); os.utime(old, (time.time() - 7200,) * 2)
+    assert clean_stale_temps(tmp_path) == [old] and live.exists(), 'a live writer keeps its file'
+
+
+# --- two real processes, fast mode, a small subset: the code path of pretrained() unchanged ---------------------------
+TRAINER = textwrap.dedent('''
+    import hashlib, quantnb.models as qm
+    full = qm.train_valid_loaders
+    qm.train_valid_loaders = lambda dataset, batch_size, valid_size, subset, seed: full(dataset, batch_size, 200, 600, seed)
+    model = qm.pretrained(epochs=1, seed=0)
+    print('DIGEST', hashlib.sha256(b''.join(v.numpy().tobytes() for v in model.state_dict().values())).hexdigest())
+''')
+
+def _run_together(caches):
+    "Start one trainer per cache folder at the same time; their outputs."
+    procs = [subprocess.Popen([sys.executable, '-c', TRAINER], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=dict(os.environ, QUANTNB_FAST='1', QUANTNB_CACHE=str(c))) for c in caches]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    return outs
+
+def _digest_of(out): return next(l.split()[1] for l in out.splitlines() if l.startswith('DIGEST'))
+
+@pytest.mark.skipif(find_idx_files(data_spec('fashion-mnist')) is None, reason='Fashion-MNIST is not installed')
+def test_pretrained_is_bit_identical_in_fresh_processes(tmp_path):
+    outs = _run_together([tmp_path / 'a', tmp_path / 'b'])
+    assert all('epoch=1' in o for o in outs), 'each process trained in its own cache'
+    assert _digest_of(outs[0]) == _digest_of(outs[1])
+
+
+@pytest.mark.skipif(find_idx_files(data_spec('fashion-mnist')) is None, reason='Fashion-MNIST is not installed')
+def test_concurrent_first_calls_train_once(tmp_path):
+    cache = tmp_path / 'shared'
+    load_dataset_in = subprocess.run([sys.executable, '-c', 'from quantnb.data import load_dataset; load_dataset()'],
+                                     env=dict(os.environ, QUANTNB_CACHE=str(cache)), check=True)  # both start at training
+    outs = _run_together([cache, cache])
+    assert sum('epoch=1' in o for o in outs) == 1, outs
+    assert _digest_of(outs[0]) == _digest_of(outs[1])
