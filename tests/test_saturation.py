@@ -1,0 +1,76 @@
+"The int16 saturation of x86 CPUs without VNNI, emulated with torch integer ops so that every CI machine sees it (notebook 04)."
+import itertools
+import warnings
+
+import pytest
+import torch
+
+from quantnb.data import calibration_batches, get_dataloaders
+from quantnb.models import pretrained
+from quantnb.ptq import INT16_MAX, INT16_MIN, PTQProcessor, saturation_report, vpmaddubsw_matmul
+
+warnings.filterwarnings('ignore', category=DeprecationWarning)
+warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)
+
+
+def reference_vpmaddubsw(q_x, q_w):
+    "Element by element, as the instruction is specified: pairs of u8*s8 products, saturated to int16, summed in int32."
+    M, K = q_x.shape
+    acc, saturated = torch.zeros(M, len(q_w), dtype=torch.int64), 0
+    for m, n in itertools.product(range(M), range(len(q_w))):
+        for k in range(0, K, 2):
+            pair = sum(int(q_x[m, j]) * int(q_w[n, j]) for j in range(k, min(k + 2, K)))
+            saturated += not INT16_MIN <= pair <= INT16_MAX
+            acc[m, n] += min(max(pair, INT16_MIN), INT16_MAX)
+    return acc, saturated
+
+
+@pytest.mark.parametrize('seed', range(20))
+def test_emulation_matches_the_instruction_definition(seed):
+    g = torch.Generator().manual_seed(seed)
+    M, N, K = (int(v) for v in torch.randint(1, 9, (3,), generator=g))
+    q_x = torch.randint(0, 256, (M, K), generator=g, dtype=torch.uint8)
+    q_w = torch.randint(-128, 128, (N, K), generator=g, dtype=torch.int8)
+    acc, saturated = vpmaddubsw_matmul(q_x, q_w, max_elements=7)  # tiny chunks: the chunking must not matter
+    ref_acc, ref_saturated = reference_vpmaddubsw(q_x, q_w)
+    assert torch.equal(acc, ref_acc) and saturated == ref_saturated
+
+
+def test_seven_bit_codes_never_saturate_and_eight_bit_ones_can():
+    "Adversarial operands: the largest codes each configuration can produce, against the largest weights of either sign."
+    for w in (127, -128):
+        assert vpmaddubsw_matmul(torch.full((1, 64), 127), torch.full((1, 64), w))[1] == 0
+        assert vpmaddubsw_matmul(torch.full((1, 64), 255), torch.full((1, 64), w))[1] == 32
+    g = torch.Generator().manual_seed(0)
+    q_x, q_w = torch.randint(0, 128, (64, 300), generator=g), torch.randint(-128, 128, (32, 300), generator=g)
+    acc, saturated = vpmaddubsw_matmul(q_x, q_w)
+    assert saturated == 0 and torch.equal(acc, q_x @ q_w.T)
+
+
+def test_bad_operands_are_clear_errors():
+    with pytest.raises(ValueError, match='q_x holds codes outside 0..255'): vpmaddubsw_matmul(torch.full((1, 2), -1), torch.ones(1, 2, dtype=torch.int8))
+    with pytest.raises(TypeError, match='q_w must be a tensor of integer codes'): vpmaddubsw_matmul(torch.ones(1, 2, dtype=torch.uint8), torch.ones(1, 2))
+    with pytest.raises(ValueError, match='same K'): vpmaddubsw_matmul(torch.ones(1, 2, dtype=torch.uint8), torch.ones(1, 3, dtype=torch.int8))
+    with pytest.raises(ValueError, match='no quantized Conv2d or Linear'): saturation_report(torch.nn.Linear(2, 2), torch.zeros(1, 2))
+
+
+@pytest.fixture(scope='module')
+def samplenet_reports():
+    model, calib = pretrained(), calibration_batches(num_batches=10)
+    _, test_dl = get_dataloaders(test_subset=256)
+    images = torch.cat([x for x, _ in test_dl])
+    ptq = PTQProcessor()
+    return {name: saturation_report(ptq.static_quantization(model, calib, reduce_range=rr), images)
+            for name, rr in (('default', True), ('8-bit', False))}
+
+
+def test_default_configuration_never_saturates_on_samplenet(samplenet_reports):
+    "On real test images (not the calibration ones), through every quantized layer of SampleNet: no pair sum overflows."
+    assert [r['layer'] for r in samplenet_reports['default']] == ['conv1', 'conv2', 'fc1', 'fc2']
+    assert all(r['saturated'] == 0 for r in samplenet_reports['default'])
+
+
+def test_full_range_activations_saturate_on_samplenet(samplenet_reports):
+    "The same model with full-range uint8 activations: a CPU without VNNI gets some of its sums wrong."
+    assert sum(r['saturated'] for r in samplenet_reports['8-bit']) > 0
+    assert min(r['accumulator_sqnr_db'] for r in samplenet_reports['8-bit']) < 60
