@@ -17,7 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .affine import _broadcast, _check_float, calc_qparams, dequantize, qparams_from_range, qtype, quantize
+from .affine import _EPS, _broadcast, _check_axis, _check_float, _check_qparams, calc_qparams, dequantize, qparams_from_range, qtype, quantize
+from .data import iter_batches
 from .observers import HistogramObserver, MinMaxObserver
 
 # %% ../nbs/03_fakequant.ipynb #019fb3d5
@@ -43,10 +44,11 @@ def fake_quantize_ste(x:torch.Tensor, # float input (may require grad)
                       axis:int|None=None # per-channel (or per-group) qparams along this dimension
                      ) -> torch.Tensor:
     "`fake_quantize` with the straight-through estimator as its gradient."
+    qt = qtype(dtype)
     _check_float(x)
-    scale, zero_point = torch.as_tensor(scale, dtype=torch.float32), torch.as_tensor(zero_point, dtype=torch.int64)
-    if not (scale > 0).all(): raise ValueError(f'scale must be positive, got {scale}')
-    return _fake_quantize_ste(x, scale, zero_point, dtype, axis)
+    if axis is not None: _check_axis(x, axis)
+    scale, zero_point = _check_qparams(scale, zero_point, qt)  # the same checks as `quantize`
+    return _fake_quantize_ste(x, scale, zero_point, qt, axis)
 
 def _fake_quantize_ste(x, scale, zero_point, dtype, axis):
     "`fake_quantize_ste` without the checks, for qparams known to be valid."
@@ -113,6 +115,7 @@ class LSQFakeQuantize(nn.Module):
 
     def forward(self, x):
         if not self.initialized: self._initialize(x.detach())
+        self.scale.data.clamp_(min=_EPS)  # a step can push the scale to 0 or below: keep it positive, as PyTorch does
         return _LSQFunction.apply(x, self.scale, self.zero_point, self.qt.qmin, self.qt.qmax, self.grad_factor(x))
 
 # %% ../nbs/03_fakequant.ipynb #0106d08f
@@ -156,9 +159,15 @@ def quantized_weight(self:QuantizedLayer) -> torch.Tensor:
     return self._weight_cache[1]
 
 @patch(as_prop=True)
-def scale(self:QuantizedLayer): return self.weight_qparams()[0]  # the seed's attribute: the weight's scale
+def scale(self:QuantizedLayer):
+    "The seed's attribute: the weight's scale, a `float` per tensor, a tensor per channel."
+    scale = self.weight_qparams()[0]
+    return scale if self.per_channel else scale.item()
 @patch(as_prop=True)
-def zero_point(self:QuantizedLayer): return self.weight_qparams()[1]
+def zero_point(self:QuantizedLayer):
+    "The seed's attribute: the weight's zero point, an `int` per tensor, a tensor per channel."
+    zero_point = self.weight_qparams()[1]
+    return zero_point if self.per_channel else int(zero_point)
 
 # %% ../nbs/03_fakequant.ipynb #e32d96ca
 def _observer_key(layer):
@@ -234,15 +243,17 @@ def quantized_layers(model) -> list: return [m for m in model.modules() if isins
 
 @torch.no_grad()
 def calibrate(model:nn.Module, batches) -> nn.Module:
-    "Let every `QuantizedLayer` of `model` observe its inputs over `batches` of `(images, labels)`."
+    "Let every `QuantizedLayer` of `model` observe its inputs over `batches`: `(images, labels)` pairs or bare image tensors."
     layers = quantized_layers(model)
     if not layers: raise ValueError('model has no QuantizedLayer: wrap it with quantize_layers first')
     for m in layers: m.observing = True
+    seen = 0
     try:
         model.eval()
-        for x, _ in batches: model(x)
+        for x in iter_batches(batches, 'batches', labels=False): model(x); seen += 1
     finally:
         for m in layers: m.observing = False
+    if not seen: raise ValueError('batches is empty: pass at least one batch, e.g. calibration_batches() or [(images, labels)]')
     return model
 
 # %% ../nbs/03_fakequant.ipynb #c1cd7aec

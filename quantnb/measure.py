@@ -64,6 +64,8 @@ def model_size_bytes(model) -> int:
 # %% ../nbs/01a_measure.ipynb #bc11c0de
 def cpu_info() -> dict:
     "The CPU, its vector extensions that matter for int8 kernels, and PyTorch's quantized engine."
+    # `vnni` is AVX-512 VNNI, the only VNNI PyTorch's x86 engine checks for (at::cpu::is_cpu_support_vnni is
+    # cpuinfo_has_x86_avx512vnni); a CPU with AVX-VNNI alone counts as one without VNNI there.
     flags, name = set(), platform.processor() or platform.machine()
     try:
         for line in Path('/proc/cpuinfo').read_text().splitlines():
@@ -71,7 +73,7 @@ def cpu_info() -> dict:
             if line.startswith('model name'): name = line.split(':', 1)[1].strip()
     except OSError: pass
     return dict(cpu=name, cpu_capability=torch.backends.cpu.get_cpu_capability(),
-                vnni=bool(flags & {'avx512_vnni', 'avx_vnni'}), quantized_engine=torch.backends.quantized.engine,
+                vnni='avx512_vnni' in flags, avx_vnni='avx_vnni' in flags, quantized_engine=torch.backends.quantized.engine,
                 torch=torch.__version__)
 
 # %% ../nbs/01a_measure.ipynb #e6c2bea9

@@ -160,7 +160,7 @@ def train_valid_loaders(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
 # %% ../nbs/01b_models.ipynb #98e03b27
 ARCHS = {'samplenet': SampleNet, 'samplenet-bn': SampleNetBN}
 
-RECIPE = dict(lr=3e-3, batch_size=128, weight_decay=1e-4, label_smoothing=0.1)  # the defaults, chosen on validation below
+RECIPE = dict(lr=3e-3, batch_size=128, weight_decay=1e-4, label_smoothing=0.1)  # lr, batch size, weight decay carried over; label smoothing chosen on validation below
 
 def training_recipe(arch='samplenet', dataset='fashion-mnist', epochs:int=3, seed:int=0,
                     **overrides # any key of `RECIPE`: `lr`, `batch_size`, `weight_decay`, `label_smoothing`
@@ -218,7 +218,7 @@ def load_checkpoint(path:Path, # a cached checkpoint, as `checkpoint_path` names
     except Exception as e: return _drop(path, f'is unreadable ({type(e).__name__}: {str(e)[:200]})')
     if not isinstance(ckpt, dict) or not {'recipe', 'history', 'state_dict'} <= set(ckpt): return _drop(path, 'is not a quantnb checkpoint')
     if ckpt['recipe'] != recipe:  # a valid file of another recipe: not ours to delete
-        warnings.warn(f'cache file {path} holds another recipe than the one asked for: leaving it, and training'); return None
+        warnings.warn(f'cache file {path} holds another recipe than the one asked for: not loading it (nor deleting it)'); return None
     if why := _shape_mismatch(ckpt['state_dict'], recipe['arch']): return _drop(path, f"does not fit {recipe['arch']} ({why})")
     if not hash_file.exists():  # written before hashes were stored: checked above, record its hash now
         with contextlib.suppress(OSError): atomic_write(hash_file, lambda tmp: Path(tmp).write_text(digest))
@@ -233,7 +233,7 @@ def _lock(path):
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 def _train_checkpoint(recipe):
-    "Train the model `recipe` describes; seeded before construction, so the same recipe gives the same weights in any process."
+    "Train the model `recipe` describes; seeded before construction, so the same recipe gives the same weights in any process (same hardware and PyTorch build)."
     train_dl, valid_dl = train_valid_loaders(recipe['dataset'], recipe['batch_size'], recipe['valid_size'], recipe['subset'], recipe['seed'])
     torch.manual_seed(recipe['seed'])
     model = ARCHS[recipe['arch']]()

@@ -16,7 +16,7 @@ import torch
 from fastcore.basics import patch
 from torch.ao.quantization.observer import UniformQuantizationObserverBase
 
-from .affine import QType, _check_float, fake_quantize, min_max, qparams_from_range, qtype, quant_error
+from .affine import _EPS, QType, _check_float, fake_quantize, min_max, qparams_from_range, qtype, quant_error
 
 # %% ../nbs/02_observers.ipynb #4be3b082
 def _torch_dtype(qt):
@@ -48,15 +48,26 @@ def code_type(dtype='uint8', # codes: 'uint8', 'int8', 'int4', ... or `torch.qui
     "The integer type an observer quantizes to: `dtype`, narrowed by `quant_min`/`quant_max`, then by `reduce_range`, in PyTorch's order."
     qt = qtype(dtype)
     if (quant_min is None) != (quant_max is None): raise ValueError('pass quant_min and quant_max together, or neither')
-    if quant_min is not None: qt = _type_of_range(qt, int(quant_min), int(quant_max))
+    if quant_min is not None:
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (quant_min, quant_max)):
+            raise TypeError(f'quant_min and quant_max must be ints, got {quant_min!r} and {quant_max!r}')
+        qt = _type_of_range(qt, quant_min, quant_max)
     return _reduced(qt) if reduce_range else qt
 
 # %% ../nbs/02_observers.ipynb #ef35a57d
+def _refuse_ignored(cls, ch_axis, kwargs):
+    "Raise for arguments of PyTorch's observers that quantnb's would otherwise ignore."
+    if 'qscheme' in kwargs: raise ValueError('qscheme: pass symmetric=True/False and ch_axis instead (quantnb derives the qscheme)')
+    if kwargs.get('eps', _EPS) != _EPS: raise ValueError(f"eps={kwargs['eps']}: quantnb floors the scale at float32's epsilon ({_EPS}) only")
+    if ch_axis is not None and not cls.per_channel:
+        raise ValueError(f'ch_axis={ch_axis}: {cls.__name__} observes per tensor; use MinMaxObserver or MSEObserver per channel')
+
 _QSCHEMES = {(False, False): torch.per_tensor_affine, (True, False): torch.per_tensor_symmetric,
              (False, True): torch.per_channel_affine, (True, True): torch.per_channel_symmetric}
 
 class QuantnbObserver(UniformQuantizationObserverBase):
     "Base of quantnb's observers: a `torch.ao` observer that records a range and turns it into qparams with `qparams_from_range`."
+    per_channel = False  # subclasses that honour `ch_axis` say so
     def __init__(self,
                  dtype='uint8', # codes: 'uint8', 'int8', 'int4', ... or `torch.quint8`, `torch.qint8`
                  symmetric:bool=False, # symmetric qparams (zero point in the middle of the codes)
@@ -64,6 +75,7 @@ class QuantnbObserver(UniformQuantizationObserverBase):
                  reduce_range:bool=False, # one bit less (7-bit activations: no int16 overflow on CPUs without VNNI)
                  quant_min:int|None=None, quant_max:int|None=None, # PyTorch's custom code range (a whole type's range)
                  **kwargs):
+        _refuse_ignored(type(self), ch_axis, kwargs)
         self.qt = code_type(dtype, reduce_range, quant_min, quant_max)
         if symmetric and not self.qt.signed and self.qt.bits < qtype(dtype).bits:
             raise ValueError(f'symmetric=True on a narrowed unsigned range: PyTorch puts the zero point at 128 (outside 0..127) '
@@ -99,6 +111,7 @@ class QuantnbObserver(UniformQuantizationObserverBase):
 # %% ../nbs/02_observers.ipynb #a79b5be6
 class MinMaxObserver(QuantnbObserver):
     "The running minimum and maximum, per tensor or per channel (`ch_axis`)."
+    per_channel = True
     def forward(self, x):
         min_val, max_val = min_max(self._observed(x), self.ch_axis)
         if self.has_data: min_val, max_val = torch.minimum(self.min_val, min_val), torch.maximum(self.max_val, max_val)
@@ -220,6 +233,7 @@ class PercentileObserver(HistogramObserver):
 # %% ../nbs/02_observers.ipynb #abbd76dc
 class MSEObserver(HistogramObserver):
     "The range `factor * [min, max]` whose fake quantization has the least squared error: per tensor on the histogram, per channel on the observed values."
+    per_channel = True
     def __init__(self, dtype='uint8', symmetric:bool=False, ch_axis:int|None=None, n_factors:int=100, bins:int=2048, **kwargs):
         super().__init__(dtype, symmetric, bins, ch_axis=ch_axis, **kwargs)
         self.n_factors, self.observed = n_factors, None
@@ -288,7 +302,7 @@ def _kl_of_threshold(hist, i, levels):
     code = np.minimum(np.arange(i) // (i // levels), levels - 1)
     mass, count = np.bincount(code, hist[:i], levels), np.bincount(code, nonzero, levels)
     q = np.where(nonzero, mass[code] / np.maximum(count[code], 1), 0)
-    p, q = p / p.sum(), q / q.sum()
+    with np.errstate(invalid='ignore', divide='ignore'): p, q = p / p.sum(), q / q.sum()  # 0/0: no mass, NaN, skipped
     keep = p > 0
     return float(np.sum(p[keep] * np.log(p[keep] / np.maximum(q[keep], 1e-12))))
 
@@ -302,7 +316,10 @@ def compare_observers(batches:list, # tensors every observer sees, in order
                       held_out:list|None=None # tensors the error is measured on (default: `batches` themselves)
                      ) -> list: # one dict per (observer, dtype)
     "Run every observer in `OBSERVERS` on `batches`; report its range, scale, and the MSE and SQNR of fake-quantizing `held_out`."
-    data, rows = torch.cat([b.flatten() for b in (held_out or batches)]), []
+    batches = list(batches)
+    if held_out is not None and not len(held_out): raise ValueError('held_out is empty: pass tensors to measure on, or None')
+    if not batches: raise ValueError('batches is empty: pass the tensors to calibrate on')
+    data, rows = torch.cat([b.flatten() for b in (batches if held_out is None else held_out)]), []
     for dtype in dtypes:
         for name, cls in OBSERVERS.items():
             observer = cls(dtype, symmetric)
@@ -322,6 +339,7 @@ def clipping_error_curve(x:torch.Tensor, # the data to quantize (e.g. held-out a
     "The mean squared error of fake-quantizing `x` with the range `[min(x.min(), 0), max_val]`, split into values inside the range (rounding) and beyond it (clipping)."
     x = _check_float(x, 'x').flatten()
     lo, top = min(x.min().item(), 0.0), x.max().item()
+    if top <= 0: raise ValueError('x has no positive values: the curve moves the upper end of the range from 0 to x.max()')
     max_vals = torch.linspace(top / n, top, n)
     rounding, clipping = [], []
     for max_val in max_vals:

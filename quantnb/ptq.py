@@ -284,7 +284,7 @@ INT16_MIN, INT16_MAX = -2**15, 2**15 - 1
 
 def _check_codes(q, name, lo, hi):
     "Raise unless `q` is an integer tensor of codes within `lo..hi`."
-    if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex() or q.is_quantized:
+    if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex() or q.is_quantized or q.dtype == torch.bool:
         raise TypeError(f'{name} must be a tensor of integer codes (e.g. q.int_repr() of a quantized tensor), not {getattr(q, "dtype", type(q).__name__)}')
     if q.numel() and (q.min() < lo or q.max() > hi): raise ValueError(f'{name} holds codes outside {lo}..{hi}')
 
@@ -292,10 +292,10 @@ def vpmaddubsw_matmul(q_x:torch.Tensor, # uint8 activation codes (0..255), shape
                       q_w:torch.Tensor, # int8 weight codes (-128..127), shape (N, K)
                       max_elements:int=2**24 # pair sums held in memory at once
                      ) -> tuple: # `(acc, saturated)`: int64 (M, N) sums as a CPU without VNNI makes them, and how many pair sums saturated
-    "`q_x @ q_w.T` as x86 CPUs without VNNI compute u8×s8 dot products: adjacent products added in pairs, each pair sum saturated to int16, then summed in int32."
+    "`q_x @ q_w.T` as x86 CPUs without VNNI compute u8×s8 dot products: adjacent products added in pairs, each pair sum saturated to int16, then summed (exactly, as the CPU's int32 accumulator does)."
     _check_codes(q_x, 'q_x', 0, 255); _check_codes(q_w, 'q_w', -128, 127)
-    if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1]:
-        raise ValueError(f'need q_x (M, K) and q_w (N, K) with the same K, got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
+    if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1] or q_x.shape[1] == 0:
+        raise ValueError(f'need q_x (M, K) and q_w (N, K) with the same K > 0, got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
     pad = q_x.shape[1] % 2  # the kernel pads K with zeros to whole pairs
     x = F.pad(q_x.to(torch.int32), (0, pad)).unflatten(1, (-1, 2))
     w = F.pad(q_w.to(torch.int32), (0, pad)).unflatten(1, (-1, 2))
@@ -309,6 +309,13 @@ def vpmaddubsw_matmul(q_x:torch.Tensor, # uint8 activation codes (0..255), shape
 
 # %% ../nbs/04_ptq.ipynb #8ae44c5c
 _QUANTIZED_GEMMS = (torch.ao.nn.quantized.Conv2d, torch.ao.nn.quantized.Linear)  # fused ConvReLU2d/LinearReLU subclass them
+
+def _static_gemms(model) -> dict:
+    "The statically quantized Conv2d/Linear layers of `model` by name (dynamic Linear subclasses the static one: excluded)."
+    layers = {name: m for name, m in model.named_modules()
+              if isinstance(m, _QUANTIZED_GEMMS) and not isinstance(m, torch.ao.nn.quantized.dynamic.Linear)}
+    if not layers: raise ValueError('model has no statically quantized Conv2d or Linear: pass a model converted by static quantization')
+    return layers
 
 def _im2col_codes(x_codes, zero_point:int, conv) -> torch.Tensor:
     "The input codes of a quantized Conv2d as GEMM rows (M, K), K ordered (kh, kw, channel) as fbgemm lays out NHWC input; padding holds the zero point."
@@ -348,8 +355,7 @@ def saturation_report(model:nn.Module, # converted by eager static quantization 
                       images:torch.Tensor # one batch of inputs
                      ) -> list: # a dict per quantized Conv2d/Linear
     "Per quantized Conv2d/Linear of `model` on `images`: the int16 pair sums a CPU without VNNI would saturate, and the SQNR of its accumulator."
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, _QUANTIZED_GEMMS)}
-    if not layers: raise ValueError('model has no quantized Conv2d or Linear: pass a model converted by static quantization')
+    layers = _static_gemms(model)
     inputs = {}
     handles = [m.register_forward_pre_hook(lambda m, args: inputs.__setitem__(m, args[0])) for m in layers.values()]
     try: model(images)
@@ -372,9 +378,7 @@ def kernel_errors(model:nn.Module, # converted by eager static quantization
                   images:torch.Tensor # one batch of inputs
                  ) -> list: # a dict per quantized Conv2d/Linear
     "Per quantized Conv2d/Linear: how far this machine's int8 kernel lands from exact arithmetic on the same input codes, in output codes."
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, _QUANTIZED_GEMMS)}
-    if not layers: raise ValueError('model has no quantized Conv2d or Linear: pass a model converted by static quantization')
-    rows, handles = [], []
+    layers, rows = _static_gemms(model), []
     def check(name):
         def hook(module, args, out):
             diff = (out.int_repr().int() - _float_reference(module, args[0])).abs()

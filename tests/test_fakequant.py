@@ -247,3 +247,65 @@ def test_quantized_layer_bad_arguments():
     with pytest.raises(TypeError, match='by keyword'): QuantizedLinear(nn.Linear(2, 2), quantized='int4')
     with pytest.raises(TypeError, match='module with a weight'): QuantizedLinear.__mro__[1](nn.ReLU())
     with pytest.raises(TypeError, match='nn.Linear or nn.Conv2d'): CustomQuantizer().quantize_layer(nn.ReLU(), 'relu')
+
+
+def test_calibrate_takes_bare_image_batches_and_rejects_a_bare_tensor_or_nothing():
+    "Calibration data follows quantnb.data.iter_batches: bare image tensors are batches; one tensor alone or no batch is an error."
+    torch.manual_seed(0)
+    batches = [torch.randn(64, 16) for _ in range(3)]
+    bare = calibrate(QuantizedLinear(nn.Linear(16, 4), quantized=True), batches)
+    paired = calibrate(QuantizedLinear(nn.Linear(16, 4), quantized=True), [(x, torch.zeros(64, dtype=torch.long)) for x in batches])
+    assert bare._batches_seen == 3
+    assert torch.equal(bare.observer.min_val, paired.observer.min_val) and torch.equal(bare.observer.max_val, paired.observer.max_val)
+    with pytest.raises(TypeError, match='wrap one batch in a list'): calibrate(QuantizedLinear(nn.Linear(16, 4)), torch.randn(2, 16))
+    with pytest.raises(ValueError, match='batches is empty'): calibrate(QuantizedLinear(nn.Linear(16, 4)), [])
+    with pytest.raises(ValueError, match='batches is empty'): calibrate(QuantizedLinear(nn.Linear(16, 4)), iter([]))
+
+
+@pytest.mark.parametrize('bad', [-0.1, 0.0], ids=['negative', 'zero'])
+def test_lsq_keeps_its_scale_positive(bad):
+    "A scale pushed to zero or below is clamped to float32's eps in the forward, as torch's _LearnableFakeQuantize does."
+    torch.manual_seed(0)
+    x = torch.randn(200)
+    lsq = LSQFakeQuantize('int8', batch_dim=None)
+    lsq(x)
+    with torch.no_grad(): lsq.scale.fill_(bad)
+    y = lsq(x)
+    eps = torch.finfo(torch.float32).eps
+    assert lsq.scale.item() == pytest.approx(eps)
+    expected = fake_quantize(x, eps, int(lsq.zero_point.item()), 'int8')
+    torch.testing.assert_close(y, expected, rtol=0, atol=0)
+    assert torch.isfinite(y).all() and (y != 0).any()
+
+
+@pytest.mark.parametrize('scale, zero_point, error, match', [
+    (float('inf'), 0, ValueError, 'scale must be positive and finite'),
+    (float('nan'), 0, ValueError, 'scale must be positive and finite'),
+    (-0.1, 0, ValueError, 'scale must be positive and finite'),
+    (1e-40, 0, ValueError, 'scale must be positive and finite'),
+    (0.1, 300, ValueError, r'zero_point must lie in \[-128, 127\]'),
+    (0.1, 0.7, TypeError, 'zero_point must be an integer'),
+    (0.1, torch.tensor(1.0), TypeError, 'zero_point must be an integer'),
+    ('0.1', 0, TypeError, 'scale must be a number or a tensor'),
+], ids=['inf', 'nan', 'negative', 'subnormal', 'zero-point-out-of-range', 'float-zero-point', 'float-tensor-zero-point', 'str-scale'])
+def test_fake_quantize_ste_checks_like_quantize(scale, zero_point, error, match):
+    "fake_quantize_ste applies quantize's argument checks."
+    from quantnb.affine import quantize
+    x = torch.randn(8)
+    with pytest.raises(error, match=match): quantize(x, scale, zero_point, 'int8')
+    with pytest.raises(error, match=match): fake_quantize_ste(x, scale, zero_point, 'int8')
+    with pytest.raises(error, match=match): fake_quantize_ste(x.clone().requires_grad_(), scale, zero_point, 'int8')
+
+
+def test_fake_quantize_ste_checks_axis():
+    with pytest.raises(ValueError, match='axis=2 is out of range'): fake_quantize_ste(torch.randn(3, 4), torch.ones(3), torch.zeros(3, dtype=torch.long), 'int8', 2)
+
+
+def test_quantized_layer_seed_attributes_per_tensor_are_float_and_int():
+    "With per_channel=False, .scale and .zero_point are the seed's per-tensor float and int."
+    layer = QuantizedLinear(nn.Linear(8, 4), per_channel=False)
+    assert type(layer.scale) is float and type(layer.zero_point) is int
+    scale, zero_point = calc_qparams(layer.base_layer.weight.detach(), 'int8', symmetric=True)
+    assert layer.scale == scale.item() and layer.zero_point == int(zero_point)
+    per_channel = QuantizedLinear(nn.Linear(8, 4))
+    assert per_channel.scale.shape == (4,) and per_channel.zero_point.shape == (4,)

@@ -235,3 +235,19 @@ def test_per_channel_mse_accumulates_every_batch():
     qparams(observer, [10 * torch.randn(4, 64).sign(), torch.randn(4, 64).sign()])  # |x| = 10, then 1
     assert torch.equal(observer.max_val, torch.full((4,), 10.0)) and torch.equal(observer.min_val, torch.full((4,), -10.0))
     with pytest.raises(ValueError, match='saw 3 channels after 4'): observer(torch.randn(3, 64))
+
+
+@pytest.mark.parametrize('make,message', [
+    (lambda: HistogramObserver(ch_axis=0), 'observes per tensor'), (lambda: EntropyObserver(ch_axis=1), 'observes per tensor'),
+    (lambda: MovingAverageMinMaxObserver(ch_axis=0), 'observes per tensor'), (lambda: PercentileObserver(ch_axis=0), 'observes per tensor'),
+    (lambda: MinMaxObserver(qscheme=torch.per_tensor_symmetric), 'qscheme'), (lambda: MinMaxObserver(eps=1e-3), 'eps=0.001'),
+    (lambda: MinMaxObserver('uint8', quant_min=0.5, quant_max=127.9), 'must be ints')],
+    ids=['histogram ch_axis', 'entropy ch_axis', 'moving average ch_axis', 'percentile ch_axis', 'qscheme', 'eps', 'float quant range'])
+def test_arguments_an_observer_would_ignore_are_refused(make, message):
+    with pytest.raises((ValueError, TypeError), match=message): make()
+
+
+def test_compare_observers_bad_input():
+    from quantnb.observers import compare_observers
+    with pytest.raises(ValueError, match='held_out is empty'): compare_observers([torch.randn(10)], held_out=[])
+    with pytest.raises(ValueError, match='batches is empty'): compare_observers([])

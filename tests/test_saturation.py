@@ -51,17 +51,21 @@ def test_bad_operands_are_clear_errors():
     with pytest.raises(ValueError, match='q_x holds codes outside 0..255'): vpmaddubsw_matmul(torch.full((1, 2), -1), torch.ones(1, 2, dtype=torch.int8))
     with pytest.raises(TypeError, match='q_w must be a tensor of integer codes'): vpmaddubsw_matmul(torch.ones(1, 2, dtype=torch.uint8), torch.ones(1, 2))
     with pytest.raises(ValueError, match='same K'): vpmaddubsw_matmul(torch.ones(1, 2, dtype=torch.uint8), torch.ones(1, 3, dtype=torch.int8))
-    with pytest.raises(ValueError, match='no quantized Conv2d or Linear'): saturation_report(torch.nn.Linear(2, 2), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match='no statically quantized Conv2d or Linear'): saturation_report(torch.nn.Linear(2, 2), torch.zeros(1, 2))
 
 
 @pytest.fixture(scope='module')
-def samplenet_reports():
+def samplenet_models():
     model, calib = pretrained(), calibration_batches(num_batches=10)
     _, test_dl = get_dataloaders(test_subset=256)
-    images = torch.cat([x for x, _ in test_dl])
     ptq = PTQProcessor()
-    return {name: saturation_report(ptq.static_quantization(model, calib, reduce_range=rr), images)
-            for name, rr in (('default', True), ('8-bit', False))}
+    return {'default': ptq.static_quantization(model, calib), '8-bit': ptq.static_quantization(model, calib, reduce_range=False),
+            'images': torch.cat([x for x, _ in test_dl])}
+
+
+@pytest.fixture(scope='module')
+def samplenet_reports(samplenet_models):
+    return {name: saturation_report(samplenet_models[name], samplenet_models['images']) for name in ('default', '8-bit')}
 
 
 def test_default_configuration_never_saturates_on_samplenet(samplenet_reports):
@@ -74,3 +78,18 @@ def test_full_range_activations_saturate_on_samplenet(samplenet_reports):
     "The same model with full-range uint8 activations: a CPU without VNNI gets some of its sums wrong."
     assert sum(r['saturated'] for r in samplenet_reports['8-bit']) > 0
     assert min(r['accumulator_sqnr_db'] for r in samplenet_reports['8-bit']) < 60
+
+
+def test_bad_codes_and_models():
+    with pytest.raises(ValueError, match='same K > 0'): vpmaddubsw_matmul(torch.ones(1, 0, dtype=torch.uint8), torch.ones(1, 0, dtype=torch.int8))
+    with pytest.raises(TypeError, match='integer codes'): vpmaddubsw_matmul(torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 2, dtype=torch.int8))
+    dynamic = PTQProcessor().dynamic_quantization(torch.nn.Sequential(torch.nn.Linear(4, 4)))
+    with pytest.raises(ValueError, match='statically quantized'): saturation_report(dynamic, torch.zeros(1, 4))
+
+
+def test_seven_bit_codes_exceed_127_outside_the_calibrated_range(samplenet_models):
+    "reduce_range sets the scale; quantize/requantize still clamp to 0..255. Inputs brighter than the calibration data"
+    "therefore get codes above 127 (notebook 04 says so): the guarantee holds for in-range inputs only."
+    model, images = samplenet_models['default'], samplenet_models['images']
+    assert max(r['max_input_code'] for r in saturation_report(model, images)) <= 200
+    assert max(r['max_input_code'] for r in saturation_report(model, images * 3)) > 127
