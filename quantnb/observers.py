@@ -16,7 +16,8 @@ import torch
 from fastcore.basics import patch
 from torch.ao.quantization.observer import UniformQuantizationObserverBase
 
-from .affine import _EPS, QType, _check_float, fake_quantize, min_max, qparams_from_range, qtype, quant_error
+from .affine import _EPS, QType, _check_axis, _check_float, fake_quantize, min_max, qparams_from_range, qtype, quant_error
+from .data import _check_int, iter_batches
 
 # %% ../nbs/02_observers.ipynb #4be3b082
 def _torch_dtype(qt):
@@ -76,6 +77,9 @@ class QuantnbObserver(UniformQuantizationObserverBase):
                  quant_min:int|None=None, quant_max:int|None=None, # PyTorch's custom code range (a whole type's range)
                  **kwargs):
         _refuse_ignored(type(self), ch_axis, kwargs)
+        if not isinstance(symmetric, bool): raise TypeError(f'symmetric={symmetric!r} must be True or False')
+        if ch_axis is not None and (isinstance(ch_axis, bool) or not isinstance(ch_axis, int)):
+            raise TypeError(f'ch_axis={ch_axis!r} must be an int (the channel dimension) or None (per tensor)')
         self.qt = code_type(dtype, reduce_range, quant_min, quant_max)
         if symmetric and not self.qt.signed and self.qt.bits < qtype(dtype).bits:
             raise ValueError(f'symmetric=True on a narrowed unsigned range: PyTorch puts the zero point at 128 (outside 0..127) '
@@ -139,7 +143,7 @@ class HistogramObserver(QuantnbObserver):
     "A running histogram of the data; the range is the one with the least L2 quantization error, searched as PyTorch does."
     def __init__(self, dtype='uint8', symmetric:bool=False, bins:int=2048, upsample_rate:int=16, **kwargs):
         super().__init__(dtype, symmetric, **kwargs)
-        self.bins, self.upsample_rate = bins, upsample_rate
+        self.bins, self.upsample_rate = _check_int(bins, 'bins', 2), _check_int(upsample_rate, 'upsample_rate', 1)
         self.register_buffer('histogram', torch.zeros(bins))
 
     def forward(self, x):
@@ -236,11 +240,12 @@ class MSEObserver(HistogramObserver):
     per_channel = True
     def __init__(self, dtype='uint8', symmetric:bool=False, ch_axis:int|None=None, n_factors:int=100, bins:int=2048, **kwargs):
         super().__init__(dtype, symmetric, bins, ch_axis=ch_axis, **kwargs)
-        self.n_factors, self.observed = n_factors, None
+        self.n_factors, self.observed = _check_int(n_factors, 'n_factors', 1), None
 
     def forward(self, x):
         if self.ch_axis is None: return super().forward(x)
-        x_ = self._observed(x).movedim(self.ch_axis, 0).flatten(1)  # channels x values, every batch kept
+        x_ = self._observed(x)
+        x_ = x_.movedim(_check_axis(x_, self.ch_axis), 0).flatten(1)  # channels x values, every batch kept
         if self.observed is not None and len(x_) != len(self.observed):
             raise ValueError(f'MSEObserver(ch_axis={self.ch_axis}) saw {len(x_)} channels after {len(self.observed)}: '
                              'use one observer per tensor')
@@ -300,6 +305,7 @@ def _kl_of_threshold(hist, i, levels):
     p[-1] += hist[i:].sum()
     nonzero = hist[:i] > 0
     code = np.minimum(np.arange(i) // (i // levels), levels - 1)
+    if len(np.unique(code[nonzero])) < 2: return float('nan')  # all kept values in one code: P = Q, KL = 0 says nothing
     mass, count = np.bincount(code, hist[:i], levels), np.bincount(code, nonzero, levels)
     q = np.where(nonzero, mass[code] / np.maximum(count[code], 1), 0)
     with np.errstate(invalid='ignore', divide='ignore'): p, q = p / p.sum(), q / q.sum()  # 0/0: no mass, NaN, skipped
@@ -316,8 +322,9 @@ def compare_observers(batches:list, # tensors every observer sees, in order
                       held_out:list|None=None # tensors the error is measured on (default: `batches` themselves)
                      ) -> list: # one dict per (observer, dtype)
     "Run every observer in `OBSERVERS` on `batches`; report its range, scale, and the MSE and SQNR of fake-quantizing `held_out`."
-    batches = list(batches)
-    if held_out is not None and not len(held_out): raise ValueError('held_out is empty: pass tensors to measure on, or None')
+    batches = list(iter_batches(batches, 'batches', labels=False))  # bare tensors, or the images of (images, labels)
+    if held_out is not None: held_out = list(iter_batches(held_out, 'held_out', labels=False))
+    if held_out is not None and not held_out: raise ValueError('held_out is empty: pass tensors to measure on, or None')
     if not batches: raise ValueError('batches is empty: pass the tensors to calibrate on')
     data, rows = torch.cat([b.flatten() for b in (batches if held_out is None else held_out)]), []
     for dtype in dtypes:

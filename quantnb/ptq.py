@@ -30,11 +30,14 @@ from .observers import HistogramObserver, MinMaxObserver, QuantnbObserver
 DYNAMIC_MODULES = {'Linear': nn.Linear, 'LSTM': nn.LSTM, 'GRU': nn.GRU, 'LSTMCell': nn.LSTMCell, 'GRUCell': nn.GRUCell, 'RNNCell': nn.RNNCell}
 _NO_DYNAMIC_KERNEL = {'conv1d', 'conv2d', 'conv3d'}  # in the seed's default list; PyTorch has no dynamic conv kernels
 
-@contextlib.contextmanager
 def quantized_engine(backend:str): # 'x86', 'fbgemm', 'onednn', 'qnnpack', as this build supports
     "Use PyTorch's quantized engine `backend` inside the block and restore the global setting after."
-    if backend not in torch.backends.quantized.supported_engines:
+    if backend not in torch.backends.quantized.supported_engines:  # checked here, not when the block is entered
         raise ValueError(f'backend={backend!r} is not available here; choose from {torch.backends.quantized.supported_engines}')
+    return _engine(backend)
+
+@contextlib.contextmanager
+def _engine(backend):
     previous = torch.backends.quantized.engine
     torch.backends.quantized.engine = backend
     try: yield
@@ -98,6 +101,7 @@ def _graph(model):
 
 def fusable_groups(model:nn.Module, graph=None) -> list:
     "Names of the module chains in `model`'s dataflow that eager mode can fuse (Conv-BN-ReLU, Conv-ReLU, Linear-ReLU, ...)."
+    _check_model(model)
     modules, graph = dict(model.named_modules()), graph or _graph(model)
     groups, taken = [], set()
     for node in (graph.nodes if graph else []):
@@ -408,6 +412,7 @@ def ptq_variants(model:nn.Module, calibration_data, observers:dict, backend='x86
 
 def ptq_table(variants:dict, test_data, examples:dict, iters:int=30, rounds:int=3) -> list:
     "Accuracy, size and 1-thread latency of every variant in one process; `examples` maps a label to an input batch."
+    if not variants or not examples: raise ValueError('variants and examples must be non-empty dicts (see ptq_variants)')
     models = {name: build() for name, build in progress(list(variants.items()), 'building')}
     rows = {name: dict(model=name, accuracy=evaluate(m, test_data)['accuracy'], size_mib=model_size_bytes(m) / 2**20) for name, m in models.items()}
     for label, x in examples.items():
