@@ -279,7 +279,8 @@ def compression_ratio(x:torch.Tensor, # the float tensor
                       scale=None # its scale(s): one (scale, zero_point) pair of 8 bytes is stored per element of `scale`
                      ) -> float:
     "Bytes of `x` over bytes of its codes packed at `dtype`'s bit width plus its qparams."
-    if not isinstance(x, torch.Tensor): raise TypeError(f"x must be a torch.Tensor, not {type(x).__name__}")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point torch.Tensor (the values before quantization), not {getattr(x, 'dtype', type(x).__name__)}")
     n_qparams = 1 if scale is None else _as_tensor(scale, 'scale').numel()
     packed_bytes = math.ceil(x.numel() * qtype(dtype).bits / 8) + 8 * n_qparams
     return x.numel() * x.element_size() / packed_bytes

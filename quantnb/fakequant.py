@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .affine import _EPS, _broadcast, _check_axis, _check_float, _check_qparams, calc_qparams, dequantize, qparams_from_range, qtype, quantize
-from .data import iter_batches
+from .data import _check_int, iter_batches
+from .measure import _check_model
 from .observers import HistogramObserver, MinMaxObserver
 
 # %% ../nbs/03_fakequant.ipynb #019fb3d5
@@ -132,6 +133,8 @@ class QuantizedLayer(nn.Module):
             raise TypeError(f'base_layer must be a module with a weight (nn.Linear, nn.Conv2d), got {type(base_layer).__name__}')
         if not isinstance(quantized, bool):
             raise TypeError(f'quantized={quantized!r} must be True or False; pass weight_dtype, act_dtype, ... by keyword')
+        if not isinstance(per_channel, bool): raise TypeError(f'per_channel={per_channel!r} must be True or False')
+        qtype(weight_dtype)  # an unknown dtype fails here, not at the first forward
         self.base_layer, self.quantized, self.observing = base_layer, quantized, False
         self.weight_dtype, self.act_dtype, self.per_channel = weight_dtype, act_dtype, per_channel
         self.observer = observer(act_dtype)
@@ -141,6 +144,7 @@ class QuantizedLayer(nn.Module):
     def layer(self) -> nn.Module: return self.base_layer
     def enable_quantization(self): self.quantized = True; return self
     def disable_quantization(self): self.quantized = False; return self
+    def _check_input(self, x): pass  # the subclasses know their input shapes
 
 # %% ../nbs/03_fakequant.ipynb #80452da2
 @patch
@@ -184,6 +188,7 @@ def act_qparams(self:QuantizedLayer) -> tuple:
 
 @patch
 def forward(self:QuantizedLayer, x):
+    self._check_input(x)
     if self.observing:
         self.observer(x); self._batches_seen += 1
         return self.base_layer(x)
@@ -198,6 +203,16 @@ def _apply_layer(self:QuantizedLayer, x, weight):
 # %% ../nbs/03_fakequant.ipynb #620500ec
 def _is_size(v): return isinstance(v, int) and not isinstance(v, bool)
 
+def _check_sizes(cls, **sizes):
+    "Raise unless every one of `sizes` is a positive int."
+    for name, v in sizes.items():
+        if _is_size(v) and v <= 0: raise ValueError(f'{cls}: {name}={v} must be a positive int')
+
+def _check_input(x, size, dim, what):
+    "Raise unless `x` is a float tensor whose dimension `dim` has `size` entries."
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point(): raise TypeError(f'x must be a float tensor, not {getattr(x, "dtype", type(x).__name__)}')
+    if x.ndim < -dim or x.shape[dim] != size: raise ValueError(f'x has shape {tuple(x.shape)}: this layer takes {what}')
+
 class QuantizedLinear(QuantizedLayer):
     "A fake-quantized `nn.Linear`: wraps one, or builds one from the seed's arguments."
     def __init__(self, in_features, # an `nn.Linear` to wrap, or (the seed's call) its number of inputs
@@ -206,11 +221,14 @@ class QuantizedLinear(QuantizedLayer):
         if isinstance(in_features, nn.Linear):
             if out_features is not None or bias is not True: raise TypeError('QuantizedLinear(linear) takes its sizes and bias from `linear`: drop out_features and bias')
             base_layer = in_features
-        elif _is_size(in_features) and _is_size(out_features): base_layer = nn.Linear(in_features, out_features, bias=bias)
+        elif _is_size(in_features) and _is_size(out_features):
+            _check_sizes('QuantizedLinear', in_features=in_features, out_features=out_features)
+            base_layer = nn.Linear(in_features, out_features, bias=bias)
         else: raise TypeError(f'QuantizedLinear takes an nn.Linear, or (in_features:int, out_features:int, bias=True) as in the seed; got {type(in_features).__name__}, {out_features!r}')
         super().__init__(base_layer, quantized, **kwargs)
 
     def _apply_layer(self, x, weight): return F.linear(x, weight, self.base_layer.bias)
+    def _check_input(self, x): _check_input(x, self.base_layer.in_features, -1, f'(..., {self.base_layer.in_features})')
 
 class QuantizedConv2d(QuantizedLayer):
     "A fake-quantized `nn.Conv2d`: wraps one, or builds one from the seed's arguments."
@@ -222,24 +240,29 @@ class QuantizedConv2d(QuantizedLayer):
                 raise TypeError('QuantizedConv2d(conv) takes its shape, stride, padding and bias from `conv`: drop those arguments')
             base_layer = in_channels
         elif _is_size(in_channels) and _is_size(out_channels) and kernel_size is not None:
+            _check_sizes('QuantizedConv2d', in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
             base_layer = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
         else: raise TypeError(f'QuantizedConv2d takes an nn.Conv2d, or (in_channels:int, out_channels:int, kernel_size, stride=1, padding=0, bias=True) as in the seed; got {type(in_channels).__name__}, {out_channels!r}, {kernel_size!r}')
         super().__init__(base_layer, quantized, **kwargs)
 
     def _apply_layer(self, x, weight): return self.base_layer._conv_forward(x, weight, self.base_layer.bias)
+    def _check_input(self, x):
+        _check_input(x, self.base_layer.in_channels, -3, f'(batch, {self.base_layer.in_channels}, height, width)')
+        if x.ndim not in (3, 4): raise ValueError(f'x has shape {tuple(x.shape)}: this layer takes (batch, {self.base_layer.in_channels}, height, width)')
 
 # %% ../nbs/03_fakequant.ipynb #4cdb0e61
 _WRAPPERS = {nn.Linear: QuantizedLinear, nn.Conv2d: QuantizedConv2d}
 
 def quantize_layers(model:nn.Module, quantized:bool=True, **kwargs) -> nn.Module:
     "A copy of `model` with every `nn.Linear`/`nn.Conv2d` wrapped in its `QuantizedLayer`, switched on (`kwargs` go to each)."
+    _check_model(model)
     model = copy.deepcopy(model)
     for name, child in list(model.named_children()):
         if type(child) in _WRAPPERS: setattr(model, name, _WRAPPERS[type(child)](child, quantized=quantized, **kwargs))
         else: setattr(model, name, quantize_layers(child, quantized, **kwargs))
     return model
 
-def quantized_layers(model) -> list: return [m for m in model.modules() if isinstance(m, QuantizedLayer)]
+def quantized_layers(model) -> list: return [m for m in _check_model(model).modules() if isinstance(m, QuantizedLayer)]
 
 @torch.no_grad()
 def calibrate(model:nn.Module, batches) -> nn.Module:
@@ -267,6 +290,9 @@ class CustomQuantizer:
             raise ValueError(f"granularity={granularity!r} must be 'per-tensor', 'per-channel' or 'per-group'")
         if (granularity == 'per-group') != (group_size is not None):
             raise ValueError("group_size is needed for granularity='per-group', and only then")
+        if group_size is not None: _check_int(group_size, 'group_size', 1)
+        if not isinstance(symmetric, bool): raise TypeError(f'symmetric={symmetric!r} must be True or False')
+        qtype(dtype)  # an unknown dtype fails here, not at the first layer
         self.dtype, self.granularity, self.group_size, self.symmetric = dtype, granularity, group_size, symmetric
         self.scale_dict, self.zero_point_dict, self.code_dict = {}, {}, {}
 
@@ -306,6 +332,7 @@ def quantize_layer(self:CustomQuantizer, layer:nn.Module, # an `nn.Linear` or `n
 @patch
 def quantize_model(self:CustomQuantizer, model:nn.Module) -> nn.Module:
     "A copy of `model` with the weights of every `Linear` and `Conv2d` fake-quantized."
+    _check_model(model)
     model = copy.deepcopy(model)
     for name, module in model.named_modules():
         if isinstance(module, (nn.Linear, nn.Conv2d)): self.quantize_layer(module, name)
@@ -329,6 +356,10 @@ def pack_codes(q:torch.Tensor, # integer codes of `dtype`
 def unpack_codes(packed:torch.Tensor, dtype='int4', numel:int|None=None) -> torch.Tensor:
     "The codes `pack_codes` packed, flattened (the first `numel` of them)."
     qt = qtype(dtype)
+    if not isinstance(packed, torch.Tensor) or packed.dtype != torch.uint8: raise TypeError('packed must be the uint8 tensor pack_codes returned')
+    if qt.bits not in (2, 4): raise ValueError(f'dtype={qt.name!r}: unpack_codes unpacks 2- and 4-bit codes')
+    if numel is not None and not 0 < numel <= packed.numel() * 8 // qt.bits:
+        raise ValueError(f'numel={numel}: {packed.numel()} bytes hold at most {packed.numel() * 8 // qt.bits} codes of {qt.name}')
     per_byte = 8 // qt.bits
     shifts = torch.arange(per_byte, dtype=torch.int32) * qt.bits
     fields = (packed.to(torch.int32)[:, None] >> shifts) & (2 ** qt.bits - 1)

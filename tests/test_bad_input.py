@@ -20,6 +20,14 @@ from quantnb.data import (atomic_write, calibration_batches, check_idx, class_na
                           get_dataloaders, iter_batches, load_dataset, plot_images, prepare_root, progress,
                           read_verified, search_dirs)
 from quantnb.measure import benchmark_latency, evaluate, markdown_table, model_size_bytes
+from quantnb.fakequant import (CustomQuantizer, LSQFakeQuantize, QuantizedConv2d, QuantizedLayer, QuantizedLinear, calibrate,
+                               fake_quantize_ste, pack_codes, packed_state_dict, quantize_layers, quantized_layers,
+                               unpack_codes)
+from quantnb.observers import (EntropyObserver, HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver,
+                               MSEObserver, PercentileObserver, clipping_error_curve, code_type, compare_observers,
+                               plot_clipping_error)
+from quantnb.ptq import (PTQProcessor, compare_models, fusable_groups, interleaved_latency, ptq_table, quantized_engine,
+                         static_qconfig, take_batches)
 from quantnb.models import (SampleNet, SampleNetBN, checkpoint_path, load_checkpoint, plot_history, pretrained, train,
                             train_valid_loaders, training_recipe)
 
@@ -273,7 +281,119 @@ MODELS = [
     case('plot_history-str', lambda: plot_history('abc'), TypeError, 'history'),
 ]
 
-CASES = AFFINE + DATA + MEASURE + MODELS
+def observed(observer, *tensors):
+    "`observer` after seeing `tensors`, then asked for its qparams."
+    for t in tensors: observer(t)
+    return observer.calculate_qparams()
+
+AFFINE += [case('compression_ratio-int-tensor', lambda: compression_ratio(torch.tensor([1, 2, 3])), TypeError, 'x')]
+
+OBSERVER_CLASSES = [MinMaxObserver, MovingAverageMinMaxObserver, HistogramObserver, PercentileObserver, MSEObserver, EntropyObserver]
+OBSERVERS = [
+    *[case(f'{cls.__name__}-{what}', call, error, word) for cls in OBSERVER_CLASSES for what, call, error, word in [
+        ('dtype-unknown', lambda cls=cls: cls('int9x'), ValueError, 'dtype'),
+        ('dtype-float', lambda cls=cls: cls(torch.float32), TypeError, 'dtype'),
+        ('symmetric-str', lambda cls=cls: cls('uint8', 'yes'), TypeError, 'symmetric'),
+        ('qscheme', lambda cls=cls: cls(qscheme=torch.per_tensor_affine), ValueError, 'qscheme'),
+        ('eps', lambda cls=cls: cls(eps=1e-3), ValueError, 'eps'),
+        ('observe-str', lambda cls=cls: cls()('abc'), TypeError, 'tensor'),
+        ('observe-int', lambda cls=cls: cls()(torch.arange(5)), TypeError, 'floating-point'),
+        ('observe-nan', lambda cls=cls: cls()(torch.tensor([float('nan'), 1.0])), ValueError, 'NaN'),
+        ('observe-empty', lambda cls=cls: cls()(torch.empty(0)), ValueError, 'empty'),
+        ('no-data', lambda cls=cls: cls().calculate_qparams(), RuntimeError, 'no data')]],
+    case('symmetric-on-reduced-uint8', lambda: MinMaxObserver('uint8', True, reduce_range=True), ValueError, 'symmetric'),
+    case('quant_min-not-a-type-range', lambda: MinMaxObserver(quant_min=3, quant_max=100), ValueError, 'quant_min'),
+    case('ch_axis-on-per-tensor-observer', lambda: HistogramObserver(ch_axis=0), ValueError, 'ch_axis'),
+    case('ch_axis-str', lambda: MinMaxObserver(ch_axis='0'), TypeError, 'ch_axis'),
+    case('ch_axis-out-of-range', lambda: MinMaxObserver(ch_axis=5)(torch.randn(3, 4)), ValueError, 'axis'),
+    case('mse-ch_axis-out-of-range', lambda: MSEObserver(ch_axis=5)(torch.randn(3, 4)), ValueError, 'axis'),
+    case('mse-channels-change', lambda: observed(MSEObserver(ch_axis=0), torch.randn(3, 4), torch.randn(5, 4)), ValueError, 'channels'),
+    case('bins-0', lambda: HistogramObserver(bins=0), ValueError, 'bins'),
+    case('bins-negative', lambda: HistogramObserver(bins=-5), ValueError, 'bins'),
+    case('bins-float', lambda: EntropyObserver(bins=20.5), ValueError, 'bins'),
+    case('upsample_rate-0', lambda: HistogramObserver(upsample_rate=0), ValueError, 'upsample_rate'),
+    case('n_factors-0', lambda: MSEObserver(n_factors=0), ValueError, 'n_factors'),
+    case('averaging_constant-0', lambda: MovingAverageMinMaxObserver(averaging_constant=0), ValueError, 'averaging_constant'),
+    case('averaging_constant-2', lambda: MovingAverageMinMaxObserver(averaging_constant=2), ValueError, 'averaging_constant'),
+    case('percentile-0', lambda: PercentileObserver(percentile=0), ValueError, 'percentile'),
+    case('percentile-101', lambda: PercentileObserver(percentile=101), ValueError, 'percentile'),
+    case('code_type-unknown', lambda: code_type('float'), ValueError, 'dtype'),
+    case('compare_observers-empty', lambda: compare_observers([]), ValueError, 'batches'),
+    case('compare_observers-tensor', lambda: compare_observers(IMAGES), TypeError, 'batches'),
+    case('compare_observers-held_out-empty', lambda: compare_observers([IMAGES], held_out=[]), ValueError, 'held_out'),
+    case('compare_observers-int-batches', lambda: compare_observers([torch.arange(5)]), TypeError, 'batches'),
+    case('clipping_error_curve-str', lambda: clipping_error_curve('abc', []), TypeError, 'x'),
+    case('plot_clipping_error-str', lambda: plot_clipping_error('abc', []), TypeError, 'x'),
+]
+
+FAKEQUANT = [
+    case('QuantizedLinear-0-inputs', lambda: QuantizedLinear(0, 5), ValueError, 'in_features'),
+    case('QuantizedLinear-negative-outputs', lambda: QuantizedLinear(4, -1), ValueError, 'out_features'),
+    case('QuantizedLinear-str', lambda: QuantizedLinear('4', 5), TypeError, 'QuantizedLinear'),
+    case('QuantizedLinear-conv', lambda: QuantizedLinear(nn.Conv2d(1, 2, 3)), TypeError, 'nn.Linear'),
+    case('QuantizedLinear-linear-and-sizes', lambda: QuantizedLinear(nn.Linear(4, 5), 5), TypeError, 'out_features'),
+    case('QuantizedLinear-wrong-input-width', lambda: QuantizedLinear(4, 5)(torch.randn(3, 7)), ValueError, 'shape'),
+    case('QuantizedLinear-int-input', lambda: QuantizedLinear(4, 5)(torch.ones(3, 4, dtype=torch.long)), TypeError, 'float'),
+    case('QuantizedLinear-weight_dtype', lambda: QuantizedLinear(4, 5, weight_dtype='int9x'), ValueError, 'dtype'),
+    case('QuantizedLinear-act_dtype', lambda: QuantizedLinear(4, 5, act_dtype='int9x'), ValueError, 'dtype'),
+    case('QuantizedLinear-per_channel-str', lambda: QuantizedLinear(4, 5, per_channel='yes'), TypeError, 'per_channel'),
+    case('QuantizedLinear-quantized-str', lambda: QuantizedLinear(4, 5, True, 'yes'), TypeError, 'quantized'),
+    case('QuantizedConv2d-kernel-0', lambda: QuantizedConv2d(1, 2, 0), ValueError, 'kernel_size'),
+    case('QuantizedConv2d-channels-0', lambda: QuantizedConv2d(0, 2, 3), ValueError, 'in_channels'),
+    case('QuantizedConv2d-no-kernel', lambda: QuantizedConv2d(1, 2), TypeError, 'kernel_size'),
+    case('QuantizedConv2d-conv-and-stride', lambda: QuantizedConv2d(nn.Conv2d(1, 2, 3), stride=2), TypeError, 'stride'),
+    case('QuantizedConv2d-wrong-channels', lambda: QuantizedConv2d(1, 2, 3)(torch.randn(2, 3, 8, 8)), ValueError, 'shape'),
+    case('QuantizedConv2d-flat-input', lambda: QuantizedConv2d(1, 2, 3)(torch.randn(2, 1)), ValueError, 'shape'),
+    case('QuantizedLayer-no-weight', lambda: QuantizedLayer(nn.ReLU()), TypeError, 'base_layer'),
+    case('QuantizedLayer-quantized-early-no-data', lambda: QuantizedLinear(4, 5, quantized=True)(torch.randn(3, 4)), RuntimeError, 'no data'),
+    case('quantize_layers-str', lambda: quantize_layers('model'), TypeError, 'model'),
+    case('quantized_layers-str', lambda: quantized_layers('model'), TypeError, 'model'),
+    case('calibrate-no-quantized-layer', lambda: calibrate(mlp(), BATCHES), ValueError, 'QuantizedLayer'),
+    case('calibrate-tensor', lambda: calibrate(quantize_layers(mlp()), IMAGES), TypeError, 'batches'),
+    case('calibrate-empty', lambda: calibrate(quantize_layers(mlp()), []), ValueError, 'batches'),
+    case('CustomQuantizer-granularity', lambda: CustomQuantizer(granularity='per-row'), ValueError, 'granularity'),
+    case('CustomQuantizer-group_size-without-per-group', lambda: CustomQuantizer(group_size=4), ValueError, 'group_size'),
+    case('CustomQuantizer-group_size-0', lambda: CustomQuantizer('int4', 'per-group', 0), ValueError, 'group_size'),
+    case('CustomQuantizer-group_size-float', lambda: CustomQuantizer('int4', 'per-group', 2.5), ValueError, 'group_size'),
+    case('CustomQuantizer-dtype', lambda: CustomQuantizer('int9x'), ValueError, 'dtype'),
+    case('CustomQuantizer-symmetric-str', lambda: CustomQuantizer(symmetric='yes'), TypeError, 'symmetric'),
+    case('CustomQuantizer-quantize_model-str', lambda: CustomQuantizer().quantize_model('model'), TypeError, 'model'),
+    case('CustomQuantizer-quantize_layer-relu', lambda: CustomQuantizer().quantize_layer(nn.ReLU(), 'r'), TypeError, 'layer'),
+    case('CustomQuantizer-quantize_layer-name-int', lambda: CustomQuantizer().quantize_layer(nn.Linear(2, 2), 3), TypeError, 'layer_name'),
+    case('pack_codes-8-bit', lambda: pack_codes(Q, 'int8'), ValueError, 'dtype'),
+    case('pack_codes-out-of-range', lambda: pack_codes(torch.tensor([9], dtype=torch.int8), 'int4'), ValueError, 'q'),
+    case('pack_codes-float', lambda: pack_codes(torch.tensor([1.0]), 'int4'), TypeError, 'q'),
+    case('unpack_codes-numel-too-large', lambda: unpack_codes(pack_codes(Q, 'int4'), 'int4', numel=10), ValueError, 'numel'),
+    case('unpack_codes-numel-0', lambda: unpack_codes(pack_codes(Q, 'int4'), 'int4', numel=0), ValueError, 'numel'),
+    case('unpack_codes-int8-input', lambda: unpack_codes(Q, 'int4'), TypeError, 'packed'),
+    case('unpack_codes-8-bit', lambda: unpack_codes(pack_codes(Q, 'int4'), 'int8'), ValueError, 'dtype'),
+    case('fake_quantize_ste-scale-0', lambda: fake_quantize_ste(X, 0.0, 0), ValueError, 'scale'),
+    case('fake_quantize_ste-str', lambda: fake_quantize_ste('x', 0.1, 0), TypeError, 'x'),
+    case('LSQFakeQuantize-dtype', lambda: LSQFakeQuantize(dtype='int9x'), ValueError, 'dtype'),
+    case('LSQFakeQuantize-no-batch-dim', lambda: LSQFakeQuantize()(X), ValueError, 'batch_dim'),
+]
+
+PTQ = [
+    case('PTQProcessor-backend', lambda: PTQProcessor('nope'), ValueError, 'backend'),
+    case('quantized_engine-unknown', lambda: quantized_engine('nope'), ValueError, 'backend'),
+    case('dynamic-model-str', lambda: PTQProcessor().dynamic_quantization('model'), TypeError, 'model'),
+    case('dynamic-dtype-int8', lambda: PTQProcessor().dynamic_quantization(mlp(), dtype=torch.int8), ValueError, 'dtype'),
+    case('dynamic-module_types-unknown', lambda: PTQProcessor().dynamic_quantization(mlp(), module_types=['Dense']), ValueError, 'module_types'),
+    case('static-model-str', lambda: PTQProcessor().static_quantization('model', BATCHES), TypeError, 'model'),
+    case('static-no-batches', lambda: PTQProcessor().static_quantization(mlp(), []), ValueError, 'calibration_data'),
+    case('static-tensor', lambda: PTQProcessor().static_quantization(mlp(), IMAGES), TypeError, 'calibration_data'),
+    case('static-num_batches-negative', lambda: PTQProcessor().static_quantization(mlp(), BATCHES, num_batches=-1), ValueError, 'num_batches'),
+    case('torchao-method', lambda: PTQProcessor().torchao_quantization(mlp(), method='nope'), ValueError, 'method'),
+    case('take_batches-negative', lambda: take_batches(BATCHES, -1), ValueError, 'num_batches'),
+    case('static_qconfig-observer-str', lambda: static_qconfig(observer='x'), TypeError, 'observer'),
+    case('compare_models-str', lambda: compare_models(mlp(), 'model', BATCHES), TypeError, 'model'),
+    case('compare_models-tensor-data', lambda: compare_models(mlp(), mlp(), IMAGES), TypeError, 'data'),
+    case('interleaved_latency-empty', lambda: interleaved_latency({}, IMAGES), ValueError, 'models'),
+    case('ptq_table-empty', lambda: ptq_table({}, BATCHES, {}), ValueError, 'variants'),
+    case('fusable_groups-str', lambda: fusable_groups('model'), TypeError, 'model'),
+]
+
+CASES = AFFINE + DATA + MEASURE + MODELS + OBSERVERS + FAKEQUANT + PTQ
 
 @pytest.mark.parametrize('call,error,words', CASES)
 def test_bad_input_raises_a_named_error(call, error, words):
@@ -283,7 +403,7 @@ def test_bad_input_raises_a_named_error(call, error, words):
 
 
 def test_the_campaign_is_large_enough():
-    assert len(CASES) >= 100 and len({p.id for p in CASES}) == len(CASES), 'ids must be unique'
+    assert len(CASES) >= 300 and len({p.id for p in CASES}) == len(CASES), 'ids must be unique'
 
 
 # --- results that used to be silently wrong: now correct, or a warning ---------------------------------------------
@@ -345,3 +465,16 @@ def test_quantize_with_any_valid_scale_is_in_range(value, scale, zero_point, dty
     q = quantize(torch.tensor([value, 0.0, -value]), scale, zero_point, dtype)
     assert q.min() >= qmin and q.max() <= qmax
     assert q[1] == zero_point, 'zero must map to the zero point exactly'
+
+
+def test_entropy_observer_keeps_data_that_stay_away_from_zero():
+    "The textbook KL search scores a threshold holding all values in one code as KL = 0 and clipped them all (1.3 dB)."
+    for x in (-torch.rand(10_000, generator=torch.Generator().manual_seed(0)) - 0.1, torch.linspace(5, 6, 10_000)):
+        observer = EntropyObserver('uint8')
+        scale, zero_point = observed(observer, x)
+        assert quant_error(x, fake_quantize(x, scale, zero_point, 'uint8'))['sqnr_db'] > 40
+
+
+def test_compare_observers_takes_the_images_of_labelled_batches():
+    rows = compare_observers(BATCHES, dtypes=('uint8',))
+    assert rows == compare_observers([IMAGES], dtypes=('uint8',))
