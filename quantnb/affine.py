@@ -381,6 +381,7 @@ class QuantizationBasics:
 
     def quantize_with_calibration(self, weights, calibration_data, dtype='int8') -> tuple:
         "`(quantized_weights, scale, zero_point)` from the weights' own range; `calibration_data` sets `activation_qparams`."
+        self.activation_qparams = None  # a call without data must not leave the qparams of an earlier call behind
         if calibration_data is not None:
             acts = _concat_batches(calibration_data, 'calibration_data')
             self.activation_qparams = tuple(p.item() for p in calc_qparams(acts, dtype))

@@ -478,3 +478,11 @@ def test_entropy_observer_keeps_data_that_stay_away_from_zero():
 def test_compare_observers_takes_the_images_of_labelled_batches():
     rows = compare_observers(BATCHES, dtypes=('uint8',))
     assert rows == compare_observers([IMAGES], dtypes=('uint8',))
+
+
+def test_quantize_with_calibration_without_data_forgets_earlier_activation_qparams():
+    qb = QuantizationBasics()
+    qb.quantize_with_calibration(NP_W, [np.full(5, 3.0, dtype=np.float32)])
+    assert qb.activation_qparams is not None
+    qb.quantize_with_calibration(NP_W, None)
+    assert qb.activation_qparams is None
