@@ -1,0 +1,229 @@
+"quantnb.analysis: layer reports on every form of quantized model, sensitivity, accuracy control, mixed precision, pre-flight checks, HTML."
+import copy
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.ao.quantization as tq
+from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules, fuse_modules_qat
+
+from quantnb.analysis import (QuantizationAnalyzer, check_quantizable, html_report, layer_errors, markdown_to_html, pareto_front,
+                              quantize_with_accuracy_control, sensitivity, sqnr_db, suggest_mixed_precision, weight_form)
+from quantnb.fakequant import CustomQuantizer, calibrate, load_packed, packed_state_dict, quantize_layers
+from quantnb.ptq import PTQProcessor
+
+warnings.filterwarnings('ignore', category=DeprecationWarning)
+warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)
+LAYERS = ['conv1', 'conv2', 'fc1', 'fc2']
+
+
+class Tiny(nn.Module):
+    "A small SampleNet: stubs, ReLU modules, fusable groups; cheap enough for many cases."
+    fuse_groups = [['conv1', 'relu1'], ['conv2', 'relu2'], ['fc1', 'relu3']]
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = QuantStub(), DeQuantStub()
+        self.conv1, self.relu1 = nn.Conv2d(1, 8, 3), nn.ReLU()
+        self.conv2, self.relu2 = nn.Conv2d(8, 8, 3, stride=2), nn.ReLU()
+        self.flatten, self.fc1, self.relu3, self.fc2 = nn.Flatten(), nn.Linear(8 * 12 * 12, 32), nn.ReLU(), nn.Linear(32, 10)
+    def forward(self, x):
+        x = self.relu2(self.conv2(self.relu1(self.conv1(self.quant(x)))))
+        return self.dequant(self.fc2(self.relu3(self.fc1(self.flatten(x)))))
+    def fuse_model(self, qat=False):
+        (fuse_modules_qat if qat else fuse_modules)(self, self.fuse_groups, inplace=True); return self
+
+
+@pytest.fixture(scope='module')
+def setup():
+    torch.manual_seed(0)
+    model = Tiny().eval()
+    xs = [torch.randn(32, 1, 28, 28) for _ in range(3)]
+    with torch.no_grad(): data = [(x, model(x).argmax(1)) for x in xs]  # labels: the float model's answers (float accuracy 1.0)
+    return model, data
+
+
+def _dynamic(m, d): return PTQProcessor().dynamic_quantization(m)
+def _static(m, d): return PTQProcessor().static_quantization(m, d, num_batches=2)
+def _qat(m, d):
+    "QAT with torch.ao directly: fuse, prepare_qat, a few SGD steps, convert."
+    torch.manual_seed(0)
+    qm = copy.deepcopy(m).train().fuse_model(qat=True)
+    qm.qconfig = tq.get_default_qat_qconfig('x86')
+    tq.prepare_qat(qm, inplace=True)
+    opt = torch.optim.SGD(qm.parameters(), lr=1e-5)
+    for x, y in d[:2]: loss = F.cross_entropy(qm(x), y); opt.zero_grad(); loss.backward(); opt.step()
+    return tq.convert(qm.eval())
+def _fake(m, d): return calibrate(quantize_layers(m, quantized=True), d[:2])
+def _torchao(m, d): return PTQProcessor().torchao_quantization(m, 'int8-dynamic')
+def _pt2e(m, d): return PTQProcessor().torchao_quantization(m, 'int8-static-pt2e', d, num_batches=2)
+def _packed(m, d):
+    q = CustomQuantizer('int4', 'per-channel', symmetric=True)
+    return load_packed(m, packed_state_dict(q.quantize_model(m), q), q)
+
+FORMS = [(_dynamic, 'eager dynamic', ['fc1', 'fc2'], 8, 30), (_static, 'eager static', LAYERS, 8, 30), (_qat, 'eager static', LAYERS, 8, 30),
+         (_fake, 'fake-quant', LAYERS, 8, 30), (_torchao, 'torchao', ['fc1', 'fc2'], 8, 30), (_pt2e, 'PT2E graph', LAYERS, 8, 30),
+         (_packed, 'float, quantized values', ['conv2', 'fc1', 'fc2'], 4, 15)]  # conv1's 9 weights per channel cannot show their 4 bits
+
+
+@pytest.mark.parametrize('make,form,layers,bits,min_sqnr', FORMS, ids=['dynamic', 'static', 'qat', 'fake-quant', 'torchao', 'pt2e', 'quantnb-packed'])
+def test_layer_report_on_every_form(setup, make, form, layers, bits, min_sqnr):
+    model, data = setup
+    rows = layer_errors(model, make(model, data), data, num_batches=1)
+    assert list(rows) == LAYERS
+    quantized = [n for n, r in rows.items() if r['form'].startswith(form)]
+    assert quantized == layers, {n: r['form'] for n, r in rows.items()}
+    for n in quantized:
+        r = rows[n]
+        assert r['weight_bits'] == bits and r['weight_sqnr_db'] > min_sqnr, (n, r)
+        assert r['local_sqnr_db'] > 10 and r['accumulated_sqnr_db'] > 10, (n, r)
+    if form in ('eager dynamic', 'torchao'):  # conv layers left float: no weight error
+        assert all(rows[n]['form'] == 'float' and rows[n]['weight_sqnr_db'] == float('inf') for n in ('conv1', 'conv2'))
+
+
+def test_static_report_has_the_seed_keys_and_grades(setup):
+    model, data = setup
+    res = QuantizationAnalyzer(iters=3, layer_batches=1).analyze_quantization_quality(model, _static(model, data), data)
+    assert {'performance', 'precision', 'layer_analysis', 'overall_quality'} <= set(res)
+    p, q = res['performance'], res['precision']
+    assert p['original_accuracy'] == 1.0 and 0 <= p['quantized_accuracy'] <= 1
+    assert p['accuracy_drop_percent'] == pytest.approx(100 * (1 - p['quantized_accuracy']))
+    assert p['size_ratio'] > 3
+    assert q['num_samples_analyzed'] == len(data) and q['num_images'] == 3 * 32 and 0 <= q['top1_agreement'] <= 1
+    assert q['sqnr_db'] > 15 and q['kl_divergence'] >= 0
+    assert all(r['weight_sqnr_db'] > 30 and r['compression_ratio'] == 4 for r in res['layer_analysis'].values())
+    assert res['overall_quality'] in ('excellent', 'good', 'fair', 'needs improvement') and res['overall_quality'] in str(res)
+    assert '<table>' in res._repr_html_() and '|' in res._repr_markdown_()
+
+
+def test_a_2_bit_layer_is_found(setup):
+    model, data = setup
+    mixed = copy.deepcopy(model)
+    CustomQuantizer('int8', 'per-channel', symmetric=True).quantize_layer(mixed.conv1, 'conv1')
+    CustomQuantizer('int2', 'per-channel', symmetric=True).quantize_layer(mixed.fc1, 'fc1')
+    rows = layer_errors(model, mixed, data, num_batches=1)
+    assert min(rows, key=lambda n: rows[n]['weight_sqnr_db']) == 'fc1' and rows['fc1']['weight_bits'] == 2
+    assert min(rows, key=lambda n: rows[n]['local_sqnr_db']) == 'fc1'
+    sens = sensitivity(model, data, layer_dtypes={'fc1': 'int2'}, num_batches=2)
+    assert sens['ranking'][0] == 'fc1' and sens['float_accuracy'] == 1.0
+
+
+def test_accuracy_control_reverts_until_the_budget_holds(setup):
+    model, data = setup
+    qm, rep = quantize_with_accuracy_control(model, data[:2], data, max_drop=0.0, weight_dtype='int2', act_dtype='uint4', num_batches=2)
+    assert rep['initial_accuracy'] < 1.0 and rep['changed']  # 2-bit weights cost something, so something was reverted
+    assert rep['met'] == (rep['drop_points'] <= 0.0)
+    assert rep['met'] or set(rep['changed']) == set(LAYERS)
+    assert [s['step'] for s in rep['steps'][1:]] == [f'{n} -> float' for n in rep['changed']]
+    assert list(rep['changed']) == rep['ranking'][:len(rep['changed'])]
+    with torch.no_grad(): acc = sum((qm(x).argmax(1) == y).sum().item() for x, y in data) / (3 * 32)
+    assert acc == pytest.approx(rep['final_accuracy'])  # the returned model is the one measured
+
+
+def test_mixed_precision_meets_its_budget(setup):
+    model, data = setup
+    rep = suggest_mixed_precision(model, data, bits=(2, 4, 8), max_drop=2.0)
+    assert rep['drop_points'] <= 2.0 and set(rep['bits']) == set(LAYERS) and set(rep['bits'].values()) <= {2, 4, 8}
+    assert rep['size_bytes'] < rep['float_size_bytes'] / 3.5  # at least int8 everywhere
+    assert any(b < 8 for b in rep['bits'].values())
+
+
+def test_sqnr_and_weight_form():
+    x = torch.randn(1000)
+    assert sqnr_db(x, x + 0.1 * x) == pytest.approx(20.0)
+    assert weight_form(nn.Linear(4, 4))['weight_bits'] == 32 and weight_form(nn.ReLU()) is None
+
+
+class NoStubs(nn.Module):
+    def __init__(self): super().__init__(); self.conv, self.relu = nn.Conv2d(1, 4, 3), nn.ReLU()
+    def forward(self, x): return self.relu(self.conv(x))
+
+class _Stubbed(nn.Module):
+    def __init__(self): super().__init__(); self.quant, self.dequant, self.conv, self.relu = QuantStub(), DeQuantStub(), nn.Conv2d(1, 4, 3), nn.ReLU()
+
+class FunctionalRelu(_Stubbed):
+    def forward(self, x): return self.dequant(F.relu(self.conv(self.quant(x))))
+
+class ResidualAdd(_Stubbed):
+    def forward(self, x): y = self.relu(self.conv(self.quant(x))); return self.dequant(y + y)
+
+class Reused(_Stubbed):
+    def __init__(self): super().__init__(); self.conv2 = nn.Conv2d(4, 4, 3)
+    def forward(self, x): return self.dequant(self.relu(self.conv2(self.relu(self.conv(self.quant(x))))))
+
+class Unused(_Stubbed):
+    def __init__(self): super().__init__(); self.extra = nn.Conv2d(4, 4, 3)
+    def forward(self, x): return self.dequant(self.relu(self.conv(self.quant(x))))
+
+class Dead(_Stubbed):
+    def __init__(self):
+        super().__init__()
+        with torch.no_grad(): self.conv.weight.zero_(); self.conv.bias.fill_(-1.0)
+    def forward(self, x): return self.dequant(self.relu(self.conv(self.quant(x))))
+
+class Scale(nn.Module):
+    def __init__(self): super().__init__(); self.weight = nn.Parameter(torch.ones(1))
+    def forward(self, x): return x * self.weight
+
+class Fallback(_Stubbed):
+    def __init__(self): super().__init__(); self.scale = Scale()
+    def forward(self, x): return self.dequant(self.scale(self.relu(self.conv(self.quant(x)))))
+
+class Correct(_Stubbed):
+    def forward(self, x): return self.dequant(self.relu(self.conv(self.quant(x))))
+
+BROKEN = [(NoStubs, {}, 'stubs'), (FunctionalRelu, {}, 'functional-relu'), (ResidualAdd, {}, 'float-functional'), (Reused, {}, 'reused-module'),
+          (lambda: Correct().train(), {}, 'mode'), (Unused, {}, 'no-data'), (Dead, {}, 'collapsed-scale'), (Fallback, {}, 'float-fallback'),
+          (Correct, dict(backend='no-such-engine'), 'engine')]
+
+@pytest.mark.parametrize('make,kwargs,check', BROKEN, ids=[b[2] for b in BROKEN])
+def test_check_quantizable_flags_each_failure(make, kwargs, check):
+    torch.manual_seed(0)
+    model = make() if check == 'mode' else make().eval()
+    findings = check_quantizable(model, torch.rand(2, 1, 8, 8), **kwargs)
+    assert check in findings.checks(), findings
+    assert not findings.ok and all(f['fix'] for f in findings)
+
+
+def test_check_quantizable_passes_a_correct_model():
+    findings = check_quantizable(Correct().eval(), torch.rand(2, 1, 8, 8))
+    assert findings.ok, findings
+    assert findings.checks() <= {'vnni', 'boundaries'}
+
+
+def test_a_failing_conversion_is_explained():
+    findings = check_quantizable(ResidualAdd().eval(), torch.rand(2, 1, 8, 8))
+    assert 'convert-run' in findings.checks() and 'FloatFunctional' in str(findings)
+
+
+def test_html_report_is_self_contained(tmp_path):
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(); ax.plot([1, 2])
+    path = html_report(tmp_path / 'r.html', 'T <1>', ['# H\n\n| a |\n|---|\n| 1 |', '<p>raw</p>', ax])
+    plt.close(fig)
+    page = path.read_text()
+    assert page.count('data:image/png;base64,') == 1 and '<p>raw</p>' in page and '<title>T &lt;1&gt;</title>' in page
+    assert 'src="http' not in page and 'href="http' not in page
+    assert [p.name for p in tmp_path.iterdir()] == ['r.html']  # no temporary file left
+    assert markdown_to_html('- **a**\n- `b`') == '<ul><li><strong>a</strong></li><li><code>b</code></li></ul>'
+
+
+@pytest.mark.parametrize('call,error,message', [
+    (lambda m, d: QuantizationAnalyzer().analyze_quantization_quality(m, 'model', d), TypeError, 'quantized_model must be a torch.nn.Module'),
+    (lambda m, d: QuantizationAnalyzer(iters=2), ValueError, 'iters=2'),
+    (lambda m, d: quantize_with_accuracy_control(m, d, d, max_drop=-1), ValueError, 'max_drop=-1'),
+    (lambda m, d: suggest_mixed_precision(m, d, bits=(3,)), ValueError, 'bits must be'),
+    (lambda m, d: sensitivity(m, d, layer_dtypes={'nope': 'int4'}), ValueError, "names ['nope']"),
+    (lambda m, d: html_report('x.html', 'T', 'text'), TypeError, 'parts must be a list'),
+    (lambda m, d: check_quantizable(m, d), TypeError, 'example must be one input batch'),
+    (lambda m, d: layer_errors(m, nn.Sequential(nn.ReLU()), d), ValueError, 'no weight layer'),
+], ids=['analyzer-model', 'iters', 'max-drop', 'bits', 'layer-dtypes', 'html-parts', 'example', 'unrelated-model'])
+def test_bad_input_is_a_clear_error(setup, call, error, message):
+    model, data = setup
+    with pytest.raises(error, match=message.replace('[', r'\[').replace(']', r'\]').replace('(', r'\(')): call(model, data)
+
+
+def test_pareto_front():
+    rows = [dict(name='a', size_mb=1, accuracy=0.9), dict(name='b', size_mb=2, accuracy=0.8), dict(name='c', size_mb=0.5, accuracy=0.5), dict(name='d', size_mb=1, accuracy=0.9)]
+    assert pareto_front(rows) == ['a', 'c', 'd']
