@@ -6,9 +6,10 @@
 __all__ = ['IDX_FILES', 'DATASETS', 'IDX_MAGIC', 'fast_mode', 'cache_dir', 'progress', 'project_root', 'local_data_dir',
            'DataSpec', 'data_spec', 'search_dirs', 'find_idx_files', 'check_idx', 'read_verified', 'clean_stale_temps',
            'atomic_write', 'is_writable', 'prepare_root', 'load_dataset', 'get_dataloaders', 'calibration_batches',
-           'class_names', 'plot_images', 'iter_batches']
+           'class_names', 'plot_images', 'iter_batches', 'TensorImages', 'tensor_dataset', 'tensor_loader']
 
 # %% ../nbs/01_data.ipynb #425063c4
+import functools
 import gzip
 import hashlib
 import math
@@ -379,3 +380,44 @@ def _check_labels(y, n, i, name):
     if y.ndim != 1 or len(y) != n:
         raise ValueError(f"{name}: batch {i} has {n} images but labels of shape {tuple(y.shape)}: give one label per image")
     return y
+
+# %% ../nbs/01_data.ipynb #a7e1d001
+class TensorImages(torch.utils.data.Dataset):
+    "A torchvision image data set held as one normalized float tensor: `ds[i]` as torchvision returns it, `ds[[i, j, ...]]` a whole batch."
+    def __init__(self, source, # a torchvision MNIST-style data set (`.data` uint8, `.targets`), e.g. `load_dataset()`
+                 mean:float, std:float): # the normalization `load_dataset` applies
+        if not hasattr(source, 'data') or not torch.is_tensor(source.data) or source.data.dtype != torch.uint8:
+            raise TypeError(f"source must be a torchvision data set with uint8 `.data` (e.g. load_dataset()), not {type(source).__name__}")
+        x = source.data.unsqueeze(1).to(torch.float32).div(255)  # ToTensor
+        self.images = x.sub_(torch.tensor(mean, dtype=torch.float32)).div_(torch.tensor(std, dtype=torch.float32))  # Normalize
+        self.targets, self.classes = torch.as_tensor(source.targets, dtype=torch.int64), list(getattr(source, 'classes', []))
+        self.train = getattr(source, 'train', None)  # which split, as torchvision records it
+
+    def __len__(self): return len(self.images)
+    def __getitem__(self, i): return self.images[i], int(self.targets[i])
+    def __getitems__(self, indices:list): # DataLoader's batched fetch: one indexing operation per batch
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        return self.images[idx], self.targets[idx]
+
+def _as_batch(batch): return batch  # `__getitems__` already returns the collated batch
+
+def tensor_dataset(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
+                   train:bool=True # training set or test set
+                  ) -> TensorImages:
+    "The data set `load_dataset` returns, normalized once into a `TensorImages` (kept for the process: later calls share it)."
+    spec = data_spec(dataset)
+    if not isinstance(train, bool): raise TypeError(f"train must be True (training set) or False (test set), not {train!r}")
+    return _tensor_dataset(spec.name, train)
+
+@functools.lru_cache(maxsize=4)
+def _tensor_dataset(name, train):
+    spec = data_spec(name)
+    return TensorImages(load_dataset(name, train), spec.mean, spec.std)
+
+def tensor_loader(ds, # a `TensorImages`, or a `Subset` of one
+                  batch_size:int, **kwargs # as for `DataLoader` (`shuffle`, `generator`, `drop_last`)
+                 ) -> DataLoader:
+    "A `DataLoader` over `ds` that fetches each batch with one indexing operation; same sampler, same order as the plain one."
+    base = ds.dataset if isinstance(ds, Subset) else ds
+    if not isinstance(base, TensorImages): raise TypeError(f"ds must be a TensorImages or a Subset of one, not {type(base).__name__}")
+    return DataLoader(ds, batch_size, collate_fn=_as_batch, **kwargs)

@@ -26,7 +26,8 @@ from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules, fuse_mod
 from torch.utils.data import DataLoader, Subset
 
 import quantnb
-from .data import _check_int, _check_seed, atomic_write, cache_dir, data_spec, fast_mode, is_writable, iter_batches, load_dataset, progress
+from .data import (_check_int, _check_seed, atomic_write, cache_dir, data_spec, fast_mode, is_writable, iter_batches, load_dataset,
+                   progress, tensor_dataset, tensor_loader)
 from .measure import _check_model, evaluate
 
 # %% ../nbs/01b_models.ipynb #6303ce1e
@@ -146,7 +147,7 @@ def train_valid_loaders(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
                        ) -> tuple: # `(train_loader, valid_loader)`, disjoint, both from the training images
     "A seeded split of the training images into training and validation loaders; the test set is not touched."
     data_spec(dataset); _check_int(batch_size, 'batch_size'); _check_int(valid_batch_size, 'valid_batch_size'); _check_seed(seed)
-    ds = load_dataset(dataset, train=True)
+    ds = tensor_dataset(dataset, train=True)  # batches by indexing, bit-for-bit the per-image transform's (notebook 01)
     if isinstance(valid_size, bool) or not isinstance(valid_size, int) or not 1 <= valid_size < len(ds):
         raise ValueError(f'valid_size={valid_size!r} must be an int between 1 and {len(ds) - 1}')
     perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -154,8 +155,8 @@ def train_valid_loaders(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or not 1 <= subset <= len(train_idx)):
         raise ValueError(f'subset={subset!r} must be an int between 1 and {len(train_idx)} (or None for all)')
     train_idx = train_idx if subset is None else train_idx[:subset]
-    return (DataLoader(Subset(ds, train_idx), batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)),
-            DataLoader(Subset(ds, valid_idx), valid_batch_size))
+    return (tensor_loader(Subset(ds, train_idx), batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)),
+            tensor_loader(Subset(ds, valid_idx), valid_batch_size))
 
 # %% ../nbs/01b_models.ipynb #98e03b27
 ARCHS = {'samplenet': SampleNet, 'samplenet-bn': SampleNetBN}

@@ -285,3 +285,33 @@ def test_class_names_bad_input():
     with pytest.raises(TypeError, match='has no class names'): qd.class_names([])
     with pytest.raises(ValueError, match="dataset='cifar' is unknown"): qd.class_names('cifar')
     with pytest.raises(ValueError, match='label 12 has no name'): qd.plot_images(torch.zeros(2, 1, 28, 28), torch.tensor([1, 12]))
+
+
+def test_tensor_images_match_the_per_image_transform_bit_for_bit(tmp_path, cache, monkeypatch):
+    "Same split, same shuffle order (two epochs), same float bits as torchvision's ToTensor + Normalize, on random bytes."
+    monkeypatch.setenv('QUANTNB_DATA', str(tmp_path / 'data'))
+    monkeypatch.setattr(qd, 'local_data_dir', lambda: tmp_path / 'none')
+    qd._tensor_dataset.cache_clear()
+    spec = data_spec('fashion-mnist')
+    raw_md5 = write_idx_set(tmp_path / 'data', n_train=300, n_test=20)[1]
+    monkeypatch.setattr(qd, 'DATASETS', {**qd.DATASETS, 'fashion-mnist': dataclasses.replace(spec, raw_md5=raw_md5, system_dir=None)})
+    try:
+        plain_ds, tensor_ds = qd.load_dataset(train=True), qd.tensor_dataset(train=True)
+        idx = torch.randperm(300, generator=torch.Generator().manual_seed(3))[:250].tolist()
+        plain = torch.utils.data.DataLoader(torch.utils.data.Subset(plain_ds, idx), 32, shuffle=True, generator=torch.Generator().manual_seed(3))
+        fast = qd.tensor_loader(torch.utils.data.Subset(tensor_ds, idx), 32, shuffle=True, generator=torch.Generator().manual_seed(3))
+        for epoch in range(2):
+            pairs = list(zip(plain, fast, strict=True))
+            assert len(pairs) == 8
+            for (x0, y0), (x1, y1) in pairs:
+                assert torch.equal(x0, x1) and torch.equal(y0, y1)
+        x, y = tensor_ds[5]
+        assert torch.equal(x, plain_ds[5][0]) and y == plain_ds[5][1] and isinstance(y, int)
+        assert tensor_ds.classes == plain_ds.classes and tensor_ds.train is True
+    finally: qd._tensor_dataset.cache_clear()
+
+
+def test_tensor_loader_bad_input():
+    with pytest.raises(TypeError, match='ds must be a TensorImages'): qd.tensor_loader([1, 2, 3], 2)
+    with pytest.raises(TypeError, match='source must be a torchvision data set'): qd.TensorImages(torch.zeros(3, 28, 28), 0.5, 0.5)
+    with pytest.raises(TypeError, match='train must be True'): qd.tensor_dataset(train='yes')

@@ -175,3 +175,20 @@ def test_fusion_keeps_the_function_and_static_quantization_runs(arch):
     with torch.no_grad(): out = quantized(x)
     assert out.dtype == torch.float32 and out.shape == (16, 10)
     assert (out.argmax(1) == before.argmax(1)).float().mean() > 0.8
+
+
+def test_train_valid_loaders_yield_the_per_image_transforms_batches_bit_for_bit():
+    "The tensor-backed loaders replay the old per-image path exactly, so cached checkpoints stay what training would give."
+    from torch.utils.data import DataLoader, Subset
+    from quantnb.data import load_dataset
+    train_dl, valid_dl = train_valid_loaders(valid_size=1000, subset=3000, seed=0)
+    ds = load_dataset(train=True)  # the old path: torchvision's data set with per-image transforms
+    old_train = DataLoader(Subset(ds, train_dl.dataset.indices), 128, shuffle=True, generator=torch.Generator().manual_seed(0))
+    old_valid = DataLoader(Subset(ds, valid_dl.dataset.indices), 1000)
+    for epoch in range(2):  # the generator advances identically from one epoch to the next
+        for i, ((x0, y0), (x1, y1)) in enumerate(zip(old_train, train_dl)):
+            if i == 4: break
+            assert torch.equal(x0, x1) and torch.equal(y0, y1), (epoch, i)
+    (x0, y0), (x1, y1) = next(iter(old_valid)), next(iter(valid_dl))
+    assert torch.equal(x0, x1) and torch.equal(y0, y1)
+    assert len(train_dl) == len(old_train) == 24

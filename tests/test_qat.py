@@ -1,0 +1,189 @@
+"`quantnb.qat`: the rebuilt optimizer, freeze schedules, convert vs fake-quant agreement, the PT2E path, low-bit LSQ, the cache, bad input."
+import copy
+import math
+import warnings
+
+import pytest
+import torch
+import torch.ao.quantization as tq
+import torch.nn as nn
+
+from quantnb.fakequant import state_size_bytes
+from quantnb.models import SampleNet, SampleNetBN
+from quantnb.qat import (QATProcessor, WeightFakeQuant, bn_frozen, fake_quant, lowbit_qat, lowbit_range, mse_scale, observers_enabled,
+                         packed_lowbit_state, prepare_lowbit)
+
+warnings.filterwarnings('ignore', category=UserWarning)
+warnings.filterwarnings('ignore', category=DeprecationWarning)
+
+
+def batches(n=3, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(size, 1, 28, 28, generator=g), torch.randint(0, 10, (size,), generator=g)) for _ in range(n)]
+
+
+def net(cls=SampleNet):
+    torch.manual_seed(0)
+    return cls().eval()
+
+
+def hyper(group): return {k: v for k, v in group.items() if k != 'params'}
+
+
+OPTIMIZERS = {
+    'adam': lambda ps: torch.optim.Adam(ps, lr=3e-4, betas=(0.8, 0.95), amsgrad=True),
+    'adamw-decay': lambda ps: torch.optim.AdamW(ps, lr=2e-4, weight_decay=0.05),
+    'sgd-nesterov': lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4),
+    'sgd-groups': lambda ps: torch.optim.SGD([dict(params=ps[:4], lr=0.1), dict(params=ps[4:], lr=0.01, momentum=0.5)], lr=0.05, momentum=0.9),
+    'adamw-groups': lambda ps: torch.optim.AdamW([dict(params=ps[:2], weight_decay=0.0), dict(params=ps[2:], lr=1e-3)], lr=1e-4, weight_decay=0.1),
+}
+
+
+@pytest.mark.parametrize('name', list(OPTIMIZERS))
+def test_optimizer_keeps_class_and_every_hyper_parameter(name):
+    model = net()
+    opt = OPTIMIZERS[name](list(model.parameters()))
+    x, y = batches(1)[0]
+    nn.functional.cross_entropy(model.train()(x), y).backward(); opt.step()  # give it state (momentum, moments)
+    prepared, new = QATProcessor().prepare_qat_model(model, opt)
+    assert type(new) is type(opt) and new.defaults == opt.defaults
+    assert [hyper(g) for g in new.param_groups] == [hyper(g) for g in opt.param_groups]
+    own = {id(p) for p in prepared.parameters()}
+    assert all(id(p) in own for g in new.param_groups for p in g['params'])
+    assert [len(g['params']) for g in new.param_groups] == [len(g['params']) for g in opt.param_groups]
+    old_p, new_p = opt.param_groups[0]['params'][0], new.param_groups[0]['params'][0]
+    assert torch.equal(old_p, new_p) and old_p is not new_p
+    for k, v in opt.state[old_p].items():
+        assert torch.equal(torch.as_tensor(v), torch.as_tensor(new.state[new_p][k])), k
+    if name.startswith('adamw'): assert all(g['decoupled_weight_decay'] for g in new.param_groups)
+
+
+def test_freeze_schedules_stop_observers_and_bn_statistics():
+    "Two epochs frozen after one = one epoch unfrozen, for ranges and BN statistics; and the flags say so."
+    data, valid, qat = batches(3), batches(1, seed=1), QATProcessor()
+    def run(epochs, after):
+        torch.manual_seed(0)
+        model = net(SampleNetBN)
+        m, o = qat.prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.01))
+        m, h = qat.train_with_qat(m, o, data, valid, epochs=epochs, freeze_observers_after=after, freeze_bn_after=after)
+        return m, h
+    frozen, h = run(2, 1)
+    once, _ = run(1, None)
+    assert h['observers_frozen'] == [False, True] and h['bn_frozen'] == [False, True]
+    assert not any(observers_enabled(frozen)) and all(bn_frozen(frozen)) and any(observers_enabled(once))
+    stats = lambda m: {k: v for k, v in m.state_dict().items() if k.endswith(('min_val', 'max_val', 'running_mean', 'running_var', 'scale'))}
+    a, b = stats(frozen), stats(once)
+    assert a.keys() == b.keys() and len(a) > 8
+    for k in a: torch.testing.assert_close(a[k], b[k], msg=k)
+    changed = {k for k, v in frozen.state_dict().items() if k.endswith('weight') and not torch.equal(v, once.state_dict()[k])}
+    assert changed, 'the weights kept training after the freeze'
+
+
+def test_fraction_schedule_and_validation_does_not_move_ranges():
+    data, qat = batches(4), QATProcessor()
+    model = net()
+    m, o = qat.prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.01))
+    m, h = qat.train_with_qat(m, o, data, batches(1, seed=1), epochs=1, freeze_observers_after=0.5)
+    assert h['observers_frozen'] == [True]
+    m2, o2 = qat.prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.01))
+    m2, _ = qat.train_with_qat(m2, o2, data, batches(2, seed=7), epochs=1)
+    before = copy.deepcopy(m2.state_dict())
+    m2, _ = qat.train_with_qat(m2, torch.optim.SGD(m2.parameters(), lr=0.0), data[:1], batches(2, seed=9), epochs=1, freeze_observers_after=0)
+    assert all(torch.equal(v, m2.state_dict()[k]) for k, v in before.items() if k.endswith(('min_val', 'max_val')))
+
+
+def test_convert_agrees_with_fake_quant_on_real_images():
+    from quantnb.data import calibration_batches
+    from quantnb.models import pretrained
+    real = calibration_batches(num_batches=6, batch_size=128, seed=3)
+    fp32, qat = pretrained(), QATProcessor()
+    m, o = qat.prepare_qat_model(fp32, torch.optim.AdamW(fp32.parameters(), lr=1e-4))
+    m, _ = qat.train_with_qat(m, o, real[:3], real[3:4], epochs=1, freeze_observers_after=1)
+    int8 = qat.convert_to_quantized(m)
+    assert any(isinstance(x, torch.ao.nn.quantized.Conv2d) for x in int8.modules())
+    images = torch.cat([x for x, _ in real[3:]])
+    m.apply(tq.disable_observer)
+    with torch.no_grad(): agree = (int8(images).argmax(1) == m.eval()(images).argmax(1)).float().mean().item()
+    assert agree >= 0.99, agree
+    assert any(isinstance(x, tq.FakeQuantizeBase) for x in m.modules()), 'convert must leave the trained model as it was'
+
+
+def test_pt2e_qat_runs():
+    fp32, data = net(), batches(2)
+    model, history = QATProcessor().torchao_qat(fp32, data, batches(1, seed=1), epochs=1, max_batches=2)
+    with torch.no_grad(): out = model(data[0][0])
+    assert out.shape == (16, 10) and torch.isfinite(out).all() and len(history['val_acc']) == 1
+    assert any('quantize' in str(n.target) for n in model.graph.nodes)
+
+
+BAD = {
+    'unsupported dtype': (lambda m: QATProcessor().prepare_qat_model(m, torch.optim.SGD(m.parameters(), lr=0.1), dtype=torch.quint8), ValueError, 'dtype='),
+    'no trainable parameters': (lambda m: QATProcessor().prepare_qat_model(m.requires_grad_(False), torch.optim.SGD(m.parameters(), lr=0.1)), ValueError, 'no trainable parameters'),
+    'optimizer over other parameters': (lambda m: QATProcessor().prepare_qat_model(m, torch.optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)), ValueError, 'model.parameters()'),
+    'not an optimizer': (lambda m: QATProcessor().prepare_qat_model(m, 'adam'), TypeError, 'optimizer must be'),
+    'not a model': (lambda m: QATProcessor().prepare_qat_model('net', torch.optim.SGD(m.parameters(), lr=0.1)), TypeError, 'model must be'),
+    'unprepared model': (lambda m: QATProcessor().train_with_qat(m, torch.optim.SGD(m.parameters(), lr=0.1), batches(1), batches(1)), ValueError, 'prepare_qat_model'),
+    'convert unprepared': (lambda m: QATProcessor().convert_to_quantized(m), ValueError, 'fake-quantize'),
+    'bad backend': (lambda m: QATProcessor('tpu'), ValueError, 'backend='),
+    'weight bits 1': (lambda m: prepare_lowbit(m, 1), ValueError, 'bits=1'),
+    'act bits 9': (lambda m: prepare_lowbit(m, 4, 9, calibration=[batches(1)[0][0]]), ValueError, 'act_bits=9'),
+    'unknown method': (lambda m: prepare_lowbit(m, 4, method='pact'), ValueError, 'method='),
+    'act bits without calibration': (lambda m: prepare_lowbit(m, 4, 4), ValueError, 'calibration'),
+    'one-shot loader': (lambda m: lowbit_qat(m, iter(batches(1)), batches(1), 4, cache=False), TypeError, 'one-shot'),
+}
+
+
+@pytest.mark.parametrize('case', list(BAD))
+def test_bad_input(case):
+    call, error, message = BAD[case]
+    with pytest.raises(error, match=message): call(net())
+
+
+@pytest.mark.parametrize('bad', [-1, 1.5, 'half', 3], ids=['negative', 'fraction>1', 'string', 'epochs>total'])
+def test_bad_freeze_schedule(bad):
+    model, qat = net(), QATProcessor()
+    m, o = qat.prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.01))
+    with pytest.raises((ValueError, TypeError), match='freeze_bn_after'): qat.train_with_qat(m, o, batches(1), batches(1), epochs=2, freeze_bn_after=bad)
+
+
+def test_lsq_gradients_and_the_per_channel_grad_scale():
+    torch.manual_seed(0)
+    w = torch.randn(4, 50)
+    fq = WeightFakeQuant(w, 3, 'lsq')
+    wq = w.clone().requires_grad_(True)
+    fq(wq).sum().backward()
+    qmin, qmax = lowbit_range(3)
+    s = fq.scale.detach()[:, None]
+    v = w / s
+    raw = torch.where(v < qmin, torch.tensor(float(qmin)), torch.where(v > qmax, torch.tensor(float(qmax)), v.round() - v)).sum(1)
+    torch.testing.assert_close(fq.scale.grad, raw / math.sqrt(50 * qmax))  # g = 1/sqrt(N Qp), N = weights per channel
+    torch.testing.assert_close(wq.grad, ((v >= qmin) & (v <= qmax)).float())
+
+
+@pytest.mark.parametrize('bits', [2, 3, 4, 8])
+def test_mse_init_beats_min_max(bits):
+    torch.manual_seed(bits)
+    w = torch.randn(8, 200) * torch.rand(8, 1)
+    qmin, qmax = lowbit_range(bits)
+    err = lambda s: ((fake_quant(w, s[:, None], qmin, qmax) - w) ** 2).mean()
+    assert err(mse_scale(w, qmin, qmax)) <= err(w.abs().amax(1) / qmax) + 1e-12
+
+
+@pytest.mark.parametrize('bits,act_bits,method', [(2, 4, 'lsq'), ('ternary', 8, 'ste'), (4, None, 'lsq')], ids=['W2A4-lsq', 'ternary-A8-ste', 'W4-float-act-lsq'])
+def test_lowbit_qat_trains_caches_and_packs(tmp_path, monkeypatch, bits, act_bits, method):
+    monkeypatch.setenv('QUANTNB_CACHE', str(tmp_path))
+    fp32, data, valid = net(), batches(3), batches(1, seed=1)
+    model, history = lowbit_qat(fp32, data, valid, bits, act_bits, method, epochs=1)
+    assert set(history) >= {'train_loss', 'train_acc', 'val_loss', 'val_acc'} and len(history['val_acc']) == 1
+    again, history2 = lowbit_qat(fp32, data, valid, bits, act_bits, method, epochs=1)  # from the cache
+    assert history2 == history and all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
+    with torch.no_grad(): torch.testing.assert_close(again(valid[0][0]), model(valid[0][0]))
+    assert len(list((tmp_path / 'qat').glob('*.pt'))) == 1
+    other, _ = lowbit_qat(fp32, data, valid, bits, act_bits, method, epochs=1, lr=1e-3)  # another config: another file
+    assert len(list((tmp_path / 'qat').glob('*.pt'))) == 2
+    state = packed_lowbit_state(model)
+    codes = model.fc1.weight_fq.codes(model.fc1.layer.weight)
+    if bits == 'ternary': assert set(codes.unique().tolist()) <= {-1, 0, 1}
+    width = 2 if bits in (2, 'ternary') else 4
+    assert state['fc1.weight'].dtype == torch.uint8 and state['fc1.weight'].numel() == fp32.fc1.weight.numel() * width // 8
+    assert state_size_bytes(state) < state_size_bytes(fp32.state_dict()) / 5
