@@ -13,7 +13,7 @@ NOTEBOOKS := $(filter-out nbs/_%,$(wildcard nbs/*.ipynb))
 # The install stamp is named after pyproject.toml's content, not its date: nbdev-export rewrites the file unchanged.
 INSTALLED := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: test docs lab data check-export notebooks nbs-full
+.PHONY: demo bench test docs lab data check-export notebooks nbs-full
 
 $(INSTALLED):
 	@echo "== creating $(VENV) and installing PyTorch and quantnb[dev] (a few minutes the first time)"
@@ -23,6 +23,17 @@ $(INSTALLED):
 	$(BIN)/pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+# The whole study in one command: SampleNet trained once (then cached), quantized five ways, measured, and a report
+# in report/ (report.html, report.md, results.json). DEMO_ARGS adds options, e.g. DEMO_ARGS=--force or DEMO_ARGS=--fast.
+DEMO_ARGS ?=
+demo: data $(INSTALLED)
+	@SECONDS=0; $(BIN)/quantnb demo --out report/ $(DEMO_ARGS) && \
+	echo "== make demo finished in $${SECONDS}s: open report/report.html"
+
+# Every quantized form side by side in one process; rewrites its section of BENCHMARKS.md.
+bench: data $(INSTALLED)
+	$(BIN)/python benchmarks/run.py --write
 
 # data first: on a fresh clone `make test` is the first command, and it fails fast with a clear message without the data.
 test: data $(INSTALLED)

@@ -1,0 +1,111 @@
+"""quantnb.pipeline: the numbers of the fast demo (run once, shared with test_cli.py) checked against each other, and
+the settings, the output-folder rules, the report and the plots on small inputs."""
+import json
+import math
+
+import matplotlib
+matplotlib.use('Agg')
+import pytest
+import torch
+
+from quantnb.observers import OBSERVERS
+from quantnb.pipeline import (STEPS, DemoResult, _jsonable, check_out_dir, demo_settings, plot_accuracy_vs_size, plot_latency,
+                              quantnb_module, report_markdown, StepUnavailable)
+from test_cli import fast_demo
+
+ROW_OF_STEP = {'fp32 model': 'fp32', 'dynamic int8': 'dynamic int8', 'static int8': 'static int8', 'QAT int8': 'QAT int8',
+               'low-bit QAT': 'low-bit QAT', 'integer-only': 'integer-only'}
+
+
+@pytest.fixture(scope='module')
+def results():
+    run = fast_demo()
+    assert run['returncode'] == 0, run['stderr'][-3000:]
+    return DemoResult(json.loads((run['out'] / 'results.json').read_text()))
+
+
+@pytest.fixture(scope='module')
+def rows(results): return {r['model']: r for r in results['rows']}
+
+
+def test_every_step_is_recorded_and_unavailable_ones_say_why(results, rows):
+    assert list(results['steps']) == list(STEPS)
+    for name, step in results['steps'].items():
+        assert step['status'] in ('ok', 'unavailable') and step['seconds'] >= 0
+        if step['status'] == 'unavailable': assert 'cannot be imported' in step['reason'] or 'no static' in step['reason']
+        if name in ROW_OF_STEP: assert (ROW_OF_STEP[name] in rows) == (step['status'] == 'ok'), name  # no row without a model
+
+
+def test_the_post_training_models_are_always_there(rows):
+    assert {'fp32', 'dynamic int8', 'static int8'} <= set(rows)
+
+
+def test_ratios_agree_with_the_raw_numbers(results, rows):
+    fp32 = rows['fp32']
+    for r in rows.values():
+        assert math.isclose(r['drop_points'], 100 * (fp32['accuracy'] - r['accuracy']), abs_tol=1e-9)
+        assert math.isclose(r['speedup_b64'], fp32['latency_ms_b64'] / r['latency_ms_b64'], rel_tol=1e-9)
+        assert math.isclose(r['size_ratio'] * r['size_mib'], fp32['size_mib'], rel_tol=1e-9)
+        for label in ('b1', 'b64'):
+            spread = results['latency'][label][r['model']]
+            assert spread['p10_ms'] <= spread['median_ms'] <= spread['p90_ms']
+            assert spread['median_ms'] == r[f'latency_ms_{label}']
+
+
+def test_accuracy_and_size_are_plausible(rows):
+    assert all(0.5 < r['accuracy'] <= 1 for r in rows.values()), rows  # ten classes: chance is 0.1
+    assert rows['fp32']['size_mib'] > 4 and 3 < rows['static int8']['size_ratio'] < 4.2  # weights 4 bytes -> 1 byte
+    assert abs(rows['static int8']['drop_points']) < 3 and abs(rows['dynamic int8']['drop_points']) < 3
+
+
+def test_the_best_observer_is_the_most_accurate(results):
+    acc = results['observer_accuracy']
+    assert set(acc) == set(OBSERVERS) and acc[results['best_observer']] == max(acc.values())
+
+
+def test_training_history_comes_from_the_cached_model(results):
+    history = results['histories']['fp32']
+    assert [h['epoch'] for h in history] == list(range(1, results['settings']['epochs'] + 1))
+
+
+def test_report_markdown_names_the_machine(results):
+    md = report_markdown(results)
+    assert 'VNNI' in md and results['date'] in md and results.table() in md
+
+
+def test_same_run_may_be_written_again_and_force_overrides(results, tmp_path):
+    out = fast_demo()['out']
+    assert check_out_dir(out, results['settings']) == out
+    other = {**results['settings'], 'seed': results['settings']['seed'] + 1}
+    with pytest.raises(FileExistsError, match='different run'): check_out_dir(out, other)
+    assert check_out_dir(out, other, force=True) == out
+    assert check_out_dir(tmp_path / 'new' / 'folder', other) == tmp_path / 'new' / 'folder'
+
+
+def test_out_must_be_a_path():
+    with pytest.raises(TypeError, match='out must be a folder path'): check_out_dir(3, {})
+
+
+BAD_SETTINGS = {'epochs 0': (dict(epochs=0), 'epochs'), 'qat_epochs 1.5': (dict(qat_epochs=1.5), 'qat_epochs'),
+                'threads 0': (dict(threads=0), 'threads'), 'dataset cifar': (dict(dataset='cifar'), 'cifar'),
+                'seed str': (dict(seed='0'), 'seed')}
+
+
+@pytest.mark.parametrize('kwargs,named', BAD_SETTINGS.values(), ids=BAD_SETTINGS.keys())
+def test_bad_settings_name_the_argument(kwargs, named):
+    with pytest.raises((ValueError, TypeError), match=named): demo_settings(**kwargs)
+
+
+def test_a_missing_module_is_unavailable_not_faked():
+    with pytest.raises(StepUnavailable, match='quantnb.not_there cannot be imported'): quantnb_module('not_there')
+
+
+def test_jsonable_keeps_numbers_and_drops_non_finite():
+    assert _jsonable({'a': torch.tensor([1.5, float('inf')]), 'b': (1, float('nan')), 3: True}) == {'a': [1.5, None], 'b': [1, None], '3': True}
+
+
+def test_plots_return_axes_and_refuse_empty_input(results):
+    assert plot_accuracy_vs_size(results['rows']).get_xlabel() == 'serialized size (MiB)'
+    assert len(plot_latency(results['latency']).patches) == 2 * len(results['rows'])
+    for plot in (plot_accuracy_vs_size, plot_latency):
+        with pytest.raises(ValueError, match='is empty'): plot({} if plot is plot_latency else [])
