@@ -35,6 +35,7 @@ from .affine import qtype, quant_error
 from .data import atomic_write, iter_batches, progress
 from .fakequant import QuantizedLayer, _fake_quantize_ste, calc_qparams, calibrate, pack_codes, quantize, quantize_layers, state_size_bytes
 from .measure import cpu_info, evaluate, markdown_table, model_size_bytes
+from .qat import QATLayer
 from .ptq import _explain, _graph, _median, fusable_groups, interleaved_latency, quantized_engine, static_qconfig, take_batches
 
 # %% ../nbs/07_analysis.ipynb #8fe1e0e1
@@ -68,6 +69,10 @@ def weight_form(module:nn.Module) -> dict|None: # `weight` (float), `form`, `wei
         w = module.quantized_weight() if module.quantized else module.base_layer.weight.detach()
         bits = qtype(module.weight_dtype).bits if module.quantized else 32
         return dict(weight=w, form='fake-quant' if module.quantized else 'float', weight_bits=bits, storage_bits=32)
+    if isinstance(module, QATLayer):  # notebook 06's low-bit QAT layer: its weight through its trained quantizer
+        bits = module.weight_fq.bits
+        return dict(weight=module.weight_fq(module.layer.weight).detach(), form=f'low-bit QAT ({module.weight_fq.method})',
+                    weight_bits=math.log2(3) if bits == 'ternary' else bits, storage_bits=32)
     w = getattr(module, 'weight', None)
     if callable(w) and not isinstance(w, torch.Tensor):  # eager quantized modules: packed, `weight()` unpacks
         w, dynamic = w(), 'dynamic' in type(module).__module__
