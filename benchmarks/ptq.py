@@ -12,17 +12,19 @@ import os
 import platform
 import sys
 import warnings
-from pathlib import Path
 
-import torch
 
-from quantnb.data import atomic_write, calibration_batches, get_dataloaders
+from quantnb.data import calibration_batches, get_dataloaders
 from quantnb.measure import cpu_info, markdown_table
 from quantnb.models import pretrained
 from quantnb.observers import OBSERVERS
 from quantnb.ptq import ptq_table, ptq_variants
 
+from bench_md import replace_section
+
 warnings.filterwarnings('ignore')
+
+HEADING = '## Post-training quantization of SampleNet (benchmarks/ptq.py)'
 
 
 def main():
@@ -33,12 +35,11 @@ def main():
     info = cpu_info()
     machine = (f"{info['cpu']}, {os.cpu_count()} cores, {info['cpu_capability']}, VNNI: {info['vnni']}, quantized engine: "
                f"{info['quantized_engine']}; torch {info['torch']}, Python {platform.python_version()}; 1 thread")
-    report = (f"## Post-training quantization of SampleNet (benchmarks/ptq.py)\n\n{datetime.date.today()} · {machine}\n\n"
+    report = (f"{HEADING}\n\n{datetime.date.today()} · {machine}\n\n"
               f"{markdown_table(rows)}\n")
     print(report)
     if '--write' in sys.argv:
-        path = Path(__file__).resolve().parents[1] / 'BENCHMARKS.md'
-        atomic_write(path, lambda tmp: Path(tmp).write_text('# Benchmarks\n\n' + __doc__.split('\n\n', 1)[1] + '\n' + report))
+        print(f'wrote {replace_section(HEADING, report)}')
 
 
 if __name__ == '__main__': main()

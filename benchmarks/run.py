@@ -11,18 +11,17 @@ run. Sizes are serialized bytes (the low-bit model: its packed state). Accuracy 
 """
 import datetime
 import os
-import platform
-import re
 import sys
 import warnings
-from pathlib import Path
 
 import torch
 
-from quantnb.data import atomic_write, progress
+from quantnb.data import progress
 from quantnb.measure import evaluate, markdown_table
 from quantnb.pipeline import ModelQuantizationPipeline, deployed_size_bytes, machine
 from quantnb.ptq import interleaved_latency
+
+from bench_md import replace_section
 
 warnings.filterwarnings('ignore')
 HEADING = '## Every quantized form of SampleNet (benchmarks/run.py)'
@@ -76,11 +75,7 @@ def main():
                f"{markdown_table(rows)}\n{notes}\n")
     print(section)
     if '--write' in sys.argv:
-        path = Path(__file__).resolve().parents[1] / 'BENCHMARKS.md'
-        old = path.read_text() if path.exists() else '# Benchmarks\n'
-        pattern = re.compile(rf'^{re.escape(HEADING)}\n.*?(?=^## |\Z)', re.M | re.S)
-        new = pattern.sub(lambda _: section + '\n', old) if pattern.search(old) else old.rstrip('\n') + '\n\n' + section
-        atomic_write(path, lambda tmp: Path(tmp).write_text(new))
+        path = replace_section(HEADING, section)
         print(f'wrote {path}')
 
 

@@ -235,7 +235,7 @@ def prepare_root(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
 # %% ../nbs/01_data.ipynb #d8f4a551
 def _missing_message(spec):
     return (f"{spec.name} was not found in {', '.join(map(str, search_dirs(spec)))} and could not be downloaded. "
-            f"Get it with `make data` (Debian: apt-get install dataset-fashion-mnist), or put the four IDX files "
+            f"Get it with `make data`{' (Debian: apt-get install dataset-fashion-mnist)' if spec.name == 'fashion-mnist' else ''}, or put the four IDX files "
             f"{', '.join(IDX_FILES)} (.gz or not) in {local_data_dir()} or a folder named by $QUANTNB_DATA.")
 
 def _download(spec):
