@@ -1,4 +1,4 @@
-"The int16 saturation of x86 CPUs without VNNI, emulated with torch integer ops so that every CI machine sees it (notebook 04)."
+"The int16 saturation of x86 CPUs without VNNI, emulated with torch integer ops so that every CI machine sees it (notebook 05)."
 import itertools
 import warnings
 
@@ -7,7 +7,8 @@ import torch
 
 from quantnb.data import calibration_batches, get_dataloaders
 from quantnb.models import pretrained
-from quantnb.ptq import INT16_MAX, INT16_MIN, PTQProcessor, saturation_report, vpmaddubsw_matmul
+from quantnb.integer import INT16_MAX, INT16_MIN, saturation_report, vpmaddubsw_matmul
+from quantnb.ptq import PTQProcessor
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)
 warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)

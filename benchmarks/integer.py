@@ -1,0 +1,45 @@
+"""IntegerModel (quantnb.integer, notebook 05) against PyTorch's converted model: latency, interleaved, one process.
+
+    .venv/bin/python benchmarks/integer.py     # prints a markdown table and the BENCHMARKS.md line
+
+Both run the statically quantized trained SampleNet (quantnb defaults); IntegerModel with requant='float' (equal to
+PyTorch's x86 kernels code for code) and 'integer'. Latency: median of 30 timed calls, 1 thread, in 3 interleaved
+rounds (quantnb.ptq.interleaved_latency), at batch 64 and batch 1. IntegerModel is written for proof, not speed.
+"""
+import warnings
+
+import torch
+
+from quantnb.data import calibration_batches, get_dataloaders
+from quantnb.integer import IntegerModel
+from quantnb.measure import cpu_info, markdown_table
+from quantnb.models import pretrained
+from quantnb.ptq import PTQProcessor, interleaved_latency
+
+warnings.filterwarnings('ignore')
+
+
+def integer_latency(iters:int=30, rounds:int=3) -> list:
+    "Rows of model, median ms at batch 64 and 1, and the slowdown against PyTorch's converted model."
+    converted = PTQProcessor().static_quantization(pretrained(), calibration_batches(num_batches=10))
+    models = {'PyTorch converted (x86)': converted, 'IntegerModel float': IntegerModel.from_quantized(converted),
+              'IntegerModel integer-only': IntegerModel.from_quantized(converted, requant='integer')}
+    _, test_dl = get_dataloaders(test_subset=64)
+    x = torch.cat([x for x, _ in test_dl])[:64]
+    rows = {name: dict(model=name) for name in models}
+    with torch.no_grad():
+        for label, batch in (('b64', x), ('b1', x[:1])):
+            times = interleaved_latency(models, batch, iters, rounds)
+            for name in models: rows[name][f'latency_ms_{label}'] = torch.tensor(times[name]).median().item()
+    reference = rows['PyTorch converted (x86)']
+    for row in rows.values(): row['slowdown_b64'] = row['latency_ms_b64'] / reference['latency_ms_b64']
+    return list(rows.values())
+
+
+if __name__ == '__main__':
+    rows = integer_latency()
+    print(cpu_info())
+    print(markdown_table(rows))
+    f = rows[1]
+    print(f"\nIntegerModel (float requant, equal to PyTorch's kernels) vs PyTorch converted SampleNet, 1 thread, batch 64: "
+          f"{f['latency_ms_b64']:.1f} ms vs {rows[0]['latency_ms_b64']:.1f} ms ({f['slowdown_b64']:.0f}x slower; correctness is its point)")
