@@ -136,7 +136,9 @@ def _qat(self:ModelQuantizationPipeline, model:nn.Module, data:dict) -> nn.Modul
     if self.qat_processor is None: quantnb_module('qat')  # raises StepUnavailable with the reason
     model = copy.deepcopy(model)
     torch.manual_seed(self.settings['seed'])  # dropout during training: the same run gives the same model
-    prepared, optimizer = self.qat_processor.prepare_qat_model(model, torch.optim.Adam(model.parameters(), lr=1e-4))
+    # lr chosen on the validation split (5000 images, 1 epoch on 10000, 2026-11-27): Adam 1e-4 91.30%, Adam 1e-5 91.42%,
+    # Adam 1e-5 with observers frozen at half 91.34%, SGD 1e-3 momentum 0.9 frozen at half 91.14%; PTQ 91.38%, fp32 91.50%
+    prepared, optimizer = self.qat_processor.prepare_qat_model(model, torch.optim.Adam(model.parameters(), lr=1e-5))
     prepared, self.histories['QAT int8'] = self.qat_processor.train_with_qat(prepared, optimizer, data['train'], data['valid'],
                                                                               epochs=self.settings['qat_epochs'])
     return self.qat_processor.convert_to_quantized(prepared)
