@@ -9,6 +9,9 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 # (PyPI's Linux wheels bring the CUDA libraries). Empty: pip's configured index.
 PIP_INDEX ?=
 NOTEBOOKS := $(filter-out nbs/_%,$(wildcard nbs/*.ipynb))
+# The fast-mode notebook runs of `make test`: this many at a time, the slowest started first.
+NB_JOBS ?= 2
+SLOW_FIRST := $(wildcard nbs/06_qat.ipynb nbs/04_ptq.ipynb nbs/05_integer.ipynb nbs/08_pipeline.ipynb nbs/07_analysis.ipynb nbs/03_fakequant.ipynb)
 
 # The install stamp is named after pyproject.toml's content, not its date: nbdev-export rewrites the file unchanged.
 INSTALLED := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
@@ -53,11 +56,8 @@ check-export: $(INSTALLED)
 
 # Every notebook, top to bottom, in a real Jupyter kernel (what "Run All" does), in fast mode.
 notebooks: data $(INSTALLED)
-	@tmp=$$(mktemp -d); for nb in $(NOTEBOOKS); do \
-	  start=$$SECONDS; \
-	  QUANTNB_FAST=1 $(BIN)/jupyter nbconvert --to notebook --execute --output-dir $$tmp --log-level=ERROR $$nb || exit 1; \
-	  echo "== ran $$nb in $$((SECONDS - start))s"; \
-	done
+	@SECONDS=0; tools/run_notebooks.sh $(BIN)/jupyter $(NB_JOBS) $(SLOW_FIRST) $(filter-out $(SLOW_FIRST),$(NOTEBOOKS)) && \
+	echo "== every notebook ran in $${SECONDS}s ($(NB_JOBS) at a time)"
 
 # Full run (no fast mode) that stores outputs in the notebooks, as committed.
 nbs-full: data $(INSTALLED)
