@@ -394,7 +394,9 @@ class TensorImages(torch.utils.data.Dataset):
         self.train = getattr(source, 'train', None)  # which split, as torchvision records it
 
     def __len__(self): return len(self.images)
-    def __getitem__(self, i): return self.images[i], int(self.targets[i])
+    def __getitem__(self, i):
+        if isinstance(i, (list, tuple)) or (torch.is_tensor(i) and i.ndim == 1): return self.__getitems__(i)  # ds[[i, j]]: a batch
+        return self.images[i], int(self.targets[i])
     def __getitems__(self, indices:list): # DataLoader's batched fetch: one indexing operation per batch
         idx = torch.as_tensor(indices, dtype=torch.int64)
         return self.images[idx], self.targets[idx]

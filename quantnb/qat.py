@@ -26,6 +26,7 @@ import torch.ao.quantization as tq
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
+from torch.utils.data import DataLoader
 from torch.ao.nn.intrinsic.qat import freeze_bn_stats
 
 import quantnb
@@ -40,28 +41,37 @@ def qat_qconfig(per_channel:bool=True, # per-channel weights (one scale per outp
                 reduce_range:bool=True # 7-bit activations (codes 0..127): no int16 saturation on x86 CPUs without VNNI
                ) -> tq.QConfig:
     "Fake-quantize activations as uint8 (moving-average min/max) and weights as symmetric int8, as the x86 engine computes them."
+    for v, name in ((per_channel, 'per_channel'), (reduce_range, 'reduce_range')):
+        if not isinstance(v, bool): raise TypeError(f'{name}={v!r} must be True or False')
     act = tq.FakeQuantize.with_args(observer=tq.MovingAverageMinMaxObserver, dtype=torch.quint8, quant_min=0, quant_max=127 if reduce_range else 255)
     obs, scheme = (tq.MovingAveragePerChannelMinMaxObserver, torch.per_channel_symmetric) if per_channel else (tq.MovingAverageMinMaxObserver, torch.per_tensor_symmetric)
     return tq.QConfig(activation=act, weight=tq.FakeQuantize.with_args(observer=obs, dtype=torch.qint8, quant_min=-128, quant_max=127, qscheme=scheme))
 
 # %% ../nbs/06_qat.ipynb #e8178c19
 def _param_map(model, optimizer) -> dict:
-    "Each parameter `optimizer` holds -> the parameter of `model` it stands for: itself, or (the seed's call, an optimizer over the model before `copy.deepcopy`) the one equal in shape and value."
-    own = {id(p): p for p in model.parameters()}
+    "Each parameter `optimizer` holds -> the parameter of `model` it stands for: itself, or (the seed's call, an optimizer over the model before `copy.deepcopy`) the one at the same position in `named_parameters()` order, else the only one equal in shape and value."
+    own = list(model.parameters())
+    own_ids = {id(p) for p in own}
     held = [p for g in optimizer.param_groups for p in g['params']]
-    held_ids = {id(p) for p in held}
     if not held: raise ValueError('optimizer holds no parameters: build it over model.parameters()')
-    free, mapping = [p for p in model.parameters() if id(p) not in held_ids], {}
-    for p in held:
-        match = own.get(id(p))
-        if match is None: match = next((q for q in free if q.shape == p.shape and torch.equal(q.detach(), p.detach())), None)
-        if match is None:
-            raise ValueError(f'optimizer holds a parameter of shape {tuple(p.shape)} that is not one of model\'s parameters (nor equal to one): '
-                             f'build the optimizer over model.parameters()')
-        if match is not p: free = [q for q in free if q is not match]
-        mapping[p] = match
-    if any(p is not q for p, q in mapping.items()):
-        warnings.warn("optimizer is over another model's parameters (e.g. the model before copy.deepcopy): matched to model's by shape and value")
+    if all(id(p) in own_ids for p in held): return {p: p for p in held}
+    same = lambda p, q: p.shape == q.shape and torch.equal(p.detach(), q.detach())
+    if len(held) == len(own) and not any(id(p) in own_ids for p in held) and all(same(p, q) for p, q in zip(held, own)):
+        mapping = dict(zip(held, own))  # deepcopy keeps the order: position i stands for position i
+    else:
+        held_ids, mapping = {id(p) for p in held}, {}
+        free = [q for q in own if id(q) not in held_ids]
+        for p in held:
+            if id(p) in own_ids: mapping[p] = p; continue
+            found = [q for q in free if same(p, q)]
+            if not found:
+                raise ValueError(f'optimizer holds a parameter of shape {tuple(p.shape)} that is not one of model\'s parameters (nor equal to one): '
+                                 f'build the optimizer over model.parameters()')
+            if len(found) > 1:
+                raise ValueError(f'optimizer holds a parameter of shape {tuple(p.shape)} equal to {len(found)} of model\'s parameters, so which one it stands for is ambiguous: '
+                                 f'build the optimizer over model.parameters(), or over the original model\'s parameters in named_parameters() order')
+            mapping[p] = found[0]; free = [q for q in free if q is not found[0]]
+    warnings.warn("optimizer is over another model's parameters (e.g. the model before copy.deepcopy): matched to model's by position or by shape and value")
     return mapping
 
 def rebuild_optimizer(optimizer:torch.optim.Optimizer, # the user's optimizer, over the parameters in `mapping`
@@ -104,18 +114,22 @@ class QATProcessor:
 
 # %% ../nbs/06_qat.ipynb #7ada6c95
 def _freeze_step(after, epochs, steps_per_epoch, name):
-    "The training step after which to freeze: `after` epochs (an int), a fraction of training (a float in (0, 1]), or never (None)."
+    "The training step after which to freeze: `after` epochs (an int below `epochs`), a fraction of training (a float in (0, 1)), or never (None)."
     if after is None: return None
     if isinstance(after, bool) or not isinstance(after, (int, float)): raise TypeError(f'{name}={after!r} must be a number of epochs (int), a fraction of training (float) or None')
     if isinstance(after, int):
-        if not 0 <= after <= epochs: raise ValueError(f'{name}={after} epochs must be between 0 and epochs={epochs}')
+        if not 0 <= after < epochs: raise ValueError(f'{name}={after} epochs must be between 0 and epochs - 1 = {epochs - 1} (a freeze after the last epoch never happens); use None for never')
         return after * steps_per_epoch
-    if not 0 < after <= 1: raise ValueError(f'{name}={after} as a fraction of training must be in (0, 1]; use an int for epochs')
+    if not 0 < after < 1: raise ValueError(f'{name}={after} as a fraction of training must be in (0, 1) (1.0 would never freeze); use an int for epochs, None for never')
     return round(after * epochs * steps_per_epoch)
+
+def _fake_quants(model) -> list:
+    "Every fake-quantize module of `model`, by what it does (an `observer_enabled` flag, `disable_observer`): PyTorch's and torchao's, whose classes are unrelated."
+    return [m for m in model.modules() if hasattr(m, 'observer_enabled') and callable(getattr(m, 'disable_observer', None))]
 
 def observers_enabled(model) -> list:
     "Whether each fake-quantize module of `model` still updates its range."
-    return [bool(m.observer_enabled[0]) for m in model.modules() if isinstance(m, tq.FakeQuantizeBase)]
+    return [bool(m.observer_enabled[0]) for m in _fake_quants(model)]
 
 def bn_frozen(model) -> list:
     "Whether each fused conv-BN module of `model` has its BatchNorm statistics frozen."
@@ -123,8 +137,8 @@ def bn_frozen(model) -> list:
 
 @contextlib.contextmanager
 def _observers_paused(model):
-    "Evaluate without letting the data move the ranges (eval mode alone does not stop a FakeQuantize's observer)."
-    fqs = [(m, m.observer_enabled.clone()) for m in model.modules() if isinstance(m, tq.FakeQuantizeBase)]
+    "Evaluate without letting the data move the ranges (eval mode alone does not stop a FakeQuantize's observer, PyTorch's or torchao's)."
+    fqs = [(m, m.observer_enabled.clone()) for m in _fake_quants(model)]
     for m, _ in fqs: m.disable_observer()
     try: yield
     finally:
@@ -136,7 +150,7 @@ def _qat_epoch(model, optimizer, loader, step, freeze, desc):
     model.train()
     n, correct, total = 0, 0, 0.0
     for x, y in iter_batches(progress(loader, desc), 'train_loader'):
-        if freeze['observers'] is not None and step >= freeze['observers']: model.apply(tq.disable_observer)
+        if freeze['observers'] is not None and step >= freeze['observers']: [m.disable_observer() for m in _fake_quants(model)]
         if freeze['bn'] is not None and step >= freeze['bn']: model.apply(freeze_bn_stats)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
@@ -150,7 +164,7 @@ def train_with_qat(self:QATProcessor, model:nn.Module, # prepared by `prepare_qa
                    train_loader, # training batches `(images, labels)`, iterated once per epoch
                    val_loader, # validation batches (not the test set), evaluated after each epoch with ranges frozen
                    epochs:int=10,
-                   freeze_observers_after=None, # epochs (int) or fraction of training (float) after which ranges stop moving; None: never
+                   freeze_observers_after=None, # epochs (int < epochs) or fraction of training (float in (0, 1)) after which ranges stop moving; None: never
                    freeze_bn_after=None # the same for BatchNorm statistics (fused conv-BN models)
                   ) -> tuple: # `(model, history)`; history has the seed's keys plus seconds and the freeze states
     "Train a prepared model; the seed's history keys (`train_loss`, `train_acc`, `val_loss`, `val_acc`, accuracies in [0, 1])."
@@ -175,7 +189,8 @@ def train_with_qat(self:QATProcessor, model:nn.Module, # prepared by `prepare_qa
 # %% ../nbs/06_qat.ipynb #574338cb
 def plot_qat_history(history:dict, ax=None, label:str=''):
     "Validation accuracy per epoch from `train_with_qat`'s history."
-    if not isinstance(history, dict) or 'val_acc' not in history: raise TypeError('history must be the dict train_with_qat returns')
+    if not isinstance(history, dict) or not {'val_acc', 'train_acc'} <= set(history): raise TypeError("history must be the dict train_with_qat returns (with 'val_acc' and 'train_acc')")
+    if not history['val_acc'] or len(history['val_acc']) != len(history['train_acc']): raise ValueError('history has no epochs (or unequal train_acc / val_acc lists): train for at least one epoch')
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     epochs = range(1, len(history['val_acc']) + 1)
     ax.plot(epochs, [100 * a for a in history['val_acc']], 'o-', label=f'{label} validation'.strip())
@@ -219,7 +234,7 @@ def torchao_qat(self:QATProcessor, model:nn.Module, # a float model (not changed
             n, correct, total = n + len(y), correct + (logits.argmax(1) == y).sum().item(), total + loss.item() * len(y)
         move_exported_model_to_eval(prepared)
         allow_exported_model_train_eval(prepared)
-        val = evaluate(prepared, val_loader)
+        with _observers_paused(prepared): val = evaluate(prepared, val_loader)  # eval mode does not stop torchao's observers
         for k, v in zip(history, (total / n, correct / n, val['loss'], val['accuracy'], time.perf_counter() - start)): history[k].append(v)
     converted = convert_pt2e(prepared)
     allow_exported_model_train_eval(converted)  # so that evaluate() may call .eval()
@@ -238,6 +253,8 @@ def _grad_scale(x, g): return (x - x * g).detach() + x * g  # x forward, gradien
 
 def fake_quant(x, scale, qmin, qmax):
     "$\\hat x = s\\,\\mathrm{clamp}(\\lfloor x/s \\rceil, q_{min}, q_{max})$ with a straight-through round: LSQ's gradients for `x` and `scale`."
+    if not qmin < qmax: raise ValueError(f'qmin={qmin} must be below qmax={qmax}: use lowbit_range(bits)')
+    if not bool((torch.as_tensor(scale) > 0).all()): raise ValueError('scale must be positive and finite (a zero or NaN step divides by zero): set it with mse_scale')
     return _round_ste((x / scale).clamp(qmin, qmax)) * scale
 
 # %% ../nbs/06_qat.ipynb #fdb9840f
@@ -247,6 +264,7 @@ def mse_scale(x:torch.Tensor, # a weight `(channels, ...)` (per-channel steps) o
               grid:int=60 # candidate steps: fractions of max|x| / qmax from 1/grid to 1
              ) -> torch.Tensor:
     "The step minimising the squared error of `fake_quant` (per channel or per tensor): PTQ's range setting, used to start QAT."
+    _check_values(x, 'x')
     x2 = x.reshape(len(x), -1) if per_channel else x.reshape(1, -1)
     absmax = x2.abs().amax(1).clamp(min=1e-8)
     best, best_err = absmax / qmax, torch.full_like(absmax, float('inf'))
@@ -259,13 +277,25 @@ def mse_scale(x:torch.Tensor, # a weight `(channels, ...)` (per-channel steps) o
 
 def absmean_scale(w:torch.Tensor) -> torch.Tensor:
     "BitNet b1.58's ternary step, per output channel: $\\gamma = \\mathrm{mean}|W|$, codes $\\mathrm{clamp}(\\lfloor W/\\gamma \\rceil, -1, 1)$."
+    _check_values(w, 'w')
     return w.detach().reshape(len(w), -1).abs().mean(1).clamp(min=1e-8)
 
+def _check_values(x, name):
+    if not torch.is_tensor(x): raise TypeError(f'{name} must be a tensor, not {type(x).__name__}')
+    if x.numel() == 0: raise ValueError(f'{name} is empty: a step needs values to fit')
+    if not torch.isfinite(x).all(): raise ValueError(f'{name} holds NaN or inf values: the step would be NaN; fix the weights (or the data) first')
+
 # %% ../nbs/06_qat.ipynb #e49215ce
+METHODS = ('ste', 'lsq')
+
+def _check_method(method):
+    if method not in METHODS: raise ValueError(f'method={method!r} must be one of {METHODS}')
+
 class WeightFakeQuant(nn.Module):
     "Per-channel symmetric fake quantization of a weight. `lsq`: learned steps (gradient scaled by $1/\\sqrt{N Q_p}$, N = weights per channel); `ste`: steps fixed at their PTQ value (ternary: absmean recomputed each step, as BitNet does)."
     def __init__(self, weight:torch.Tensor, bits, method:str='lsq'):
         super().__init__()
+        _check_method(method)
         self.bits, self.method, (self.qmin, self.qmax) = bits, method, lowbit_range(bits)
         scale = absmean_scale(weight) if bits == 'ternary' else mse_scale(weight, self.qmin, self.qmax)
         if method == 'lsq': self.scale = nn.Parameter(scale)
@@ -284,16 +314,18 @@ class WeightFakeQuant(nn.Module):
         with torch.no_grad(): return (w / self.step(w).reshape(-1, *[1] * (w.ndim - 1))).round().clamp(self.qmin, self.qmax).to(torch.int8)
 
 class ActFakeQuant(nn.Module):
-    "Per-tensor fake quantization of a layer's input: unsigned codes after a ReLU, signed otherwise; LSQ's gradient scale counts one example's values."
+    "Per-tensor fake quantization of a layer's input: unsigned codes after a ReLU, signed otherwise; LSQ's gradient scale counts one example's values. Its step must be calibrated (`prepare_lowbit`) before it runs."
     def __init__(self, bits:int, method:str='lsq', signed:bool=False):
         super().__init__()
-        _check_int(bits, 'act_bits', 2, 8)
+        _check_int(bits, 'act_bits', 2, 8); _check_method(method)
         self.bits, self.method, self.signed = bits, method, signed
         self.qmin, self.qmax = (-2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
         if method == 'lsq': self.scale = nn.Parameter(torch.ones(()))
         else: self.register_buffer('scale', torch.ones(()))
+        self.register_buffer('calibrated', torch.tensor(False))  # in the state_dict: a loaded model stays calibrated
 
     def forward(self, x):
+        if not self.calibrated: raise RuntimeError('this activation quantizer has no step yet (a placeholder 1.0): calibrate it first, e.g. prepare_lowbit(model, ..., calibration=batches)')
         s = _grad_scale(self.scale, 1 / math.sqrt(x[0].numel() * self.qmax)) if self.method == 'lsq' else self.scale
         return fake_quant(x, s.clamp(min=1e-8), self.qmin, self.qmax)
 
@@ -312,8 +344,6 @@ class QATLayer(nn.Module):
         return F.linear(x, w, self.layer.bias) if isinstance(self.layer, nn.Linear) else self.layer._conv_forward(x, w, self.layer.bias)
 
 # %% ../nbs/06_qat.ipynb #971a608c
-METHODS = ('ste', 'lsq')
-
 def _fold_bn(model):
     "An eval-mode copy of `model` with each conv-BN pair folded into the convolution (BN becomes Identity)."
     model = copy.deepcopy(model).eval()
@@ -336,7 +366,7 @@ def _calibrate_acts(model, batches):
         x = x[::max(1, len(x) // 2 ** 18)]  # an evenly strided sample of at most ~2^18 values is plenty for one step
         a.signed = bool((x < 0).any())
         a.qmin, a.qmax = (-2 ** (a.bits - 1), 2 ** (a.bits - 1) - 1) if a.signed else (0, 2 ** a.bits - 1)
-        a.scale.copy_(mse_scale(x, a.qmin, a.qmax, per_channel=False).reshape(()))
+        a.scale.copy_(mse_scale(x, a.qmin, a.qmax, per_channel=False).reshape(())); a.calibrated.fill_(True)
 
 @contextlib.contextmanager
 def _acts_off(model):
@@ -355,7 +385,7 @@ def prepare_lowbit(model:nn.Module, # a trained float model (BatchNorm is folded
                   ) -> nn.Module:
     "A copy of `model` with every Conv2d and Linear a `QATLayer`, weights per-channel and activations per-tensor, steps initialised by PTQ."
     _check_model(model)
-    if method not in METHODS: raise ValueError(f'method={method!r} must be one of {METHODS}')
+    _check_method(method)
     lowbit_range(weight_bits)
     if act_bits is not None: _check_int(act_bits, 'act_bits', 2, 8)
     if act_bits is not None and calibration is None: raise ValueError('act_bits is set: pass calibration batches (images) to set the activation steps')
@@ -399,15 +429,24 @@ def _train_lowbit(model, train_loader, valid_loader, epochs, lr, weight_decay, m
 
 # %% ../nbs/06_qat.ipynb #6181b58e
 def _fingerprint(data) -> str:
-    "A short hash of what a loader yields: its data set's size, indices and batch size (a DataLoader), or its tensors (a list)."
+    "A short hash of what a loader yields: its data set's identity (class names, split, first images), size, indices and batch size (a DataLoader), or its tensors (a list)."
     h = hashlib.sha256()
-    if isinstance(data, torch.utils.data.DataLoader):
+    if isinstance(data, DataLoader):
         ds = data.dataset
+        base = getattr(ds, 'dataset', ds)
         h.update(json.dumps([type(ds).__name__, len(ds), data.batch_size, data.drop_last, getattr(ds, 'indices', None) and list(ds.indices),
-                             type(getattr(ds, 'dataset', ds)).__name__, getattr(getattr(ds, 'dataset', ds), 'train', None)]).encode())
+                             type(base).__name__, getattr(base, 'train', None), list(getattr(base, 'classes', []) or [])]).encode())
+        for i in range(min(len(ds), 64)):  # the data itself: MNIST and Fashion-MNIST share every other property
+            x = ds[i][0]; h.update(x.numpy().tobytes() if torch.is_tensor(x) else repr(x).encode())
     else:
         for x, y in iter_batches(data, 'data'): h.update(x.numpy().tobytes()); h.update(y.numpy().tobytes())
     return h.hexdigest()[:16]
+
+def _seeded_order(loader, seed):
+    "`loader` with an order that depends only on `seed`: a `DataLoader` rebuilt over its data set and batch size, shuffled by a fresh `torch.Generator(seed)`; a list keeps its own order."
+    if not isinstance(loader, DataLoader) or loader.batch_size is None: return loader
+    return DataLoader(loader.dataset, loader.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed), drop_last=loader.drop_last,
+                      collate_fn=loader.collate_fn, num_workers=loader.num_workers)
 
 def _state_hash(model) -> str:
     buffer = io.BytesIO(); torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
@@ -447,12 +486,12 @@ def lowbit_qat(model:nn.Module, # a trained float model; not changed
                weight_decay:float=1e-4,
                max_batches:int|None=None, # at most this many training batches per epoch (fast runs)
                calib_batches:int=4, # training batches that set the activation steps
-               seed:int=0,
+               seed:int=0, # seeds the order of the calibration and training batches and the training
                cache:bool=True # load / store the result in `cache_dir()/'qat'`, keyed by everything above, the weights and the data
               ) -> tuple: # `(qat_model, history)`: the fake-quantized model in eval mode; history as `train_with_qat`'s
     "From-scratch low-bit QAT (Nagel et al. 2021's recipe): fold BN, per-channel weight and per-tensor activation steps set by PTQ (MSE), then train weights and (LSQ) steps."
     _check_model(model)
-    if method not in METHODS: raise ValueError(f'method={method!r} must be one of {METHODS}')
+    _check_method(method)
     lowbit_range(weight_bits); _check_int(epochs, 'epochs', 0); _check_int(calib_batches, 'calib_batches')
     if act_bits is not None: _check_int(act_bits, 'act_bits', 2, 8)
     if max_batches is not None: _check_int(max_batches, 'max_batches')
@@ -461,6 +500,7 @@ def lowbit_qat(model:nn.Module, # a trained float model; not changed
                   calib_batches=calib_batches, seed=seed, model=_state_hash(model), arch=type(model).__name__, train=_fingerprint(train_loader),
                   valid=_fingerprint(valid_loader), quantnb=quantnb.__version__, torch='.'.join(torch.__version__.split('.')[:2]))
     path = cache_dir() / 'qat' / f"{hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]}.pt"
+    train_loader = _seeded_order(train_loader, seed)  # the order depends on seed, not on how often the caller iterated its loader
     with (_locked(path) if cache else contextlib.nullcontext()):
         cached = _load_cached(path) if cache else None
         qat_model = _wrap(model, weight_bits, act_bits, method)
@@ -492,4 +532,5 @@ def packed_lowbit_state(qat_model:nn.Module) -> dict:
         state[f'{name}.weight_scale'] = m.weight_fq.step(m.layer.weight).detach().float()
         if m.layer.bias is not None: state[f'{name}.bias'] = m.layer.bias.detach().float()
         if m.act_fq is not None: state[f'{name}.act_scale'] = m.act_fq.scale.detach().float()
+    if not state: raise ValueError(f'qat_model ({type(qat_model).__name__}) has no QATLayer: pass the model lowbit_qat or prepare_lowbit returned')
     return state

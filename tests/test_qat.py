@@ -10,8 +10,8 @@ import torch.nn as nn
 
 from quantnb.fakequant import state_size_bytes
 from quantnb.models import SampleNet, SampleNetBN
-from quantnb.qat import (QATProcessor, WeightFakeQuant, bn_frozen, fake_quant, lowbit_qat, lowbit_range, mse_scale, observers_enabled,
-                         packed_lowbit_state, prepare_lowbit)
+from quantnb.qat import (ActFakeQuant, QATLayer, QATProcessor, WeightFakeQuant, _observers_paused, _param_map, bn_frozen, fake_quant, lowbit_qat,
+                         lowbit_range, mse_scale, observers_enabled, packed_lowbit_state, plot_qat_history, prepare_lowbit, qat_qconfig)
 
 warnings.filterwarnings('ignore', category=UserWarning)
 warnings.filterwarnings('ignore', category=DeprecationWarning)
@@ -25,6 +25,19 @@ def batches(n=3, size=16, seed=0):
 def net(cls=SampleNet):
     torch.manual_seed(0)
     return cls().eval()
+
+
+class Tiny(nn.Module):
+    "A small conv net: the same code paths as SampleNet at a fraction of the cost."
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.relu, self.fc = nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Linear(4 * 13 * 13, 10)
+    def forward(self, x): return self.fc(self.relu(self.conv1(x)).flatten(1))
+
+
+def tiny():
+    torch.manual_seed(0)
+    return Tiny().eval()
 
 
 def hyper(group): return {k: v for k, v in group.items() if k != 'params'}
@@ -98,7 +111,7 @@ def test_convert_agrees_with_fake_quant_on_real_images():
     real = calibration_batches(num_batches=6, batch_size=128, seed=3)
     fp32, qat = pretrained(), QATProcessor()
     m, o = qat.prepare_qat_model(fp32, torch.optim.AdamW(fp32.parameters(), lr=1e-4))
-    m, _ = qat.train_with_qat(m, o, real[:3], real[3:4], epochs=1, freeze_observers_after=1)
+    m, _ = qat.train_with_qat(m, o, real[:3], real[3:4], epochs=1, freeze_observers_after=0.5)
     int8 = qat.convert_to_quantized(m)
     assert any(isinstance(x, torch.ao.nn.quantized.Conv2d) for x in int8.modules())
     images = torch.cat([x for x, _ in real[3:]])
@@ -106,14 +119,6 @@ def test_convert_agrees_with_fake_quant_on_real_images():
     with torch.no_grad(): agree = (int8(images).argmax(1) == m.eval()(images).argmax(1)).float().mean().item()
     assert agree >= 0.99, agree
     assert any(isinstance(x, tq.FakeQuantizeBase) for x in m.modules()), 'convert must leave the trained model as it was'
-
-
-def test_pt2e_qat_runs():
-    fp32, data = net(), batches(2)
-    model, history = QATProcessor().torchao_qat(fp32, data, batches(1, seed=1), epochs=1, max_batches=2)
-    with torch.no_grad(): out = model(data[0][0])
-    assert out.shape == (16, 10) and torch.isfinite(out).all() and len(history['val_acc']) == 1
-    assert any('quantize' in str(n.target) for n in model.graph.nodes)
 
 
 BAD = {
@@ -130,6 +135,21 @@ BAD = {
     'unknown method': (lambda m: prepare_lowbit(m, 4, method='pact'), ValueError, 'method='),
     'act bits without calibration': (lambda m: prepare_lowbit(m, 4, 4), ValueError, 'calibration'),
     'one-shot loader': (lambda m: lowbit_qat(m, iter(batches(1)), batches(1), 4, cache=False), TypeError, 'one-shot'),
+    'weight quantizer method LSQ': (lambda m: WeightFakeQuant(m.fc1.weight, 4, 'LSQ'), ValueError, 'method='),
+    'weight quantizer method None': (lambda m: WeightFakeQuant(m.fc1.weight, 4, None), ValueError, 'method='),
+    'act quantizer method LSQ': (lambda m: ActFakeQuant(4, 'LSQ'), ValueError, 'method='),
+    'uncalibrated act quantizer': (lambda m: QATLayer(m.fc2, 4, 4)(torch.randn(2, m.fc2.in_features)), RuntimeError, 'calibrate'),
+    'fake_quant scale 0': (lambda m: fake_quant(torch.randn(4), 0, -2, 1), ValueError, 'scale must be positive'),
+    'fake_quant NaN scale': (lambda m: fake_quant(torch.randn(4), torch.tensor(float('nan')), -2, 1), ValueError, 'scale must be positive'),
+    'fake_quant qmin > qmax': (lambda m: fake_quant(torch.randn(4), 0.1, 1, -2), ValueError, 'qmin=1'),
+    'NaN weights': (lambda m: WeightFakeQuant(torch.full((4, 3), float('nan')), 4), ValueError, 'NaN'),
+    'NaN weights ternary': (lambda m: WeightFakeQuant(torch.full((4, 3), float('nan')), 'ternary'), ValueError, 'NaN'),
+    'mse_scale empty': (lambda m: mse_scale(torch.empty(0, 5), -2, 1), ValueError, 'empty'),
+    'packed state without QAT layers': (lambda m: packed_lowbit_state(m), ValueError, 'no QATLayer'),
+    'qconfig per_channel string': (lambda m: qat_qconfig(per_channel='no'), TypeError, 'per_channel='),
+    'qconfig reduce_range int': (lambda m: qat_qconfig(reduce_range=1), TypeError, 'reduce_range='),
+    'history without train_acc': (lambda m: plot_qat_history({'val_acc': []}), TypeError, 'train_acc'),
+    'history without epochs': (lambda m: plot_qat_history({'val_acc': [], 'train_acc': []}), ValueError, 'no epochs'),
 }
 
 
@@ -139,7 +159,7 @@ def test_bad_input(case):
     with pytest.raises(error, match=message): call(net())
 
 
-@pytest.mark.parametrize('bad', [-1, 1.5, 'half', 3], ids=['negative', 'fraction>1', 'string', 'epochs>total'])
+@pytest.mark.parametrize('bad', [-1, 1.5, 'half', 3, 2, 1.0, 0.0], ids=['negative', 'fraction>1', 'string', 'epochs>total', 'epochs=total (never freezes)', 'fraction 1.0 (never freezes)', 'fraction 0.0'])
 def test_bad_freeze_schedule(bad):
     model, qat = net(), QATProcessor()
     m, o = qat.prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.01))
@@ -172,7 +192,7 @@ def test_mse_init_beats_min_max(bits):
 @pytest.mark.parametrize('bits,act_bits,method', [(2, 4, 'lsq'), ('ternary', 8, 'ste'), (4, None, 'lsq')], ids=['W2A4-lsq', 'ternary-A8-ste', 'W4-float-act-lsq'])
 def test_lowbit_qat_trains_caches_and_packs(tmp_path, monkeypatch, bits, act_bits, method):
     monkeypatch.setenv('QUANTNB_CACHE', str(tmp_path))
-    fp32, data, valid = net(), batches(3), batches(1, seed=1)
+    fp32, data, valid = tiny(), batches(3), batches(1, seed=1)
     model, history = lowbit_qat(fp32, data, valid, bits, act_bits, method, epochs=1)
     assert set(history) >= {'train_loss', 'train_acc', 'val_loss', 'val_acc'} and len(history['val_acc']) == 1
     again, history2 = lowbit_qat(fp32, data, valid, bits, act_bits, method, epochs=1)  # from the cache
@@ -182,8 +202,92 @@ def test_lowbit_qat_trains_caches_and_packs(tmp_path, monkeypatch, bits, act_bit
     other, _ = lowbit_qat(fp32, data, valid, bits, act_bits, method, epochs=1, lr=1e-3)  # another config: another file
     assert len(list((tmp_path / 'qat').glob('*.pt'))) == 2
     state = packed_lowbit_state(model)
-    codes = model.fc1.weight_fq.codes(model.fc1.layer.weight)
+    codes = model.fc.weight_fq.codes(model.fc.layer.weight)
     if bits == 'ternary': assert set(codes.unique().tolist()) <= {-1, 0, 1}
     width = 2 if bits in (2, 'ternary') else 4
-    assert state['fc1.weight'].dtype == torch.uint8 and state['fc1.weight'].numel() == fp32.fc1.weight.numel() * width // 8
-    assert state_size_bytes(state) < state_size_bytes(fp32.state_dict()) / 5
+    assert state['fc.weight'].dtype == torch.uint8 and state['fc.weight'].numel() == fp32.fc.weight.numel() * width // 8
+    payload = lambda st: sum(t.numel() * t.element_size() for t in st.values())  # bytes of the tensors (torch.save adds a fixed cost per entry)
+    assert payload(state) < payload(fp32.state_dict()) / 5 and state_size_bytes(state) < state_size_bytes(fp32.state_dict()) / 2
+
+
+def test_qconfig_is_pytorchs_x86_default():
+    spec = lambda fq: (fq.dtype, fq.quant_min, fq.quant_max, fq.qscheme, type(fq.activation_post_process), fq.activation_post_process.averaging_constant)
+    ours, ref = qat_qconfig(), tq.get_default_qat_qconfig('x86')
+    assert (spec(ours.activation()), spec(ours.weight())) == (spec(ref.activation()), spec(ref.weight()))
+    assert spec(qat_qconfig(reduce_range=False).activation())[2] == 255 and spec(qat_qconfig(per_channel=False).weight())[3] == torch.per_tensor_symmetric
+
+
+def test_pt2e_validation_leaves_ranges_unchanged():
+    "Validation on images 50x larger must not change the converted model: torchao's observers are paused (they are no FakeQuantizeBase)."
+    fp32, data = tiny(), batches(2)
+    normal, huge = batches(1, seed=1), [(x * 50, y) for x, y in batches(1, seed=1)]
+    def run(valid):
+        torch.manual_seed(0)
+        return QATProcessor().torchao_qat(fp32, data, valid, epochs=2, max_batches=1)
+    (model, history), (other, _) = [run(valid) for valid in (normal, huge)]
+    with torch.no_grad(): a, b = model(data[0][0]), other(data[0][0])
+    assert a.shape == (16, 10) and torch.isfinite(a).all() and len(history['val_acc']) == 2
+    assert any('quantize' in str(n.target) for n in model.graph.nodes)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_observers_paused_finds_torchao_fake_quantizers():
+    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+    x = batches(1)[0][0]
+    exported = torch.export.export(tiny().train(), (x,)).module()
+    prepared = prepare_qat_pt2e(exported, xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config(is_qat=True)))
+    prepared(x)
+    fqs = [m for m in prepared.modules() if hasattr(m, 'observer_enabled')]
+    assert len(fqs) >= 3 and not any(isinstance(m, tq.FakeQuantizeBase) for m in fqs)  # why isinstance was not enough
+    state = lambda: [(m.scale.clone(), m.zero_point.clone()) for m in fqs]
+    before = state()
+    with torch.no_grad(), _observers_paused(prepared): prepared(x * 50)
+    assert all(torch.equal(s0, s1) and torch.equal(z0, z1) for (s0, z0), (s1, z1) in zip(before, state()))
+    assert all(observers_enabled(prepared))  # restored afterwards
+    with torch.no_grad(): prepared(x * 50)
+    assert not all(torch.equal(s0, s1) for (s0, _), (s1, _) in zip(before, state())), 'the control: unpaused, the ranges move'
+
+
+class TwoBN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1, self.conv2, self.bn2 = nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)
+    def forward(self, x): return self.bn2(self.conv2(self.bn1(self.conv1(x))))
+
+
+def test_param_map_by_position_keeps_each_group():
+    "Two BatchNorm2d(4) weights are equal (ones): an optimizer over the original model must map each to its own copy, in its own group."
+    torch.manual_seed(0)
+    model = TwoBN()
+    copied = copy.deepcopy(model)
+    groups = [dict(params=[model.bn1.weight], lr=1.0), dict(params=[p for n, p in model.named_parameters() if n != 'bn1.weight'], lr=1e-3)]
+    in_order = torch.optim.SGD(list(model.parameters()), lr=0.1)
+    with pytest.warns(UserWarning, match='position'): mapping = _param_map(copied, in_order)
+    assert [mapping[p] for p in model.parameters()] == list(copied.parameters())
+    assert all(mapping[p] is q for p, q in zip(model.parameters(), copied.parameters()))
+    with pytest.raises(ValueError, match='ambiguous'): _param_map(copied, torch.optim.SGD(groups, lr=0.1))  # out of order, two equal candidates
+    distinct = TwoBN(); nn.init.constant_(distinct.bn2.weight, 2.0); nn.init.constant_(distinct.bn2.bias, 0.5)
+    d_copy = copy.deepcopy(distinct)
+    groups = [dict(params=[distinct.bn2.weight], lr=1.0), dict(params=[p for n, p in distinct.named_parameters() if n != 'bn2.weight'], lr=1e-3)]
+    with pytest.warns(UserWarning): mapping = _param_map(d_copy, torch.optim.SGD(groups, lr=0.1))
+    assert mapping[distinct.bn2.weight] is d_copy.bn2.weight and mapping[distinct.bn1.weight] is d_copy.bn1.weight
+
+
+def test_lowbit_order_depends_on_seed_not_on_the_callers_iterations(tmp_path, monkeypatch):
+    monkeypatch.setenv('QUANTNB_CACHE', str(tmp_path))
+    from torch.utils.data import DataLoader, TensorDataset
+    xs, ys = torch.cat([x for x, _ in batches(4)]), torch.cat([y for _, y in batches(4)])
+    def loader(): return DataLoader(TensorDataset(xs, ys), 16, shuffle=True, generator=torch.Generator().manual_seed(0))
+    fp32, valid = tiny(), batches(1, seed=1)
+    fresh, used = loader(), loader()
+    for _ in used: pass  # the caller iterated its loader once: its generator moved on
+    a, _ = lowbit_qat(fp32, fresh, valid, 4, 4, epochs=1, max_batches=2, calib_batches=1, cache=False)
+    b, _ = lowbit_qat(fp32, used, valid, 4, 4, epochs=1, max_batches=2, calib_batches=1, cache=False)
+    c, _ = lowbit_qat(fp32, loader(), valid, 4, 4, epochs=1, max_batches=2, calib_batches=1, seed=1, cache=False)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    assert not all(torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items()), 'another seed, another order'
+    other = DataLoader(TensorDataset(xs.flip(0), ys), 16, shuffle=True)  # same size, batch size and type: other images
+    lowbit_qat(fp32, loader(), valid, 4, None, epochs=0)
+    lowbit_qat(fp32, other, valid, 4, None, epochs=0)
+    assert len(list((tmp_path / 'qat').glob('*.pt'))) == 2, 'the data set identity is part of the cache key'
