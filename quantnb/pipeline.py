@@ -320,7 +320,7 @@ def grades(result:DemoResult) -> list:
             rows.append(dict(model=name, grade='(analysis failed)', reasons=a['error'][:200], weakest_layer='-')); continue
         local = {n: r.get('local_sqnr_db') for n, r in a['layer_analysis'].items() if r.get('local_sqnr_db') is not None}
         worst = min(local, key=local.get) if local else None
-        rows.append(dict(model=name, grade=a['overall_quality'], reasons='; '.join(a['quality']['reasons']) or '-',
+        rows.append(dict(model=name, grade=f"{a['quality']['grade']} ({a['overall_quality']})", reasons='; '.join(a['quality']['reasons']) or '-',
                          weakest_layer=f'{worst} ({local[worst]:.1f} dB)' if worst else '-'))
     return rows
 

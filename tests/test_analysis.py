@@ -10,7 +10,8 @@ import torch.ao.quantization as tq
 from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules, fuse_modules_qat
 
 from quantnb.analysis import (QuantizationAnalyzer, check_quantizable, html_report, layer_errors, markdown_to_html, pareto_front,
-                              quantize_with_accuracy_control, sensitivity, sqnr_db, suggest_mixed_precision, weight_form)
+                              quantize_with_accuracy_control, sensitivity, sqnr_db, suggest_mixed_precision, weight_form,
+                              deployable_size_bytes, expected_sqnr_db, match_layers, SEED_GRADES)
 from quantnb.fakequant import CustomQuantizer, calibrate, load_packed, packed_state_dict, quantize_layers
 from quantnb.ptq import PTQProcessor
 
@@ -57,7 +58,10 @@ def _qat(m, d):
     return tq.convert(qm.eval())
 def _fake(m, d): return calibrate(quantize_layers(m, quantized=True), d[:2])
 def _torchao(m, d): return PTQProcessor().torchao_quantization(m, 'int8-dynamic')
-def _pt2e(m, d): return PTQProcessor().torchao_quantization(m, 'int8-static-pt2e', d, num_batches=2)
+_PT2E = {}
+def _pt2e(m, d):  # exported once per model: the export is the slow part
+    if id(m) not in _PT2E: _PT2E[id(m)] = PTQProcessor().torchao_quantization(m, 'int8-static-pt2e', d, num_batches=2)
+    return _PT2E[id(m)]
 def _packed(m, d):
     q = CustomQuantizer('int4', 'per-channel', symmetric=True)
     return load_packed(m, packed_state_dict(q.quantize_model(m), q), q)
@@ -79,7 +83,7 @@ def test_layer_report_on_every_form(setup, make, form, layers, bits, min_sqnr):
         assert r['weight_bits'] == bits and r['weight_sqnr_db'] > min_sqnr, (n, r)
         assert r['local_sqnr_db'] > 10 and r['accumulated_sqnr_db'] > 10, (n, r)
     if form in ('eager dynamic', 'torchao'):  # conv layers left float: no weight error
-        assert all(rows[n]['form'] == 'float' and rows[n]['weight_sqnr_db'] == float('inf') for n in ('conv1', 'conv2'))
+        assert all(rows[n]['form'].startswith('float') and rows[n]['weight_sqnr_db'] == float('inf') for n in ('conv1', 'conv2'))  # conv1: 9 weights per channel, bits unknown
 
 
 def test_static_report_has_the_seed_keys_and_grades(setup):
@@ -93,7 +97,8 @@ def test_static_report_has_the_seed_keys_and_grades(setup):
     assert q['num_samples_analyzed'] == len(data) and q['num_images'] == 3 * 32 and 0 <= q['top1_agreement'] <= 1
     assert q['sqnr_db'] > 15 and q['kl_divergence'] >= 0
     assert all(r['weight_sqnr_db'] > 30 and r['compression_ratio'] == 4 for r in res['layer_analysis'].values())
-    assert res['overall_quality'] in ('excellent', 'good', 'fair', 'needs improvement') and res['overall_quality'] in str(res)
+    assert res['overall_quality'] in ('优秀', '良好', '一般', '需要改进') and res['overall_quality'] in str(res)  # the seed's words
+    assert res['overall_quality'] == SEED_GRADES[res['quality']['grade']] and res['quality']['grade'] in str(res)
     assert '<table>' in res._repr_html_() and '|' in res._repr_markdown_()
 
 
@@ -107,6 +112,10 @@ def test_a_2_bit_layer_is_found(setup):
     assert min(rows, key=lambda n: rows[n]['local_sqnr_db']) == 'fc1'
     sens = sensitivity(model, data, layer_dtypes={'fc1': 'int2'}, num_batches=2)
     assert sens['ranking'][0] == 'fc1' and sens['float_accuracy'] == 1.0
+    res = sens['resolution_points']  # one image, in points; closer layers are ordered by output KL
+    assert res == pytest.approx(100 / (3 * 32))
+    keys = [(-round(sens['layers'][n]['sensitivity_points'] / res), -sens['layers'][n]['sensitivity_kl']) for n in sens['ranking']]
+    assert keys == sorted(keys) and sens['layers']['fc1']['sensitivity_kl'] > max(sens['layers'][n]['sensitivity_kl'] for n in LAYERS[:2])
 
 
 def test_accuracy_control_reverts_until_the_budget_holds(setup):
@@ -121,6 +130,35 @@ def test_accuracy_control_reverts_until_the_budget_holds(setup):
     assert acc == pytest.approx(rep['final_accuracy'])  # the returned model is the one measured
 
 
+def test_integer_model_is_analysed(setup):
+    from quantnb.integer import IntegerModel
+    model, data = setup
+    static = _static(model, data)
+    integer = IntegerModel.from_quantized(static)
+    rows, ref = layer_errors(model, integer, data, num_batches=1), layer_errors(model, static, data, num_batches=1)
+    assert list(rows) == LAYERS and all(r['form'] == 'integer (quantnb)' and r['weight_bits'] == 8 for r in rows.values())
+    for n in LAYERS:  # the same codes and the same kernels' results: the same errors as the eager model
+        assert rows[n]['weight_sqnr_db'] == pytest.approx(ref[n]['weight_sqnr_db'], abs=1e-3)
+        assert rows[n]['accumulated_sqnr_db'] == pytest.approx(ref[n]['accumulated_sqnr_db'], abs=0.5)
+    assert deployable_size_bytes(integer) == pytest.approx(deployable_size_bytes(static), rel=0.1)
+    res = QuantizationAnalyzer(iters=3, layer_batches=1).analyze_quantization_quality(model, integer, data)
+    assert res['performance']['size_ratio'] > 3 and list(res['layer_analysis']) == LAYERS
+
+
+def test_pt2e_is_read_after_the_fused_relu_and_sized_by_its_constants(setup):
+    model, data = setup
+    pt2e = _pt2e(model, data)
+    layers = match_layers(model, pt2e)
+    assert layers['conv1']['group'] == ['conv1', 'relu1'] and any('relu' in str(n.target) for n in layers['conv1']['chain'])
+    assert deployable_size_bytes(pt2e) < deployable_size_bytes(model) / 3  # int8 constants, not the float weights the state_dict keeps
+
+
+def test_accuracy_control_reads_generators_once(setup):
+    model, data = setup
+    _, rep = quantize_with_accuracy_control(model, iter(data[:2]), iter(data[:1]), max_drop=50.0, weight_dtype='int4', act_dtype='uint8', num_batches=2)
+    assert rep['initial_accuracy'] > 0 and rep['steps']
+
+
 def test_mixed_precision_meets_its_budget(setup):
     model, data = setup
     rep = suggest_mixed_precision(model, data, bits=(2, 4, 8), max_drop=2.0)
@@ -132,7 +170,33 @@ def test_mixed_precision_meets_its_budget(setup):
 def test_sqnr_and_weight_form():
     x = torch.randn(1000)
     assert sqnr_db(x, x + 0.1 * x) == pytest.approx(20.0)
-    assert weight_form(nn.Linear(4, 4))['weight_bits'] == 32 and weight_form(nn.ReLU()) is None
+    assert weight_form(nn.Linear(300, 4))['weight_bits'] == 32 and weight_form(nn.ReLU()) is None
+    with pytest.raises(TypeError, match='dequantize them first'): sqnr_db(x, x.round().to(torch.int8))
+
+
+def _per_channel(w, bits):
+    "`w` rounded per output channel to a symmetric grid of `bits`, as float values."
+    qmax = 2 ** (bits - 1) - 1
+    scale = w.abs().amax(1) / qmax
+    return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros(len(w), dtype=torch.int32), 0, -qmax - 1, qmax)
+
+# (in_features, bits of the grid or None for float, expected weight_bits): a channel of n <= 2**bits weights cannot show its grid
+BITS = [(128, 8, None), (128, None, None), (128, 4, 4), (1000, 8, 8), (1000, None, 32), (9, 4, None), (64, 2, 2)]
+
+@pytest.mark.parametrize('n,bits,expected', BITS, ids=[f'{n}-in-{b or "float"}' for n, b, _ in BITS])
+def test_weight_bits_are_decided_per_channel_or_unknown(n, bits, expected):
+    torch.manual_seed(0)
+    layer = nn.Linear(n, 10)
+    if bits: layer.weight.data = _per_channel(layer.weight.detach(), bits)
+    assert weight_form(layer)['weight_bits'] == expected
+
+
+@pytest.mark.parametrize('axis', [None, 0], ids=['per-tensor', 'per-channel'])
+def test_expected_sqnr_matches_rounding(axis):
+    torch.manual_seed(0)
+    w = torch.randn(64, 512) * torch.linspace(0.1, 2, 64)[:, None]
+    w_q = _per_channel(w, 8) if axis == 0 else torch.fake_quantize_per_tensor_affine(w, w.abs().max().item() / 127, 0, -128, 127)
+    assert sqnr_db(w, w_q) == pytest.approx(expected_sqnr_db(w, 8, axis), abs=0.5)
 
 
 class NoStubs(nn.Module):
@@ -207,6 +271,7 @@ def test_html_report_is_self_contained(tmp_path):
     assert 'src="http' not in page and 'href="http' not in page
     assert [p.name for p in tmp_path.iterdir()] == ['r.html']  # no temporary file left
     assert markdown_to_html('- **a**\n- `b`') == '<ul><li><strong>a</strong></li><li><code>b</code></li></ul>'
+    assert markdown_to_html('- a\n  b\n- c') == '<ul><li>a b</li><li>c</li></ul>'  # continuation lines are kept
 
 
 @pytest.mark.parametrize('call,error,message', [
@@ -218,7 +283,8 @@ def test_html_report_is_self_contained(tmp_path):
     (lambda m, d: html_report('x.html', 'T', 'text'), TypeError, 'parts must be a list'),
     (lambda m, d: check_quantizable(m, d), TypeError, 'example must be one input batch'),
     (lambda m, d: layer_errors(m, nn.Sequential(nn.ReLU()), d), ValueError, 'no weight layer'),
-], ids=['analyzer-model', 'iters', 'max-drop', 'bits', 'layer-dtypes', 'html-parts', 'example', 'unrelated-model'])
+    (lambda m, d: QuantizationAnalyzer(iters=3).analyze_quantization_quality(m, m, [1, 2]), (TypeError, ValueError), 'test_data'),
+], ids=['analyzer-model', 'iters', 'max-drop', 'bits', 'layer-dtypes', 'html-parts', 'example', 'unrelated-model', 'test-data-named'])
 def test_bad_input_is_a_clear_error(setup, call, error, message):
     model, data = setup
     with pytest.raises(error, match=message.replace('[', r'\[').replace(']', r'\]').replace('(', r'\(')): call(model, data)
