@@ -1,11 +1,14 @@
 """IntegerModel (quantnb.integer, notebook 05) against PyTorch's converted model: latency, interleaved, one process.
 
-    .venv/bin/python benchmarks/integer.py     # prints a markdown table and the BENCHMARKS.md line
+    .venv/bin/python benchmarks/integer.py           # prints a markdown table
+    .venv/bin/python benchmarks/integer.py --write   # and replaces its section of BENCHMARKS.md
 
 Both run the statically quantized trained SampleNet (quantnb defaults); IntegerModel with requant='float' (equal to
 PyTorch's x86 kernels code for code) and 'integer'. Latency: median of 30 timed calls, 1 thread, in 3 interleaved
 rounds (quantnb.ptq.interleaved_latency), at batch 64 and batch 1. IntegerModel is written for proof, not speed.
 """
+import datetime
+import sys
 import warnings
 
 import torch
@@ -15,6 +18,10 @@ from quantnb.integer import IntegerModel
 from quantnb.measure import cpu_info, markdown_table
 from quantnb.models import pretrained
 from quantnb.ptq import PTQProcessor, interleaved_latency
+
+from bench_md import replace_section
+
+HEADING = '## IntegerModel against PyTorch\'s kernels (benchmarks/integer.py)'
 
 warnings.filterwarnings('ignore')
 
@@ -37,9 +44,11 @@ def integer_latency(iters:int=30, rounds:int=3) -> list:
 
 
 if __name__ == '__main__':
-    rows = integer_latency()
-    print(cpu_info())
-    print(markdown_table(rows))
+    rows, info = integer_latency(), cpu_info()
     f = rows[1]
-    print(f"\nIntegerModel (float requant, equal to PyTorch's kernels) vs PyTorch converted SampleNet, 1 thread, batch 64: "
-          f"{f['latency_ms_b64']:.1f} ms vs {rows[0]['latency_ms_b64']:.1f} ms ({f['slowdown_b64']:.0f}x slower; correctness is its point)")
+    section = (f"{HEADING}\n\n{datetime.date.today()} · {info['cpu']}, {info['cpu_capability']}, VNNI: {info['vnni']}; torch {info['torch']}; "
+               f"1 thread, median of 30 calls in 3 interleaved rounds\n\n{markdown_table(rows)}\n\n"
+               f"IntegerModel (float requantization, equal to PyTorch's kernels) is {f['slowdown_b64']:.0f}x slower than PyTorch's "
+               f"converted SampleNet at batch 64: it is written to be read and checked, not to be fast.\n")
+    print(section)
+    if '--write' in sys.argv: print(f'wrote {replace_section(HEADING, section)}')
