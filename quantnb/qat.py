@@ -10,7 +10,6 @@ __all__ = ['METHODS', 'qat_qconfig', 'rebuild_optimizer', 'QATProcessor', 'obser
 # %% ../nbs/06_qat.ipynb #b47751ae
 import contextlib
 import copy
-import fcntl
 import hashlib
 import inspect
 import io
@@ -33,7 +32,7 @@ import quantnb
 from .data import _check_int, atomic_write, cache_dir, iter_batches, progress
 from .fakequant import pack_codes
 from .measure import _check_model, evaluate
-from .models import _check_reiterable
+from .models import _check_reiterable, _lock
 from .ptq import _graph, fusable_groups, quantized_engine, take_batches
 
 # %% ../nbs/06_qat.ipynb #80eb9c76
@@ -454,11 +453,9 @@ def _state_hash(model) -> str:
 
 @contextlib.contextmanager
 def _locked(path):
+    "The cache's cross-process lock (`quantnb.models`'), once the cache folder exists."
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f'.{path.name}.lock'), 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+    with _lock(path): yield
 
 def _load_cached(path):
     "The cached `(state_dict, history)` at `path`, verified against its SHA-256 sidecar; None when absent or damaged."
