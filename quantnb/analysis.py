@@ -247,7 +247,7 @@ def layer_errors(original:nn.Module, # the float model
     original.eval()
     if not graph: quantized.eval()
     for x in batches:
-        f_in, f_out, q_io = {}, {}, {}
+        f_in, f_out = {}, {}
         handles = _hooks({n: orig_modules[n] for n in layers}, f_in, True) + _hooks({n: orig_modules[l['group'][-1]] for n, l in layers.items()}, f_out, False)
         try: original(x)
         finally: [h.remove() for h in handles]

@@ -17,10 +17,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .affine import _EPS, _broadcast, _check_axis, _check_float, _check_qparams, calc_qparams, dequantize, qparams_from_range, qtype, quantize
+from .affine import _EPS, _broadcast, _check_axis, _check_float, _check_qparams, calc_qparams, dequantize, qtype, quantize
 from .data import _check_int, iter_batches
 from .measure import _check_model
-from .observers import HistogramObserver, MinMaxObserver
+from .observers import HistogramObserver
 
 # %% ../nbs/03_fakequant.ipynb #019fb3d5
 class FakeQuantizeSTE(torch.autograd.Function):

@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import math
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -23,10 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules, fuse_modules_qat
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 import quantnb
-from .data import (_check_int, _check_seed, atomic_write, cache_dir, data_spec, fast_mode, is_writable, iter_batches, load_dataset,
+from .data import (_check_int, _check_seed, atomic_write, cache_dir, data_spec, fast_mode, is_writable, iter_batches,
                    progress, tensor_dataset, tensor_loader)
 from .measure import _check_model, evaluate
 
@@ -185,7 +184,7 @@ def _check_recipe_values(r):
 def checkpoint_path(recipe:dict) -> Path:
     "Where the checkpoint for `recipe` is cached."
     if not isinstance(recipe, dict): raise TypeError(f"recipe must be the dict training_recipe returns, not {type(recipe).__name__}")
-    if not {'arch', 'dataset'} <= set(recipe): raise ValueError(f"recipe lacks 'arch' and 'dataset': build it with training_recipe(...)")
+    if not {'arch', 'dataset'} <= set(recipe): raise ValueError("recipe lacks 'arch' and 'dataset': build it with training_recipe(...)")
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir() / 'models' / f"{recipe['arch']}-{recipe['dataset']}-{key}.pt"
 

@@ -10,7 +10,6 @@ __all__ = ['DYNAMIC_MODULES', 'TORCHAO_METHODS', 'quantized_engine', 'PTQProcess
 import contextlib
 import copy
 import itertools
-import math
 import re
 import warnings
 
