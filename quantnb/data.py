@@ -277,6 +277,7 @@ def _check_int(v, name, low=1, high=None):
 
 def _check_seed(seed):
     if isinstance(seed, bool) or not isinstance(seed, int): raise TypeError(f"seed={seed!r} must be an int")
+    if not 0 <= seed < 2**63: raise ValueError(f"seed={seed} must be in 0..2**63-1 (torch.manual_seed's range)")
     return seed
 
 def _subset(ds, n, seed, name):
