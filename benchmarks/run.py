@@ -7,9 +7,12 @@ The models come from the demo's pipeline (quantnb.pipeline.ModelQuantizationPipe
 static per-channel with the best observer, QAT int8, low-bit QAT, IntegerModel) plus torchao int8 dynamic and PT2E
 static int8 compiled (quantnb.ptq). Latency: quantnb.ptq.interleaved_latency, every model in the same interleaved
 rounds, at batch 1 and 64 on 1 and 2 threads; p10/median/p90 of the timed calls in ms. Ratios are to fp32 in the same
-run. Sizes are serialized bytes (the low-bit model: its packed state). Accuracy on the test set (the full one unless QUANTNB_FAST=1). Numbers are rounded to 3 significant digits.
+run. Sizes are serialized bytes (the low-bit model: its packed state; IntegerModel: its codes, qparams and biases).
+Accuracy on the test set (the full one unless QUANTNB_FAST=1). Latencies are given to the decimal place of their
+spread (p90 - p10), speed-ups to 2 significant digits, sizes to 3: digits beyond those are noise.
 """
 import datetime
+import math
 import os
 import sys
 import warnings
@@ -31,6 +34,13 @@ ITERS, ROUNDS = 30, 3
 def sig(x: float, digits: int = 3) -> str:
     "`x` to `digits` significant digits, without scientific notation for the values here."
     return f'{float(f"{x:.{digits}g}"):g}'
+
+
+def at_spread(p10: float, median: float, p90: float) -> str:
+    "p10/median/p90 to the decimal place of their spread: the digits a rerun would keep."
+    spread = p90 - p10
+    decimals = max(0, -math.floor(math.log10(spread))) if spread > 0 else 3
+    return '/'.join(f'{v:.{decimals}f}' for v in (p10, median, p90))
 
 
 def build() -> tuple:
@@ -56,8 +66,8 @@ def measure(models: dict, data: dict) -> list:
             times = interleaved_latency(models, x[:batch], ITERS, ROUNDS, threads)
             q = {n: torch.tensor(t).quantile(torch.tensor([0.1, 0.5, 0.9])).tolist() for n, t in times.items()}
             for n in models:
-                rows[n][f'b{batch} {threads}t ms (p10/med/p90)'] = '/'.join(sig(v) for v in q[n])
-                rows[n][f'speedup b{batch} {threads}t'] = sig(q['fp32'][1] / q[n][1])
+                rows[n][f'b{batch} {threads}t ms (p10/med/p90)'] = at_spread(*q[n])
+                rows[n][f'speedup b{batch} {threads}t'] = sig(q['fp32'][1] / q[n][1], 2)
     for r in rows.values(): r['size_ratio'] = sig(r['size_ratio'])
     return list(rows.values())
 
