@@ -21,8 +21,6 @@ import torch.nn.functional as F
 
 from fastcore.basics import patch
 
-from .measure import cpu_info
-
 # %% ../nbs/05_integer.ipynb #1891ff86
 def _requant_float(acc, bias, x_scale, w_scale, scale):
     "fbgemm: float32 multiplier (s_x·s_w)/s_y; float bias divided by s_x·s_w; one float32 product; rint (half to even)."
@@ -34,29 +32,73 @@ def _requant_float(acc, bias, x_scale, w_scale, scale):
         else: y = y + bias.float() / act_times_w  # per channel: a float32 division
     return torch.round(y * multiplier).long()
 
+# %% ../nbs/05_integer.ipynb #57dc7d41
+def _check_codes(q, name, lo, hi):
+    "Raise unless `q` is an integer tensor of codes within `lo..hi`."
+    if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex() or q.is_quantized or q.dtype == torch.bool:
+        raise TypeError(f'{name} must be a tensor of integer codes (e.g. q.int_repr() of a quantized tensor), not {getattr(q, "dtype", type(q).__name__)}')
+    if q.numel() and (q.min() < lo or q.max() > hi): raise ValueError(f'{name} holds codes outside {lo}..{hi}')
+
+def _check_scale(scale, name):
+    "A float64 tensor of scales, all finite and > 0 (a 0-d tensor or a float becomes a tensor of one)."
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.Tensor)): raise TypeError(f'{name} must be a float or a tensor of floats, not {type(scale).__name__}')
+    if isinstance(scale, torch.Tensor) and (scale.is_complex() or not (scale.is_floating_point() or scale.dtype in (torch.int32, torch.int64))): raise TypeError(f'{name} must hold floats, not {scale.dtype}')
+    if isinstance(scale, torch.Tensor) and scale.dim() > 1: raise ValueError(f'{name} has shape {tuple(scale.shape)}: pass a float (per tensor) or a 1-D tensor (per channel)')
+    s = torch.as_tensor(scale, dtype=torch.float64).flatten()
+    if not s.numel() or not torch.isfinite(s).all() or (s <= 0).any(): raise ValueError(f'{name} must be finite and > 0, got {scale}: a scale is a step size')
+    return s
+
+def _check_zero_point(zero_point, name, lo, hi):
+    "An int64 tensor of zero points within `lo..hi`."
+    if isinstance(zero_point, torch.Tensor):
+        if zero_point.is_floating_point() or zero_point.dtype == torch.bool: raise TypeError(f'{name} must hold integers, not {zero_point.dtype}')
+        z = zero_point.long().flatten()
+    elif isinstance(zero_point, int) and not isinstance(zero_point, bool): z = torch.tensor([zero_point])
+    else: raise TypeError(f'{name} must be an int or an integer tensor, not {type(zero_point).__name__}')
+    if (z < lo).any() or (z > hi).any(): raise ValueError(f'{name}={zero_point} is outside {lo}..{hi}, the range of its codes')
+    return z
+
+def _check_bias(bias, N):
+    if bias is None: return None
+    if not isinstance(bias, torch.Tensor) or not bias.is_floating_point(): raise TypeError(f'bias must be a float tensor (as PyTorch stores it) or None, not {getattr(bias, "dtype", type(bias).__name__)}')
+    if bias.shape != (N,): raise ValueError(f'bias has shape {tuple(bias.shape)}: need ({N},), one per output channel')
+    if not torch.isfinite(bias).all(): raise ValueError('bias holds NaN or inf: a quantized layer needs a finite bias')
+    return bias
+
 # %% ../nbs/05_integer.ipynb #9bbd4797
 INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
 
 def quantize_multiplier(M # real multiplier(s) s_x·s_w/s_y, 0 < M < 1: a float or a float tensor (one per output channel)
                        ) -> tuple: # `(m0, shift)` int64 tensors: M ≈ m0 · 2^-31 · 2^-shift, m0 in [2^30, 2^31)
-    "TFLite's `QuantizeMultiplier` for M < 1: a Q31 fixed-point mantissa `m0` and a right shift."
+    "TFLite's `QuantizeMultiplier` for M < 1: a Q31 fixed-point mantissa `m0` and a right shift (M < 2^-32 flushed to m0 = 0)."
+    if isinstance(M, bool) or not isinstance(M, (int, float, torch.Tensor)): raise TypeError(f'M must be a float or a float tensor, not {type(M).__name__}')
     M = torch.as_tensor(M, dtype=torch.float64)
     if M.is_complex() or not torch.isfinite(M).all() or (M <= 0).any():
         raise ValueError(f'M must be finite and > 0 (a scale ratio s_x*s_w/s_y); got min {M.min().item()}: check that every scale is > 0')
     if (M >= 1).any(): raise ValueError(f'M={M.max().item()} >= 1: the integer-only path assumes M < 1 (output scale larger than input scale × weight scale); use requant="float"')
     mantissa, exponent = torch.frexp(M)  # M = mantissa · 2^exponent, mantissa in [0.5, 1)
-    m0 = torch.round(mantissa * 2**31).long()
+    m0 = torch.floor(mantissa * 2**31 + 0.5).long()  # std::round: ties away from zero (M > 0)
     carry = m0 == 2**31  # the mantissa rounded up to 1.0: halve it and shift one less
     m0, shift = torch.where(carry, m0 // 2, m0), torch.where(carry, -exponent - 1, -exponent).long()
     top = shift < 0  # M within 2^-32 of 1 rounded up to exactly 1: keep the largest Q31 value instead of a left shift
-    return torch.where(top, torch.tensor(INT32_MAX), m0), torch.where(top, torch.tensor(0), shift)
+    m0, shift = torch.where(top, torch.tensor(INT32_MAX), m0), torch.where(top, torch.tensor(0), shift)
+    tiny = shift > 31  # TFLite: a shift beyond 31 flushes the multiplier to 0
+    return torch.where(tiny, torch.tensor(0), m0), torch.where(tiny, torch.tensor(0), shift)
 
 # %% ../nbs/05_integer.ipynb #0f548d95
+def _int32_operand(v, name) -> torch.Tensor:
+    "An int64 tensor of int32 values; floats, bools and values outside int32 are refused."
+    t = torch.as_tensor(v)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool: raise TypeError(f'{name} must hold integers (int32 values), not {t.dtype}')
+    t = t.long()
+    if t.numel() and (t.min() < INT32_MIN or t.max() > INT32_MAX): raise ValueError(f'{name} holds values outside int32: clamp the accumulator first')
+    return t
+
 def saturating_rounding_doubling_high_mul(a:torch.Tensor, # int32 values (any integer dtype)
                                           b:torch.Tensor # int32 multiplier(s) m0
                                          ) -> torch.Tensor: # int64 tensor holding int32 values
-    "gemmlowp's `SaturatingRoundingDoublingHighMul`: the high 32 bits of 2·a·b, rounded half away from zero; INT32_MIN·INT32_MIN saturates."
-    a, b = torch.as_tensor(a).long(), torch.as_tensor(b).long()
+    "gemmlowp's `SaturatingRoundingDoublingHighMul`: the high 32 bits of 2·a·b, rounded to nearest with ties toward +inf (-1.5 -> -1); INT32_MIN·INT32_MIN saturates."
+    a, b = _int32_operand(a, 'a'), _int32_operand(b, 'b')
     ab = a * b  # exact: |a·b| <= 2^62
     nudge = torch.where(ab >= 0, torch.tensor(1 << 30), torch.tensor(1 - (1 << 30)))
     high = torch.div(ab + nudge, 2**31, rounding_mode='trunc')  # C++ integer division truncates toward zero
@@ -66,7 +108,7 @@ def rounding_right_shift(x:torch.Tensor, # int32 values (any integer dtype)
                          shift # exponent(s) >= 0
                         ) -> torch.Tensor: # int64 tensor: x / 2^shift rounded half away from zero
     "gemmlowp's `RoundingDivideByPOT`: an arithmetic right shift that rounds to nearest, ties away from zero."
-    x, shift = torch.as_tensor(x).long(), torch.as_tensor(shift).long()
+    x, shift = _int32_operand(x, 'x'), _int32_operand(shift, 'shift')
     if (shift < 0).any() or (shift > 62).any(): raise ValueError(f'shift must be in 0..62, got {shift.min().item()}..{shift.max().item()}')
     mask = (1 << shift) - 1
     threshold = (mask >> 1) + (x < 0).long()
@@ -89,48 +131,22 @@ def requantize(acc:torch.Tensor, # int64 (M, N) accumulator without bias
                requant:str='float' # 'float': fbgemm's float32 multiplier; 'integer': Q31 multiplier and shifts
               ) -> torch.Tensor: # uint8 (M, N) output codes
     "uint8 output codes from an int32 accumulator, the way fbgemm's `ReQuantizeOutput` does it, or in integers only."
-    w_scale = torch.as_tensor(w_scale, dtype=torch.float64)
+    _check_codes(acc, 'acc', -2**63, 2**63 - 1)
+    _check_scale(x_scale, 'x_scale'); _check_scale(scale, 'scale'); _check_zero_point(zero_point, 'zero_point', 0, 255)
+    w_scale = _check_scale(w_scale, 'w_scale')
+    if w_scale.numel() not in (1, acc.shape[-1]): raise ValueError(f'w_scale has {w_scale.numel()} values for {acc.shape[-1]} output channels: pass one, or one per channel')
+    bias = _check_bias(bias, acc.shape[-1])
+    if w_scale.numel() == 1: w_scale = w_scale[0]
     if requant == 'float': y = _requant_float(acc, bias, x_scale, w_scale, scale)
     elif requant == 'integer': y = _requant_integer(acc, bias, x_scale, w_scale, scale)
     else: raise ValueError(f"requant={requant!r}: choose 'float' (as PyTorch's x86 kernels) or 'integer' (fixed-point only)")
     return (y + zero_point).clamp(zero_point if relu else 0, 255).to(torch.uint8)
 
-# %% ../nbs/05_integer.ipynb #57dc7d41
-def _check_codes(q, name, lo, hi):
-    "Raise unless `q` is an integer tensor of codes within `lo..hi`."
-    if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex() or q.is_quantized or q.dtype == torch.bool:
-        raise TypeError(f'{name} must be a tensor of integer codes (e.g. q.int_repr() of a quantized tensor), not {getattr(q, "dtype", type(q).__name__)}')
-    if q.numel() and (q.min() < lo or q.max() > hi): raise ValueError(f'{name} holds codes outside {lo}..{hi}')
-
-def _check_scale(scale, name):
-    "A float64 tensor of scales, all finite and > 0 (a 0-d tensor or a float becomes a tensor of one)."
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.Tensor)): raise TypeError(f'{name} must be a float or a tensor of floats, not {type(scale).__name__}')
-    if isinstance(scale, torch.Tensor) and (scale.is_complex() or not (scale.is_floating_point() or scale.dtype in (torch.int32, torch.int64))): raise TypeError(f'{name} must hold floats, not {scale.dtype}')
-    s = torch.as_tensor(scale, dtype=torch.float64).flatten()
-    if not s.numel() or not torch.isfinite(s).all() or (s <= 0).any(): raise ValueError(f'{name} must be finite and > 0, got {scale}: a scale is a step size')
-    return s
-
-def _check_zero_point(zero_point, name, lo, hi):
-    "An int64 tensor of zero points within `lo..hi`."
-    if isinstance(zero_point, torch.Tensor):
-        if zero_point.is_floating_point() or zero_point.dtype == torch.bool: raise TypeError(f'{name} must hold integers, not {zero_point.dtype}')
-        z = zero_point.long().flatten()
-    elif isinstance(zero_point, int) and not isinstance(zero_point, bool): z = torch.tensor([zero_point])
-    else: raise TypeError(f'{name} must be an int or an integer tensor, not {type(zero_point).__name__}')
-    if (z < lo).any() or (z > hi).any(): raise ValueError(f'{name}={zero_point} is outside {lo}..{hi}, the range of its codes')
-    return z
-
-#| export
+# %% ../nbs/05_integer.ipynb #5d0e2a71
 INT16_MIN, INT16_MAX = -2**15, 2**15 - 1
 
-def vpmaddubsw_matmul(q_x:torch.Tensor, # uint8 activation codes (0..255), shape (M, K), any integer dtype
-                      q_w:torch.Tensor, # int8 weight codes (-128..127), shape (N, K)
-                      max_elements:int=2**24 # pair sums held in memory at once
-                     ) -> tuple: # `(acc, saturated)`: int64 (M, N) sums as a CPU without VNNI makes them, and how many pair sums saturated
-    "`q_x @ q_w.T` as x86 CPUs without VNNI compute u8×s8 dot products: adjacent products added in pairs, each pair sum saturated to int16, then summed (exactly, as the CPU's int32 accumulator does)."
-    _check_codes(q_x, 'q_x', 0, 255); _check_codes(q_w, 'q_w', -128, 127)
-    if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1] or q_x.shape[1] == 0:
-        raise ValueError(f'need q_x (M, K) and q_w (N, K) with the same K > 0, got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
+def _pairwise_saturated(q_x, q_w, max_elements):
+    "Pair sums of adjacent products clamped to int16, summed: the CPU's arithmetic, element by element."
     pad = q_x.shape[1] % 2  # the kernel pads K with zeros to whole pairs
     x = F.pad(q_x.to(torch.int32), (0, pad)).unflatten(1, (-1, 2))
     w = F.pad(q_w.to(torch.int32), (0, pad)).unflatten(1, (-1, 2))
@@ -141,6 +157,21 @@ def vpmaddubsw_matmul(q_x:torch.Tensor, # uint8 activation codes (0..255), shape
         saturated += ((pairs < INT16_MIN) | (pairs > INT16_MAX)).sum().item()
         acc.append(pairs.clamp(INT16_MIN, INT16_MAX).sum(-1, dtype=torch.int64))
     return torch.cat(acc), saturated
+
+def vpmaddubsw_matmul(q_x:torch.Tensor, # uint8 activation codes (0..255), shape (M, K), any integer dtype
+                      q_w:torch.Tensor, # int8 weight codes (-128..127), shape (N, K)
+                      max_elements:int=2**24 # pair sums held in memory at once
+                     ) -> tuple: # `(acc, saturated)`: int64 (M, N) sums as a CPU without VNNI makes them, and how many pair sums saturated
+    "`q_x @ q_w.T` as x86 CPUs without VNNI compute u8×s8 dot products: adjacent products added in pairs, each pair sum saturated to int16, then summed (exactly, as the CPU's int32 accumulator does)."
+    _check_codes(q_x, 'q_x', 0, 255); _check_codes(q_w, 'q_w', -128, 127)
+    if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1] or q_x.shape[1] == 0:
+        raise ValueError(f'need q_x (M, K) and q_w (N, K) with the same K > 0, got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
+    dtype = torch.float32 if q_x.shape[1] * 255 * 128 < 2**24 else torch.float64  # every partial sum exact
+    acc = (q_x.to(dtype) @ q_w.to(dtype).T).long()
+    risky = (q_x > 127).any(1).nonzero().squeeze(1)  # pairs of codes <= 127 stay within ±2·127·128 = ±32512
+    if not len(risky): return acc, 0
+    acc[risky], saturated = _pairwise_saturated(q_x[risky], q_w, max_elements)
+    return acc, saturated
 
 # %% ../nbs/05_integer.ipynb #1effcc5b
 def _centred(q_x, x_zero_point, q_w, w_zero_point):
@@ -158,6 +189,10 @@ def int_gemm(q_x:torch.Tensor, # activation codes (M, K), uint8 range
              saturate_int16:bool=False # pair sums of raw codes saturated to int16, as `vpmaddubsw` does on CPUs without VNNI
             ) -> torch.Tensor: # int64 (M, N): the int32 accumulator Σ (q_x - z_x)(q_w - z_w)
     "The integer accumulator of `q_x @ q_w.T` with both zero points removed, as fbgemm's row and column offsets remove them."
+    _check_codes(q_x, 'q_x', 0, 255); _check_codes(q_w, 'q_w', -128, 127)
+    if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1]: raise ValueError(f'need q_x (M, K) and q_w (N, K), got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
+    x_zero_point = int(_check_zero_point(x_zero_point, 'x_zero_point', 0, 255))
+    w_zero_point = _check_zero_point(w_zero_point, 'w_zero_point', -128, 127)
     K = q_x.shape[1]
     if not saturate_int16:
         x, w = _centred(q_x, x_zero_point, q_w, w_zero_point[:, None])
@@ -180,12 +215,6 @@ def _check_layer(q_x, x_scale, x_zero_point, q_w, w_scale, w_zero_point, scale, 
     if len(w_zero_point) not in (1, len(w_scale)): raise ValueError(f'w_zero_point has {len(w_zero_point)} values, w_scale {len(w_scale)}: pass as many of each')
     if requant not in REQUANT_MODES: raise ValueError(f"requant={requant!r}: choose 'float' (as PyTorch's x86 kernels) or 'integer' (fixed-point only)")
     return w_scale, w_zero_point.expand(len(w_scale)), per_channel
-
-def _check_bias(bias, N):
-    if bias is None: return None
-    if not isinstance(bias, torch.Tensor) or not bias.is_floating_point(): raise TypeError(f'bias must be a float tensor (as PyTorch stores it) or None, not {getattr(bias, "dtype", type(bias).__name__)}')
-    if bias.shape != (N,): raise ValueError(f'bias has shape {tuple(bias.shape)}: need ({N},), one per output channel')
-    return bias
 
 # %% ../nbs/05_integer.ipynb #18d96615
 def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
@@ -214,7 +243,7 @@ def _pair(v, name):
 
 def _im2col(q_x, zero_point, kernel_size, stride, padding, dilation):
     "Input codes as GEMM rows (N·L, kh·kw·C), ordered (kh, kw, channel) as fbgemm lays out NHWC input; padding holds the zero point."
-    (ph, pw), (kh, kw) = padding, kernel_size
+    ph, pw = padding
     x = F.pad(q_x.float(), (pw, pw, ph, ph), value=zero_point)  # codes <= 255 are exact in float32
     cols = F.unfold(x, kernel_size, dilation=dilation, stride=stride)  # (B, C*kh*kw, L)
     cols = cols.unflatten(1, (x.shape[1], -1)).transpose(1, 2).flatten(1, 2)  # (B, kh*kw*C, L)
@@ -257,6 +286,8 @@ def int_max_pool2d(q:torch.Tensor, # integer codes (B, C, H, W)
     if q.dim() != 4: raise ValueError(f'q must be (B, C, H, W), got {tuple(q.shape)}')
     (kh, kw), (ph, pw) = _pair(kernel_size, 'kernel_size'), _pair(padding, 'padding')
     sh, sw = _pair(kernel_size if stride is None else stride, 'stride')
+    if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0: raise ValueError(f'kernel_size and stride must be >= 1 and padding >= 0, got {kernel_size}, {stride}, {padding}')
+    if ph > kh // 2 or pw > kw // 2: raise ValueError(f'padding={padding} must be at most half of kernel_size={kernel_size}, as nn.MaxPool2d requires')
     lowest = torch.iinfo(q.dtype).min  # padding never wins, like -inf in float max pooling
     x = F.pad(q, (pw, pw, ph, ph), value=lowest) if ph or pw else q
     return x.unfold(2, kh, sh).unfold(3, kw, sw).amax((-2, -1))
@@ -281,6 +312,9 @@ class QCodes:
 def quantize_codes(x:torch.Tensor, scale:float, zero_point:int) -> QCodes:
     "uint8 codes of float `x` as PyTorch's x86 quantize computes them: rint(x · float32(1/scale)) + z, clamped to 0..255."
     if not isinstance(x, torch.Tensor) or not x.is_floating_point(): raise TypeError(f'x must be a float tensor, not {getattr(x, "dtype", type(x).__name__)}')
+    if torch.isnan(x).any(): raise ValueError('x holds NaN: it has no code (PyTorch\'s kernels give it an arbitrary one); clean the input first')
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool): raise TypeError(f'scale must be a float, not {type(scale).__name__}')
+    _check_scale(scale, 'scale'); _check_zero_point(zero_point, 'zero_point', 0, 255)
     inverse = 1 / torch.tensor(scale, dtype=torch.float32)  # fbgemm multiplies by the float32 reciprocal
     return QCodes((torch.round(x.float() * inverse) + zero_point).clamp(0, 255).to(torch.uint8), scale, zero_point)
 
@@ -296,6 +330,7 @@ class IntLayer(nn.Module):
         self.w_zero_point = w.q_per_channel_zero_points() if per_channel else w.q_zero_point()
         self.bias, self.scale, self.zero_point = module.bias(), float(module.scale), int(module.zero_point)
         self.relu, self.requant, self.saturate_int16 = 'ReLU' in type(module).__name__, requant, saturate_int16
+        if requant == 'fakequant' and saturate_int16: raise ValueError("saturate_int16=True needs integer arithmetic: the float simulation (requant='fakequant') has no int16 pairs")
         self.conv = dict(stride=module.stride, padding=module.padding, dilation=module.dilation) if isinstance(module, nnq.Conv2d) else None
         if self.conv is not None and (module.groups != 1 or module.padding_mode != 'zeros'):
             raise ValueError(f'{module}: only groups=1 and zero padding are supported')
@@ -403,7 +438,7 @@ def parity_report(model:nn.Module, # converted by eager static quantization
         ref, codes = m(x).int_repr().int(), QCodes(x.int_repr(), x.q_scale(), x.q_zero_point())
         row = dict(layer=name, outputs=ref.numel())
         for mode in ('fakequant', 'float', 'integer'):
-            diff = (IntLayer(m, mode, saturate_int16)(codes).codes.int() - ref).abs()
+            diff = (IntLayer(m, mode, saturate_int16 and mode != 'fakequant')(codes).codes.int() - ref).abs()
             row[f'{mode}_equal'], row[f'{mode}_max_diff'] = (diff == 0).sum().item(), diff.max().item()
         rows.append(row)
     return rows

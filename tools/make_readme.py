@@ -1,8 +1,9 @@
 """Write README.md from nbs/index.ipynb.
 
 With Quarto installed this is `nbdev-readme`. Without it (Quarto is not installable everywhere), the same
-result in plain Python: markdown cells as they are, visible code cells as fenced Python with their text
-outputs, `#|` directives and `#| hide` cells left out, and notebook links pointed at `nbs/`.
+result in plain Python: markdown cells as they are, visible code cells as fenced Python with their outputs
+(Markdown outputs as Markdown, text fenced; `#| echo: false` shows only the outputs), `#|` directives and
+`#| hide` cells left out, and notebook links pointed at `nbs/`.
 `python tools/make_readme.py --check` exits 1 when README.md is stale.
 """
 import json
@@ -24,12 +25,14 @@ def directives(source):
 
 
 def text_outputs(cell):
-    "A cell's stdout and text/plain results (warnings on stderr stay out of the README)."
+    "A cell's stdout and results, Markdown as Markdown and text fenced (warnings on stderr stay out of the README)."
     for out in cell.get('outputs', []):
-        if out['output_type'] == 'stream' and out['name'] == 'stdout': yield ''.join(out['text']).rstrip('\n')
-        elif out['output_type'] in ('execute_result', 'display_data') and 'text/plain' in out.get('data', {}) \
-                and not any(k.startswith('image/') for k in out['data']):
-            yield ''.join(out['data']['text/plain']).rstrip('\n')
+        data = out.get('data', {})
+        if out['output_type'] == 'stream' and out['name'] == 'stdout': yield '```\n' + ''.join(out['text']).rstrip('\n') + '\n```'
+        elif out['output_type'] in ('execute_result', 'display_data') and 'text/markdown' in data: yield ''.join(data['text/markdown']).rstrip('\n')
+        elif out['output_type'] in ('execute_result', 'display_data') and 'text/plain' in data \
+                and not any(k.startswith('image/') for k in data):
+            yield '```\n' + ''.join(data['text/plain']).rstrip('\n') + '\n```'
 
 
 def cell_markdown(cell):
@@ -37,7 +40,8 @@ def cell_markdown(cell):
     if cell['cell_type'] == 'markdown': return re.sub(r'\]\((\d\d\w*\.ipynb)\)', r'](nbs/\1)', source)
     flags, code = directives(source)
     if 'hide' in flags or not code: return ''
-    return '\n\n'.join([f'```python\n{code}\n```', *(f'```\n{o}\n```' for o in text_outputs(cell))])
+    shown = [] if 'echo: false' in flags else [f'```python\n{code}\n```']
+    return '\n\n'.join([*shown, *text_outputs(cell)])
 
 
 def readme_text(nb_path=ROOT / 'nbs' / 'index.ipynb'):
