@@ -162,12 +162,10 @@ def _spread(times:list) -> dict:
     return dict(p10_ms=t.quantile(0.1).item(), median_ms=t.median().item(), p90_ms=t.quantile(0.9).item())
 
 def deployed_size_bytes(model:nn.Module) -> int:
-    "Serialized bytes a deployment stores: `packed_lowbit_state` for a low-bit QAT model (06), an `IntegerModel`'s codes, qparams and biases (05, 07's `deployable_size_bytes`), else the `state_dict`."
-    integer = sys.modules.get('quantnb.integer')
-    if integer is not None and isinstance(model, integer.IntegerModel):  # its integer weights live outside the state_dict
-        return quantnb_module('analysis').deployable_size_bytes(model)  # its codes, qparams and biases, serialized
+    "Serialized bytes a deployment stores: `packed_lowbit_state` for a low-bit QAT model (06), else 07's `deployable_size_bytes` (the constants a PT2E graph reads, an `IntegerModel`'s codes, qparams and biases, or the `state_dict`)."
+    model = getattr(model, '_orig_mod', model)  # a torch.compile'd model: the module it wraps
     qat = sys.modules.get('quantnb.qat')
-    if qat is None or not any(isinstance(m, qat.QATLayer) for m in model.modules()): return model_size_bytes(model)
+    if qat is None or not any(isinstance(m, qat.QATLayer) for m in model.modules()): return quantnb_module('analysis').deployable_size_bytes(model)
     buffer = io.BytesIO()
     torch.save(qat.packed_lowbit_state(model), buffer)
     return buffer.getbuffer().nbytes
