@@ -33,7 +33,7 @@ from .data import _check_int, atomic_write, cache_dir, iter_batches, progress
 from .fakequant import pack_codes
 from .measure import _check_model, evaluate
 from .models import _check_reiterable, _lock
-from .ptq import _graph, fusable_groups, quantized_engine, take_batches
+from .ptq import fusable_groups, quantized_engine, take_batches
 
 # %% ../nbs/06_qat.ipynb #80eb9c76
 def qat_qconfig(per_channel:bool=True, # per-channel weights (one scale per output channel)
