@@ -10,8 +10,8 @@ import torch.nn as nn
 
 from quantnb.fakequant import state_size_bytes
 from quantnb.models import SampleNet, SampleNetBN
-from quantnb.qat import (ActFakeQuant, QATLayer, QATProcessor, WeightFakeQuant, _observers_paused, _param_map, bn_frozen, fake_quant, lowbit_qat,
-                         lowbit_range, mse_scale, observers_enabled, packed_lowbit_state, plot_qat_history, prepare_lowbit, qat_qconfig)
+from quantnb.qat import (ActFakeQuant, QATLayer, QATProcessor, WeightFakeQuant, _observers_paused, _param_map, absmean_scale, bn_frozen, fake_quant, lowbit_qat,
+                         lowbit_range, lsq_init_scale, mse_scale, observers_enabled, packed_lowbit_state, plot_qat_history, prepare_lowbit, qat_qconfig)
 
 warnings.filterwarnings('ignore', category=UserWarning)
 warnings.filterwarnings('ignore', category=DeprecationWarning)
@@ -134,6 +134,11 @@ BAD = {
     'act bits 9': (lambda m: prepare_lowbit(m, 4, 9, calibration=[batches(1)[0][0]]), ValueError, 'act_bits=9'),
     'unknown method': (lambda m: prepare_lowbit(m, 4, method='pact'), ValueError, 'method='),
     'act bits without calibration': (lambda m: prepare_lowbit(m, 4, 4), ValueError, 'calibration'),
+    'input bits without calibration': (lambda m: prepare_lowbit(m, 4, input_bits=8), ValueError, 'calibration'),
+    'input bits 9': (lambda m: prepare_lowbit(m, 4, 4, calibration=[batches(1)[0][0]], input_bits=9), ValueError, 'input_bits=9'),
+    'unknown weight_init': (lambda m: prepare_lowbit(m, 4, weight_init='minmax'), ValueError, 'weight_init='),
+    'weight_init in lowbit_qat': (lambda m: lowbit_qat(m, batches(1), batches(1), 2, weight_init=None, cache=False), ValueError, 'weight_init='),
+    'input bits string': (lambda m: lowbit_qat(m, batches(1), batches(1), 2, 4, input_bits='8', cache=False), ValueError, "input_bits='8'"),
     'one-shot loader': (lambda m: lowbit_qat(m, iter(batches(1)), batches(1), 4, cache=False), TypeError, 'one-shot'),
     'weight quantizer method LSQ': (lambda m: WeightFakeQuant(m.fc1.weight, 4, 'LSQ'), ValueError, 'method='),
     'weight quantizer method None': (lambda m: WeightFakeQuant(m.fc1.weight, 4, None), ValueError, 'method='),
@@ -208,6 +213,40 @@ def test_lowbit_qat_trains_caches_and_packs(tmp_path, monkeypatch, bits, act_bit
     assert state['fc.weight'].dtype == torch.uint8 and state['fc.weight'].numel() == fp32.fc.weight.numel() * width // 8
     payload = lambda st: sum(t.numel() * t.element_size() for t in st.values())  # bytes of the tensors (torch.save adds a fixed cost per entry)
     assert payload(state) < payload(fp32.state_dict()) / 5 and state_size_bytes(state) < state_size_bytes(fp32.state_dict()) / 2
+
+
+def test_input_bits_sets_only_the_first_layer_and_keeps_old_cache_keys(tmp_path, monkeypatch):
+    monkeypatch.setenv('QUANTNB_CACHE', str(tmp_path))
+    fp32, data, valid = tiny(), batches(2), batches(1, seed=1)
+    m = prepare_lowbit(fp32, 2, 4, calibration=[x for x, _ in data], input_bits=8)
+    layers = [l for l in m.modules() if isinstance(l, QATLayer)]
+    assert [(l.act_fq.bits, l.act_fq.qmax) for l in layers] == [(8, 127)] + [(4, 15)] * (len(layers) - 1)  # images signed, later inputs after a ReLU
+    images_only = prepare_lowbit(fp32, 2, None, calibration=[x for x, _ in data], input_bits=8)
+    assert [l.act_fq is not None for l in images_only.modules() if isinstance(l, QATLayer)] == [True] + [False] * (len(layers) - 1)
+    lowbit_qat(fp32, data, valid, 2, 4, epochs=0)
+    key_without = {p.name for p in (tmp_path / 'qat').glob('*.pt')}
+    model, _ = lowbit_qat(fp32, data, valid, 2, 4, epochs=0, input_bits=8)
+    assert len({p.name for p in (tmp_path / 'qat').glob('*.pt')} - key_without) == 1  # its own file
+    assert all(torch.load(tmp_path / 'qat' / k, weights_only=True)['config'].keys().isdisjoint({'input_bits'}) for k in key_without)
+    again, _ = lowbit_qat(fp32, data, valid, 2, 4, epochs=0, input_bits=8)  # from the cache: the first input stays 8-bit
+    first = next(l for l in again.modules() if isinstance(l, QATLayer))
+    assert (first.act_fq.bits, first.act_fq.qmin, first.act_fq.qmax) == (8, -128, 127)
+    with torch.no_grad(): torch.testing.assert_close(again(valid[0][0]), model(valid[0][0]))
+
+
+def test_weight_init_lsq_starts_at_esser_et_al_step(tmp_path, monkeypatch):
+    monkeypatch.setenv('QUANTNB_CACHE', str(tmp_path))
+    fp32, data, valid = tiny(), batches(2), batches(1, seed=1)
+    w = fp32.fc.weight.detach()
+    torch.testing.assert_close(lsq_init_scale(w, 1), 2 * w.abs().mean(1))  # 2 mean|w| / sqrt(Qp), Qp = 1 at 2 bits
+    m = prepare_lowbit(fp32, 3, weight_init='lsq')
+    torch.testing.assert_close(m.fc.weight_fq.scale.detach(), 2 * w.abs().mean(1) / math.sqrt(3))
+    assert not torch.allclose(prepare_lowbit(fp32, 3).fc.weight_fq.scale, m.fc.weight_fq.scale)  # the default is the MSE step
+    torch.testing.assert_close(prepare_lowbit(fp32, 'ternary', weight_init='lsq').fc.weight_fq.scale, absmean_scale(w))  # ternary: always absmean
+    lowbit_qat(fp32, data, valid, 2, epochs=0)
+    lowbit_qat(fp32, data, valid, 2, epochs=0, weight_init='lsq')
+    configs = [torch.load(p, weights_only=True)['config'] for p in (tmp_path / 'qat').glob('*.pt')]
+    assert sorted(c.get('weight_init', 'default') for c in configs) == ['default', 'lsq']  # the default keeps its old key
 
 
 def test_qconfig_is_pytorchs_x86_default():
