@@ -568,6 +568,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'quantnb.qat._calibrate_acts': ('qat.html#_calibrate_acts', 'quantnb/qat.py'),
                              'quantnb.qat._check_act_bits': ('qat.html#_check_act_bits', 'quantnb/qat.py'),
                              'quantnb.qat._check_method': ('qat.html#_check_method', 'quantnb/qat.py'),
+                             'quantnb.qat._check_runs_first': ('qat.html#_check_runs_first', 'quantnb/qat.py'),
                              'quantnb.qat._check_values': ('qat.html#_check_values', 'quantnb/qat.py'),
                              'quantnb.qat._check_weight_init': ('qat.html#_check_weight_init', 'quantnb/qat.py'),
                              'quantnb.qat._fake_quants': ('qat.html#_fake_quants', 'quantnb/qat.py'),

@@ -276,7 +276,8 @@ def mse_scale(x:torch.Tensor, # a weight `(channels, ...)` (per-channel steps) o
 
 def lsq_init_scale(w:torch.Tensor, qmax:int) -> torch.Tensor:
     "Esser et al. 2020's starting step, per output channel here: $2\\,\\mathrm{mean}|w| / \\sqrt{Q_p}$ ($Q_p$ = `qmax`)."
-    _check_values(w, 'w')
+    _check_values(w, 'w'); _check_int(qmax, 'qmax')
+    if w.ndim < 2 or not w.is_floating_point(): raise ValueError(f'w must be a float weight (out_channels, ...), not {w.dtype} of shape {tuple(w.shape)}: one step per output channel')
     return 2 * w.detach().reshape(len(w), -1).abs().mean(1).clamp(min=1e-8) / math.sqrt(qmax)
 
 def absmean_scale(w:torch.Tensor) -> torch.Tensor:
@@ -299,7 +300,7 @@ def _check_weight_init(weight_init):
     if weight_init not in WEIGHT_INITS: raise ValueError(f'weight_init={weight_init!r} must be one of {WEIGHT_INITS}')
 
 class WeightFakeQuant(nn.Module):
-    "Per-channel symmetric fake quantization of a weight. `lsq`: learned steps (gradient scaled by $1/\\sqrt{N Q_p}$, N = weights per channel); `ste`: steps fixed at their PTQ value (ternary: absmean recomputed each step, as BitNet does)."
+    "Per-channel symmetric fake quantization of a weight. `lsq`: learned steps (gradient scaled by $1/\\sqrt{N Q_p}$, N = weights per channel); `ste`: steps fixed at their starting value (ternary: absmean recomputed each step, as BitNet does)."
     def __init__(self, weight:torch.Tensor, bits, method:str='lsq',
                  weight_init:str='mse' # starting step: 'mse' (`mse_scale`) or 'lsq' (`lsq_init_scale`); ternary always starts at the absmean
                 ):
@@ -361,22 +362,32 @@ def _fold_bn(model):
     return tq.fuse_modules(model, groups) if groups else model
 
 @torch.no_grad()
-def _calibrate_acts(model, batches):
-    "Set each activation quantizer's sign and PTQ (MSE) step from the layer inputs seen on `batches`."
-    seen, hooks = {}, []
+def _calibrate_acts(model, batches, input_bits=None):
+    "Set each activation quantizer's sign and PTQ (MSE) step from the layer inputs seen on `batches`; with `input_bits`, check that the layer holding it runs first."
+    seen, called, hooks = {}, [], []
     for m in model.modules():
-        if isinstance(m, QATLayer) and m.act_fq is not None:
-            hooks.append(m.register_forward_pre_hook(lambda mod, args: seen.setdefault(mod, []).append(args[0].detach())))
+        if isinstance(m, QATLayer):
+            hooks.append(m.register_forward_pre_hook(lambda mod, args: called.append(mod)))
+            if m.act_fq is not None: hooks.append(m.register_forward_pre_hook(lambda mod, args: seen.setdefault(mod, []).append(args[0].detach())))
     try:
         with _acts_off(model): [model(x) for x in batches]
     finally:
         for h in hooks: h.remove()
+    if input_bits is not None: _check_runs_first(model, called)
     for m, xs in seen.items():
         x, a = torch.cat([t.flatten() for t in xs]), m.act_fq
         x = x[::max(1, len(x) // 2 ** 18)]  # an evenly strided sample of at most ~2^18 values is plenty for one step
         a.signed = bool((x < 0).any())
         a.qmin, a.qmax = (-2 ** (a.bits - 1), 2 ** (a.bits - 1) - 1) if a.signed else (0, 2 ** a.bits - 1)
         a.scale.copy_(mse_scale(x, a.qmin, a.qmax, per_channel=False).reshape(())); a.calibrated.fill_(True)
+
+def _check_runs_first(model, called):
+    "`input_bits` sits on the first Conv2d/Linear declared: it must also be the first one called, the one that sees the images."
+    names = {m: n for n, m in model.named_modules()}
+    declared = next(m for m in model.modules() if isinstance(m, QATLayer))
+    if called and called[0] is not declared:
+        raise ValueError(f'input_bits: the first Conv2d/Linear declared ({names[declared]}) is not the first one called ({names[called[0]]}), so it does not see the images; '
+                         f'declare the layers in the order forward() calls them, or leave input_bits=None')
 
 @contextlib.contextmanager
 def _acts_off(model):
@@ -390,19 +401,19 @@ def _acts_off(model):
 def prepare_lowbit(model:nn.Module, # a trained float model (BatchNorm is folded first)
                    weight_bits, # 2..8 or 'ternary'
                    act_bits:int|None=None, # 2..8, or None for float activations
-                   method:str='lsq', # 'lsq' (learned steps) or 'ste' (steps fixed at their PTQ value)
+                   method:str='lsq', # 'lsq' (learned steps) or 'ste' (steps fixed at their starting value)
                    calibration=None, # image batches for the activation steps (needed when act_bits or input_bits is set)
                    input_bits:int|None=None, # the first layer's input (the images) at other bits than act_bits, e.g. 8 as LSQ keeps its first layer; None: act_bits
                    weight_init:str='mse' # the weight steps' start: 'mse' (PTQ's best rounding) or 'lsq' (Esser et al.'s 2 mean|w| / sqrt(Qp))
                   ) -> nn.Module:
-    "A copy of `model` with every Conv2d and Linear a `QATLayer`, weights per-channel and activations per-tensor, steps initialised by PTQ."
+    "A copy of `model` with every Conv2d and Linear a `QATLayer`, weights per-channel and activations per-tensor; activation steps set by PTQ (MSE), weight steps by `weight_init`."
     _check_model(model)
     _check_method(method); _check_weight_init(weight_init)
     lowbit_range(weight_bits)
     _check_act_bits(act_bits, input_bits)
     if (act_bits, input_bits) != (None, None) and calibration is None: raise ValueError('act_bits or input_bits is set: pass calibration batches (images) to set the activation steps')
     model = _wrap(model, weight_bits, act_bits, method, input_bits, weight_init)
-    if (act_bits, input_bits) != (None, None): _calibrate_acts(model, take_batches(calibration, 10**9, 'calibration'))
+    if (act_bits, input_bits) != (None, None): _calibrate_acts(model, take_batches(calibration, 10**9, 'calibration'), input_bits)
     return model
 
 def _check_act_bits(act_bits, input_bits):
@@ -495,7 +506,7 @@ def lowbit_qat(model:nn.Module, # a trained float model; not changed
                valid_loader, # validation batches, evaluated after each epoch (never the test set)
                weight_bits, # 2..8 or 'ternary'
                act_bits:int|None=None, # 2..8, or None for float activations
-               method:str='lsq', # 'lsq' (learned steps) or 'ste' (steps fixed at their PTQ value)
+               method:str='lsq', # 'lsq' (learned steps) or 'ste' (steps fixed at their starting value)
                epochs:int=2, # 0: the PTQ starting point, untrained
                lr:float=5e-4, # peak learning rate (AdamW, one-cycle)
                weight_decay:float=1e-4,
@@ -506,7 +517,7 @@ def lowbit_qat(model:nn.Module, # a trained float model; not changed
                weight_init:str='mse', # the weight steps' start: 'mse' or 'lsq' (`prepare_lowbit`)
                cache:bool=True # load / store the result in `cache_dir()/'qat'`, keyed by everything above, the weights and the data
               ) -> tuple: # `(qat_model, history)`: the fake-quantized model in eval mode; history as `train_with_qat`'s
-    "From-scratch low-bit QAT (Nagel et al. 2021's recipe): fold BN, per-channel weight and per-tensor activation steps set by PTQ (MSE), then train weights and (LSQ) steps."
+    "From-scratch low-bit QAT (Nagel et al. 2021's recipe): fold BN, per-channel weight and per-tensor activation steps set by PTQ (MSE; weights: `weight_init`), then train weights and (LSQ) steps."
     _check_model(model)
     _check_method(method); _check_weight_init(weight_init)
     lowbit_range(weight_bits); _check_int(epochs, 'epochs', 0); _check_int(calib_batches, 'calib_batches')
@@ -516,6 +527,8 @@ def lowbit_qat(model:nn.Module, # a trained float model; not changed
     config = dict(weight_bits=weight_bits, act_bits=act_bits, method=method, epochs=epochs, lr=lr, weight_decay=weight_decay, max_batches=max_batches,
                   calib_batches=calib_batches, seed=seed, model=_state_hash(model), arch=type(model).__name__, train=_fingerprint(train_loader),
                   valid=_fingerprint(valid_loader), quantnb=quantnb.__version__, torch='.'.join(torch.__version__.split('.')[:2]))
+    if input_bits == act_bits: input_bits = None  # the same model: the same key
+    if weight_bits == 'ternary': weight_init = 'mse'  # ternary always starts at the absmean
     if input_bits is not None: config['input_bits'] = input_bits  # these two only when set: results cached before the options keep their keys
     if weight_init != 'mse': config['weight_init'] = weight_init
     path = cache_dir() / 'qat' / f"{hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]}.pt"
@@ -523,7 +536,7 @@ def lowbit_qat(model:nn.Module, # a trained float model; not changed
     with (_locked(path) if cache else contextlib.nullcontext()):
         cached = _load_cached(path) if cache else None
         qat_model = _wrap(model, weight_bits, act_bits, method, input_bits, weight_init)
-        if (act_bits, input_bits) != (None, None) and not cached: _calibrate_acts(qat_model, take_batches(train_loader, calib_batches, 'train_loader'))
+        if (act_bits, input_bits) != (None, None) and not cached: _calibrate_acts(qat_model, take_batches(train_loader, calib_batches, 'train_loader'), input_bits)
         if cached:
             qat_model.load_state_dict(cached['state_dict'])
             _restore_signs(qat_model, cached['signed'])  # set by calibration, not in the state_dict

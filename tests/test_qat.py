@@ -35,6 +35,14 @@ class Tiny(nn.Module):
     def forward(self, x): return self.fc(self.relu(self.conv1(x)).flatten(1))
 
 
+class Reversed(nn.Module):
+    "Declares its Linear before the convolution that runs first."
+    def __init__(self):
+        super().__init__()
+        self.fc, self.conv = nn.Linear(4 * 26 * 26, 10), nn.Conv2d(1, 4, 3)
+    def forward(self, x): return self.fc(self.conv(x).relu().flatten(1))
+
+
 def tiny():
     torch.manual_seed(0)
     return Tiny().eval()
@@ -138,6 +146,10 @@ BAD = {
     'input bits 9': (lambda m: prepare_lowbit(m, 4, 4, calibration=[batches(1)[0][0]], input_bits=9), ValueError, 'input_bits=9'),
     'unknown weight_init': (lambda m: prepare_lowbit(m, 4, weight_init='minmax'), ValueError, 'weight_init='),
     'weight_init in lowbit_qat': (lambda m: lowbit_qat(m, batches(1), batches(1), 2, weight_init=None, cache=False), ValueError, 'weight_init='),
+    'lsq_init_scale qmax 0': (lambda m: lsq_init_scale(m.fc1.weight, 0), ValueError, 'qmax=0'),
+    'lsq_init_scale int weight': (lambda m: lsq_init_scale(torch.ones(4, 3, dtype=torch.int64), 1), ValueError, 'float weight'),
+    'lsq_init_scale 1-D weight': (lambda m: lsq_init_scale(torch.randn(5), 1), ValueError, 'one step per output channel'),
+    'input bits on a layer that runs second': (lambda m: prepare_lowbit(Reversed(), 4, 4, calibration=[batches(1)[0][0]], input_bits=8), ValueError, 'not the first one called'),
     'input bits string': (lambda m: lowbit_qat(m, batches(1), batches(1), 2, 4, input_bits='8', cache=False), ValueError, "input_bits='8'"),
     'one-shot loader': (lambda m: lowbit_qat(m, iter(batches(1)), batches(1), 4, cache=False), TypeError, 'one-shot'),
     'weight quantizer method LSQ': (lambda m: WeightFakeQuant(m.fc1.weight, 4, 'LSQ'), ValueError, 'method='),
