@@ -403,7 +403,7 @@ def prepare_lowbit(model:nn.Module, # a trained float model (BatchNorm is folded
                    act_bits:int|None=None, # 2..8, or None for float activations
                    method:str='lsq', # 'lsq' (learned steps) or 'ste' (steps fixed at their starting value)
                    calibration=None, # image batches for the activation steps (needed when act_bits or input_bits is set)
-                   input_bits:int|None=None, # the first layer's input (the images) at other bits than act_bits, e.g. 8 as LSQ keeps its first layer; None: act_bits
+                   input_bits:int|None=None, # the first layer's input (the images) at other bits than act_bits, e.g. 8, as LSQ keeps its first layer's input; None: act_bits
                    weight_init:str='mse' # the weight steps' start: 'mse' (PTQ's best rounding) or 'lsq' (Esser et al.'s 2 mean|w| / sqrt(Qp))
                   ) -> nn.Module:
     "A copy of `model` with every Conv2d and Linear a `QATLayer`, weights per-channel and activations per-tensor; activation steps set by PTQ (MSE), weight steps by `weight_init`."
