@@ -1,106 +1,190 @@
-"quantnb.integer against PyTorch's x86 kernels: random layers code for code, fixed-point helpers, IntegerModel, bad input (notebook 05)."
+"""quantnb.integer against PyTorch's int8 kernels, per kernel library (fbgemm, oneDNN) and per instruction set:
+random layers code for code, which library runs a layer, fixed-point helpers, IntegerModel, bad input (notebook 05)."""
+import json
+import os
 import random
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
-import torch.ao.nn.intrinsic.quantized as nniq
 import torch.ao.nn.quantized as nnq
 
 from quantnb.data import calibration_batches
-from quantnb.integer import (INT32_MAX, INT32_MIN, IntegerModel, IntLayer, int_conv2d, int_flatten, int_gemm, int_linear, int_max_pool2d,
-                             parity_report, quantize_codes, quantize_multiplier, requantize, rounding_right_shift,
-                             saturating_rounding_doubling_high_mul)
-from quantnb.measure import cpu_info
+from quantnb.integer import (INT32_MAX, INT32_MIN, KERNELS, IntegerModel, IntLayer, QCodes, default_kernel, fbgemm_isa,
+                             int_conv2d, int_flatten, int_gemm, int_linear, int_max_pool2d, onednn_isa,
+                             onednn_weight_scales, packed_library, parity_report, quantize_codes, quantize_multiplier,
+                             requantize, rounding_right_shift, saturates_int16, saturating_rounding_doubling_high_mul,
+                             x86_library)
 from quantnb.models import SampleNet, SampleNetBN
 from quantnb.ptq import PTQProcessor, quantized_engine
+
+sys.path.insert(0, str(Path(__file__).parent))
+from kernel_sweep import agrees_with_pytorch, model_check, random_layer, sweep  # noqa: E402
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)
 warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)
 
-VNNI = cpu_info()['vnni']  # with VNNI, x86 conv runs oneDNN (should_use_onednn_quant) and no pair sum saturates
+AMX = onednn_isa() == 'avx512_core_amx'  # oneDNN picks its AMX or AVX-512 kernel block by block: two orders
 
 
-def _weight(shape, per_channel, g):
-    "Random int8 weights, per channel (symmetric, as fbgemm's per-channel path takes them) or per tensor with a zero point at the range ends too."
-    w = torch.randn(*shape, generator=g) * 0.1
-    if per_channel:
-        scales = torch.rand(shape[0], dtype=torch.float64, generator=g) * 0.02 + 1e-4
-        return torch.quantize_per_channel(w, scales, torch.zeros(shape[0], dtype=torch.long), 0, torch.qint8)
-    return torch.quantize_per_tensor(w, random.uniform(1e-4, 0.02), random.choice([0, 0, -128, 127, 5]), torch.qint8)
+def check_sweep(stats):
+    """Every code equals PyTorch's; on an AMX CPU, oneDNN's codes equal one of its two orders (at most one code
+    off the default), and at least 1,000 convolution outputs per library were compared."""
+    for kind in ('conv', 'linear'):
+        s = stats[kind]
+        assert s['either'] == s['outputs'], (kind, s)
+        if not (AMX and 'onednn-combined' in s['kernels']): assert s['equal'] == s['outputs'], (kind, s)
+        assert s['max_diff'] <= 1, (kind, s)
+    assert stats['conv']['outputs'] >= 1000
+    if stats['refused']: assert stats['engine'] != 'fbgemm' and stats['onednn_isa'] == 'avx512_core', stats
 
 
-def _wparams(qw):
-    if qw.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric): return qw.q_per_channel_scales(), qw.q_per_channel_zero_points()
-    return qw.q_scale(), qw.q_zero_point()
+@pytest.mark.parametrize('engine', ['x86', 'fbgemm', 'onednn'])
+@pytest.mark.parametrize('block', range(2), ids=lambda b: f'seeds{150 * b}-{150 * b + 149}')
+def test_float_mode_equals_pytorch_on_random_layers(engine, block):
+    "300 random layers per engine, packed under it: every output code equals PyTorch's, with this CPU's defaults."
+    stats = sweep(engine, range(150 * block, 150 * block + 150))
+    check_sweep(stats)
+    expected = {'fbgemm': {'fbgemm'}, 'onednn': {'onednn', 'onednn-combined'}}.get(engine, set(KERNELS))
+    assert set(stats['conv']['kernels'] + stats['linear']['kernels']) <= expected
 
 
-def _random_case(seed):
-    "One random layer (linear or conv, per tensor or per channel, ReLU or not, bias or not, odd sizes, zero points at the range ends), its input and PyTorch's output."
-    g, rnd = torch.Generator().manual_seed(seed), random.Random(seed)
-    random.seed(seed)
-    conv, per_channel, relu, has_bias = seed % 2 == 0, seed % 3 != 0, seed % 5 < 2, seed % 7 != 0
-    x_scale, y_scale = rnd.uniform(1e-3, 0.1), rnd.uniform(0.01, 1.0)
-    x_zp, y_zp = rnd.choice([0, 255, 128, 3, rnd.randint(0, 255)]), rnd.choice([0, 255, rnd.randint(0, 255)])
-    hi = 128 if seed % 4 else 256  # 7-bit and full-range activation codes
-    if conv:
-        B, C, H, W, O, k = rnd.randint(1, 2), rnd.randint(1, 6), rnd.randint(3, 7), rnd.randint(3, 7), rnd.randint(1, 9), rnd.choice([1, 2, 3])
-        stride, padding = rnd.choice([1, 2]), rnd.choice([0, 1])
-        if k > min(H, W) + 2 * padding: k = 1
-        qx = torch._make_per_tensor_quantized_tensor(torch.randint(0, hi, (B, C, H, W), generator=g).to(torch.uint8), x_scale, x_zp)
-        qw, bias = _weight((O, C, k, k), per_channel, g), torch.randn(O, generator=g) if has_bias else None
-        m = (nniq.ConvReLU2d if relu else nnq.Conv2d)(C, O, k, stride, padding, bias=has_bias)
-        kw = dict(stride=stride, padding=padding)
-    else:
-        M, K, N = rnd.randint(1, 6), rnd.randint(1, 70), rnd.randint(1, 24)
-        qx = torch._make_per_tensor_quantized_tensor(torch.randint(0, hi, (M, K), generator=g).to(torch.uint8), x_scale, x_zp)
-        qw, bias = _weight((N, K), per_channel, g), torch.randn(N, generator=g) if has_bias else None
-        m, kw = (nniq.LinearReLU if relu else nnq.Linear)(K, N, has_bias), {}
-    m.set_weight_bias(qw, bias); m.scale, m.zero_point = y_scale, y_zp
-    with quantized_engine('x86'): ref = m(qx).int_repr()
-    w_scale, w_zp = _wparams(qw)
-    args = (qx.int_repr(), x_scale, x_zp, qw.int_repr(), w_scale, w_zp, m.bias(), y_scale, y_zp)
-    return conv, args, kw, relu, ref
+ISA_CAPS = [('fbgemm', 'FBGEMM_ENABLE_INSTRUCTIONS', 'AVX2'), ('fbgemm', 'FBGEMM_ENABLE_INSTRUCTIONS', 'AVX512'),
+            ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX2'), ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX2_VNNI'),
+            ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX512_CORE'), ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX512_CORE_VNNI')]
 
 
-@pytest.mark.parametrize('block', range(10), ids=lambda b: f'seeds{60 * b}-{60 * b + 59}')
-def test_float_mode_equals_pytorch_on_random_layers(block):
-    "600 random layers in all: every output code equals PyTorch's x86 kernel (on a CPU without VNNI, with its int16 pair saturation emulated)."
-    for seed in range(60 * block, 60 * block + 60):
-        conv, args, kw, relu, ref = _random_case(seed)
-        if conv and VNNI: continue  # oneDNN's convolution: not fbgemm's arithmetic
-        ours = (int_conv2d if conv else int_linear)(*args, **kw, relu=relu, saturate_int16=not VNNI)
-        assert ours.dtype == torch.uint8 and ours.shape == ref.shape
-        assert torch.equal(ours, ref), f'seed {seed}: {(ours != ref).sum().item()} of {ref.numel()} codes differ'
+@pytest.mark.parametrize('engine,variable,cap', ISA_CAPS, ids=lambda v: str(v))
+def test_float_mode_equals_pytorch_with_fewer_instructions(engine, variable, cap):
+    """The same sweep in a fresh process whose library may use only `cap` (or less, on a CPU without it): the
+    instruction sets of the other CPU classes, run on this one; saturation and requantization order follow."""
+    env = {**os.environ, variable: cap}
+    script = Path(__file__).parent / 'kernel_sweep.py'
+    out = subprocess.run([sys.executable, str(script), engine, '200'], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    stats = json.loads(out.stdout)
+    check_sweep(stats)
+    assert stats['models']['agree'], stats['models']
+    if stats['onednn_isa' if engine == 'onednn' else 'fbgemm_isa'] in ('avx2', 'avx512', 'avx512_core'):
+        assert stats['models']['exact_int32_differs'], 'the 8-bit nets never saturated: the check would not see it' 
+    assert stats['fbgemm_isa'] == fbgemm_isa(env=env) and stats['onednn_isa'] == onednn_isa(env=env)
+
+
+def _conv(engine, symmetric=True, groups=1):
+    w = torch.randn(4, 4 // groups, 3, 3)
+    if symmetric: qw = torch.quantize_per_channel(w, torch.full((4,), 0.01, dtype=torch.float64), torch.zeros(4, dtype=torch.long), 0, torch.qint8)
+    else: qw = torch.quantize_per_tensor(w, 0.01, 3, torch.qint8)
+    with quantized_engine(engine):
+        m = nnq.Conv2d(4, 4, 3, groups=groups)
+        m.set_weight_bias(qw, None)
+    return m
+
+
+@pytest.mark.parametrize('engine', ['x86', 'fbgemm', 'onednn'])
+def test_packed_library_follows_pytorchs_rule(engine):
+    "The library a layer's weights were packed for: PyTorch's rule for the engine at packing time, not the engine now."
+    cases = [('conv', dict(symmetric=True)), ('conv', dict(symmetric=True, groups=2))]
+    if engine != 'onednn': cases.append(('conv', dict(symmetric=False)))  # oneDNN refuses asymmetric weights
+    for layer, kw in cases:
+        m = _conv(engine, **kw)
+        expected = x86_library(layer, **kw) if engine == 'x86' else engine
+        with quantized_engine('fbgemm' if engine != 'fbgemm' else 'onednn'): assert packed_library(m) == expected, kw
+    with quantized_engine(engine): linear = nnq.Linear(5, 3)
+    assert packed_library(linear) == ('onednn' if engine == 'onednn' else 'fbgemm')
+
+
+def test_default_kernel_and_saturation_follow_this_cpu():
+    for engine in ('fbgemm', 'onednn'):
+        m = _conv(engine)
+        kernel = default_kernel(m)
+        isa = fbgemm_isa() if engine == 'fbgemm' else onednn_isa()
+        assert kernel == (engine if engine == 'fbgemm' or isa not in ('avx2', 'avx512_core_amx') else 'onednn-combined')
+        assert saturates_int16(kernel) == (isa in ('avx2', 'avx512', 'avx512_core'))
+        layer = IntLayer(m)
+        assert (layer.kernel, layer.saturate_int16) == (kernel, saturates_int16(kernel))
+
+
+FLAGS = {'avx2': {'avx2'}, 'avx512': {'avx2', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl'}}
+FLAGS['vnni'] = FLAGS['avx512'] | {'avx512_vnni'}
+FLAGS['amx'] = FLAGS['vnni'] | {'amx_int8', 'amx_tile', 'avx_vnni'}  # Sapphire Rapids has AVX-VNNI too
+FLAGS['avx_vnni'] = FLAGS['avx2'] | {'avx_vnni'}
+
+
+@pytest.mark.parametrize('flags,env,fbgemm,onednn', [
+    ('avx2', {}, 'avx2', 'avx2'), ('avx512', {}, 'avx512', 'avx512_core'), ('vnni', {}, 'avx512_vnni', 'avx512_core_vnni'),
+    ('amx', {}, 'avx512_vnni', 'avx512_core_amx'), ('avx_vnni', {}, 'avx2', 'avx2_vnni'),
+    ('amx', {'FBGEMM_ENABLE_INSTRUCTIONS': 'avx512', 'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE_BF16'}, 'avx512', 'avx512_core_vnni'),
+    ('amx', {'FBGEMM_ENABLE_INSTRUCTIONS': 'AVX2', 'ONEDNN_MAX_CPU_ISA': 'avx2_vnni'}, 'avx2', 'avx2_vnni'),
+    ('avx2', {'FBGEMM_ENABLE_INSTRUCTIONS': 'AVX512_E1', 'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE_AMX'}, 'avx2', 'avx2'),
+    ('amx', {'DNNL_MAX_CPU_ISA': 'AVX512_CORE'}, 'avx512_vnni', 'avx512_core'),
+], ids=lambda v: str(v) if isinstance(v, str) else '-'.join(f'{k}={x}' for k, x in v.items()) or 'no-cap')
+def test_instruction_set_detection(flags, env, fbgemm, onednn):
+    "Four CPU classes and AMX, and environment caps that may only lower the choice (as both libraries do)."
+    assert fbgemm_isa(FLAGS[flags], env) == fbgemm and onednn_isa(FLAGS[flags], env) == onednn
+
+
+def test_x86_engine_rule():
+    assert x86_library('conv', FLAGS['vnni'], 'Linux') == 'onednn'
+    assert x86_library('conv', FLAGS['vnni'], 'Windows') == 'fbgemm'  # should_use_onednn_quant: Linux only
+    assert x86_library('conv', FLAGS['avx_vnni'], 'Linux') == 'fbgemm'  # AVX-VNNI is not AVX-512 VNNI
+    assert x86_library('conv', FLAGS['vnni'], 'Linux', symmetric=False) == 'fbgemm'
+    assert x86_library('conv', FLAGS['vnni'], 'Linux', groups=101) == 'fbgemm'
+    assert x86_library('linear', FLAGS['amx'], 'Linux') == 'fbgemm'
+
+
+def test_onednn_weight_scales_round_trip():
+    "A linear layer's scale makes the 1/(1/s) round trip in float32; a convolution's is float32(s)."
+    s = torch.rand(10000, dtype=torch.float64) * 0.02 + 1e-5
+    assert torch.equal(onednn_weight_scales(s, linear=False), s.float())
+    one = torch.tensor(1.0)
+    assert torch.equal(onednn_weight_scales(s, linear=True), one / (one / s.float()))
+    assert (onednn_weight_scales(s, linear=True) != s.float()).any()  # the round trip moves some in the last bit
+
+
+def test_requantization_orders_differ_only_near_half_codes():
+    "fbgemm, oneDNN and oneDNN-combined on accumulators next to a half-code: one code apart at most, and they differ."
+    g = torch.Generator().manual_seed(1)
+    w_scale = torch.rand(4096, dtype=torch.float64, generator=g) * 0.01 + 1e-3
+    acc = torch.randint(-30_000, 30_000, (1, 4096), generator=g)
+    nudge = (torch.rand(4096, generator=g, dtype=torch.float64) - 0.5) * 2**-16
+    bias = ((torch.randint(-100, 100, (4096,), generator=g) + 0.5 + nudge) * 0.08 - acc[0] * 0.01 * w_scale).float()
+    codes = {k: requantize(acc, bias, 0.01, w_scale, 0.08, 7, kernel=k).long() for k in KERNELS}
+    for k in KERNELS: assert (codes[k] - codes['fbgemm']).abs().max() <= 1
+    assert (codes['fbgemm'] != codes['onednn']).any() and (codes['onednn'] != codes['onednn-combined']).any()
 
 
 @pytest.mark.parametrize('channels,stride,x_zp', [(c, s, z) for c in (8, 16) for s in (1, 2) for z in (0, 200)], ids=str)
 def test_float_mode_equals_pytorch_on_fbgemm_groupwise_shapes(channels, stride, x_zp):
-    "C = O in {8, 16}, 3x3, padding 1: fbgemm takes its groupwise-convolution kernel for these; 8-bit codes, extreme weights."
-    if VNNI: pytest.skip("oneDNN's convolution: not fbgemm's arithmetic")
+    "C = O in {8, 16}, 3x3, padding 1, packed for fbgemm: its groupwise-convolution kernel; 8-bit codes, extreme weights."
     g = torch.Generator().manual_seed(channels * 10 + stride)
     qx = torch._make_per_tensor_quantized_tensor(torch.randint(0, 256, (2, channels, 9, 9), generator=g).to(torch.uint8), 0.02, x_zp)
     w = torch.where(torch.rand(channels, channels, 3, 3, generator=g) < 0.5, -1.0, 1.0) * torch.rand(channels, 1, 1, 1, generator=g)
     scales = w.abs().amax((1, 2, 3)).double() / 127
     qw = torch.quantize_per_channel(w, scales, torch.zeros(channels, dtype=torch.long), 0, torch.qint8)
-    m = nnq.Conv2d(channels, channels, 3, stride, 1)
-    m.set_weight_bias(qw, torch.randn(channels, generator=g)); m.scale, m.zero_point = 0.5, 10
-    with quantized_engine('x86'): ref = m(qx).int_repr()
-    ours = int_conv2d(qx.int_repr(), 0.02, x_zp, qw.int_repr(), scales, torch.zeros(channels, dtype=torch.long), m.bias(), 0.5, 10,
-                      stride=stride, padding=1, saturate_int16=True)
+    with quantized_engine('fbgemm'):
+        m = nnq.Conv2d(channels, channels, 3, stride, 1)
+        m.set_weight_bias(qw, torch.randn(channels, generator=g))
+    m.scale, m.zero_point = 0.5, 10
+    ref = m(qx).int_repr()
+    ours = IntLayer(m)(QCodes(qx.int_repr(), 0.02, x_zp)).codes
     assert torch.equal(ours, ref), f'{(ours != ref).sum().item()} of {ref.numel()} codes differ'
 
 
-def test_integer_mode_is_within_one_code_on_random_layers():
-    "Fixed-point requantization: at most one code off PyTorch's, and rarely (7-bit codes so that saturation plays no part; M < 1 cases only)."
+@pytest.mark.parametrize('engine', ['fbgemm', 'onednn'])
+def test_integer_mode_is_within_one_code_on_random_layers(engine):
+    "Fixed-point requantization: at most one code off PyTorch's, and rarely (7-bit codes, so that saturation plays no part; M < 1 only)."
     differ = total = 0
-    for seed in range(0, 400, 4 * 7 + 1):
-        conv, args, kw, relu, ref = _random_case(seed)
-        if conv and VNNI: continue
-        (q, xs, xz, qw, ws, wz, b, ys, yz) = args
-        if (torch.as_tensor(ws, dtype=torch.float64) * xs / ys >= 1).any(): continue
-        ours = (int_conv2d if conv else int_linear)(*args, **kw, relu=relu, requant='integer', saturate_int16=not VNNI)
-        d = (ours.int() - ref.int()).abs()
+    for seed in range(0, 400, 3):
+        if seed % 4 == 0: continue  # full-range codes
+        m, x = random_layer(seed, engine)
+        w = m.weight()
+        w_scale = w.q_per_channel_scales() if w.qscheme() == torch.per_channel_affine else torch.tensor(w.q_scale())
+        if (w_scale * x.q_scale() / m.scale >= 1).any(): continue
+        ref = m(x).int_repr().int()
+        d = (IntLayer(m, 'integer')(QCodes(x.int_repr(), x.q_scale(), x.q_zero_point())).codes.int() - ref).abs()
         assert d.max() <= 1, f'seed {seed}'
         differ, total = differ + (d > 0).sum().item(), total + d.numel()
     assert total > 1000 and differ / total < 0.05
@@ -133,23 +217,37 @@ def test_fixed_point_requant_equals_exact_rounding_on_many_values():
 
 @pytest.fixture(scope='module')
 def converted():
+    "SampleNet and SampleNetBN (untrained), converted under each engine: its layers packed for that engine's libraries."
     torch.manual_seed(0)
     calib = calibration_batches(num_batches=2)
-    ptq = PTQProcessor()
-    return {'samplenet': ptq.static_quantization(SampleNet().eval(), calib), 'samplenet-bn': ptq.static_quantization(SampleNetBN().eval(), calib),
-            'images': torch.cat([x for x, _ in calib])[:16]}
+    ptq, models = PTQProcessor(), {}
+    for engine in ('x86', 'fbgemm', 'onednn'):
+        with quantized_engine(engine):
+            models[engine, 'samplenet'] = ptq.static_quantization(SampleNet().eval(), calib, backend=engine)
+            models[engine, 'samplenet-bn'] = ptq.static_quantization(SampleNetBN().eval(), calib, backend=engine)
+    return dict(models=models, images=torch.cat([x for x, _ in calib])[:16])
 
 
+@pytest.mark.parametrize('engine', ['x86', 'fbgemm', 'onednn'])
 @pytest.mark.parametrize('arch', ['samplenet', 'samplenet-bn'])
-def test_integer_model_equals_converted_model(converted, arch):
-    model, x = converted[arch], converted['images']
-    with torch.no_grad(): assert torch.equal(IntegerModel.from_quantized(model, saturate_int16=not VNNI)(x), model(x))
+def test_integer_model_equals_converted_model(converted, engine, arch):
+    assert agrees_with_pytorch(converted['models'][engine, arch], converted['images'])
+
+
+@pytest.mark.parametrize('engine', ['x86', 'fbgemm', 'onednn'])
+def test_integer_model_equals_converted_model_on_other_nets(engine):
+    "Random TinyNets, 7- and 8-bit activations, calibrated on bright images so that 8-bit codes reach 255."
+    check = model_check(engine)
+    assert check['agree'], check
 
 
 def test_parity_report_counts(converted):
-    rows = parity_report(converted['samplenet'], converted['images'], saturate_int16=not VNNI)  # an untrained model's inputs pass 127: fc1 saturates here
+    rows = parity_report(converted['models']['x86', 'samplenet'], converted['images'])
     assert [r['layer'] for r in rows] == ['conv1', 'conv2', 'fc1', 'fc2']
-    assert all(r['float_equal'] == r['outputs'] for r in rows), rows
+    assert [r['kernel'] for r in rows[2:]] == ['fbgemm', 'fbgemm']  # the x86 engine: Linear always on fbgemm
+    for r in rows:
+        if r['kernel'] == 'onednn-combined' and AMX: assert r['float_max_diff'] <= 1, r
+        else: assert r['float_equal'] == r['outputs'], r
     assert all(r['integer_max_diff'] <= 1 for r in rows), rows  # one layer, same input codes: at most one rounding apart
 
 
@@ -208,5 +306,17 @@ def test_unsupported_module_is_named(converted):
 
 
 def test_saturation_needs_integer_arithmetic(converted):
-    conv1 = converted['samplenet'].conv1
+    conv1 = converted['models']['x86', 'samplenet'].conv1
     with pytest.raises(ValueError, match="saturate_int16=True needs integer arithmetic"): IntLayer(conv1, 'fakequant', saturate_int16=True)
+
+
+def test_unreproduced_onednn_layout_is_refused(monkeypatch):
+    "oneDNN's AVX-512 kernel without VNNI on a one-channel convolution: a clear error unless saturation is turned off."
+    monkeypatch.setenv('ONEDNN_MAX_CPU_ISA', 'AVX512_CORE')  # what onednn_isa() reads: as on a Skylake-SP
+    w = torch.quantize_per_channel(torch.randn(4, 1, 3, 3), torch.full((4,), 0.01, dtype=torch.float64),
+                                   torch.zeros(4, dtype=torch.long), 0, torch.qint8)
+    with quantized_engine('onednn'):
+        m = nnq.Conv2d(1, 4, 3)
+        m.set_weight_bias(w, None)
+    with pytest.raises(ValueError, match='does not reproduce'): IntLayer(m)
+    assert IntLayer(m, saturate_int16=False).kernel == 'onednn'

@@ -7,7 +7,7 @@ import torch
 
 from quantnb.data import calibration_batches, get_dataloaders
 from quantnb.models import pretrained
-from quantnb.integer import INT16_MAX, INT16_MIN, saturation_report, vpmaddubsw_matmul
+from quantnb.integer import INT16_MAX, INT16_MIN, _layer_inputs, saturation_report, vpmaddubsw_matmul
 from quantnb.ptq import PTQProcessor
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)
@@ -104,5 +104,7 @@ def test_seven_bit_codes_exceed_127_outside_the_calibrated_range(samplenet_model
     "reduce_range sets the scale; quantize/requantize still clamp to 0..255. Inputs brighter than the calibration data"
     "therefore get codes above 127 (notebook 04 says so): the guarantee holds for in-range inputs only."
     model, images = samplenet_models['default'], samplenet_models['images']
-    assert max(r['max_input_code'] for r in saturation_report(model, images)) <= 200
-    assert max(r['max_input_code'] for r in saturation_report(model, images * 3)) > 127
+    def share_above_127(x): return {name: (q.int_repr() > 127).float().mean().item() for name, (_, q) in _layer_inputs(model, x).items()}
+    ordinary, bright = share_above_127(images), share_above_127(images * 3)
+    assert ordinary['conv1'] == 0 and max(ordinary.values()) < 1e-3  # test images: within the quant stub's range; rare beyond
+    assert min(bright.values()) > 1e-3  # three times brighter: every layer sees codes above 127
