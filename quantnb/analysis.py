@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 from .affine import qtype, quant_error
 from .data import atomic_write, iter_batches, progress
 from .fakequant import QuantizedLayer, _fake_quantize_ste, calc_qparams, calibrate, pack_codes, quantize, quantize_layers, state_size_bytes
+from .integer import VNNI_ISAS, fbgemm_isa, onednn_isa, x86_library
 from .measure import cpu_info, evaluate, markdown_table, model_size_bytes
 from .qat import QATLayer
 from .ptq import _explain, _graph, _median, fusable_groups, interleaved_latency, quantized_engine, static_qconfig, take_batches
@@ -772,6 +773,11 @@ def _graph_findings(model, graph) -> list:
     return found
 
 # %% ../nbs/07_analysis.ipynb #1b107cad
+def _saturating_libraries(backend) -> list:
+    "The kernel libraries `backend` packs layers for that add int8 products in saturating int16 pairs on this CPU (notebook 05)."
+    libraries = {'x86': ['fbgemm', x86_library('conv')], 'fbgemm': ['fbgemm'], 'onednn': ['onednn']}.get(backend, [])
+    return [lib for lib in dict.fromkeys(libraries) if (fbgemm_isa() if lib == 'fbgemm' else onednn_isa()) not in VNNI_ISAS]
+
 def _module_findings(model, backend) -> list:
     "Findings from the modules and the machine: mode, stubs, float fallbacks, engine, VNNI."
     from torch.ao.quantization.quantization_mappings import get_default_static_quant_module_mappings
@@ -787,8 +793,9 @@ def _module_findings(model, backend) -> list:
                                   'put a DeQuantStub before it and a QuantStub after it, or replace it by a supported module'))
     if backend not in torch.backends.quantized.supported_engines:
         found.append(_finding('engine', 'error', 'torch', f'quantized engine {backend!r} is missing from this PyTorch build', f'use one of {torch.backends.quantized.supported_engines}'))
-    if not cpu_info()['vnni']:
-        found.append(_finding('vnni', 'info', 'cpu', 'no AVX-512 VNNI: int8 products are summed in pairs with int16 saturation, and int8 speed-ups are smaller',
+    saturating = _saturating_libraries(backend)
+    if saturating:
+        found.append(_finding('vnni', 'info', 'cpu', f'{" and ".join(saturating)} without VNNI on this CPU: int8 products are summed in pairs with int16 saturation, and int8 speed-ups are smaller',
                               'keep reduce_range=True (7-bit activations, the x86 rule) as static_quantization does'))
     return found
 
