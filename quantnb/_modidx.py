@@ -333,6 +333,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'quantnb.integer._Map.forward': ('integer.html#_map.forward', 'quantnb/integer.py'),
                                  'quantnb.integer._Unsupported': ('integer.html#_unsupported', 'quantnb/integer.py'),
                                  'quantnb.integer._Unsupported.__init__': ('integer.html#_unsupported.__init__', 'quantnb/integer.py'),
+                                 'quantnb.integer._amx_usable': ('integer.html#_amx_usable', 'quantnb/integer.py'),
                                  'quantnb.integer._centred': ('integer.html#_centred', 'quantnb/integer.py'),
                                  'quantnb.integer._check_bias': ('integer.html#_check_bias', 'quantnb/integer.py'),
                                  'quantnb.integer._check_codes': ('integer.html#_check_codes', 'quantnb/integer.py'),

@@ -590,7 +590,8 @@ def _sensitivity(qm, names, data, weight_dtype, act_dtype, layer_dtypes) -> 'Sen
         layers[n] |= dict(sensitivity_points=(layers[n]['enable_one_drop_points'] + layers[n]['disable_one_gain_points']) / 2,
                           sensitivity_kl=(en_kl + quant_kl - dis_kl) / 2)
     resolution = 100 / n_images  # one image, in accuracy points: differences below it are noise
-    ranking = sorted(names, key=lambda n: (-round(layers[n]['sensitivity_points'] / resolution), -layers[n]['sensitivity_kl']))
+    images = {n: round(layers[n]['sensitivity_points'] / resolution, 9) for n in names}  # 9 places: float noise off a half
+    ranking = sorted(names, key=lambda n: (-round(images[n]), -layers[n]['sensitivity_kl']))
     return SensitivityReport({f'{k}_accuracy': v[0] for k, v in res.items() if k not in ('enable_one', 'disable_one')}, quantized_kl=quant_kl,
                              layers=layers, ranking=ranking, num_images=n_images, resolution_points=resolution, weight_dtype=weight_dtype, act_dtype=act_dtype)
 

@@ -163,6 +163,7 @@ def _requant_error(requant, fakequant=False) -> ValueError:
 KERNELS = ('fbgemm', 'onednn', 'onednn-combined')  # whose float requantization (and int16 pairing) to reproduce
 
 def _check_kernel(kernel):
+    "Raise unless `kernel` names one of KERNELS."
     if kernel not in KERNELS:
         raise ValueError(f"kernel={kernel!r}: choose 'fbgemm', 'onednn' or 'onednn-combined' (oneDNN, s_x·s_w first)")
 
@@ -249,16 +250,22 @@ def fbgemm_isa(flags:set|None=None, # CPU flags; default: this CPU's (`cpu_flags
     if forced and _FBGEMM_LEVELS.index(forced) <= _FBGEMM_LEVELS.index(detected): return forced
     return detected
 
+def _amx_usable(flags, this_cpu) -> bool:
+    "AMX in the flags and, on this CPU, Linux's permission to use its tiles (which PyTorch requests)."
+    if not {'amx_int8', 'amx_tile'} <= flags: return False
+    return not this_cpu or bool(getattr(torch._C._cpu, '_init_amx', lambda: True)())
+
 def onednn_isa(flags:set|None=None, # CPU flags; default: this CPU's
                env:dict|None=None # environment; default: os.environ (ONEDNN_MAX_CPU_ISA, or DNNL_MAX_CPU_ISA)
               ) -> str: # 'avx512_core_amx', 'avx512_core_vnni', 'avx512_core', 'avx2_vnni' or 'avx2'
     "The instructions oneDNN's int8 kernels use: the best this CPU has, up to the cap in the environment."
+    this_cpu = flags is None
     flags, env = cpu_flags() if flags is None else flags, os.environ if env is None else env
     cap = (env.get('ONEDNN_MAX_CPU_ISA') or env.get('DNNL_MAX_CPU_ISA') or 'all').lower()
     rank = _ONEDNN_CAPS.index(cap) if cap in _ONEDNN_CAPS else len(_ONEDNN_CAPS)
     def allowed(isa): return rank >= _ONEDNN_CAPS.index(isa)
     if _AVX512 <= flags and allowed('avx512_core'):
-        if {'amx_int8', 'amx_tile'} <= flags and allowed('avx10_1_512_amx'): return 'avx512_core_amx'
+        if _amx_usable(flags, this_cpu) and allowed('avx10_1_512_amx'): return 'avx512_core_amx'
         if 'avx512_vnni' in flags and allowed('avx512_core_vnni'): return 'avx512_core_vnni'
         return 'avx512_core'
     if 'avx_vnni' in flags and allowed('avx2_vnni'): return 'avx2_vnni'
@@ -280,6 +287,7 @@ def x86_library(layer:str, # 'conv' or 'linear'
 
 # %% ../nbs/05_integer.ipynb #90b4f40e
 def _signed_probe(shape) -> torch.Tensor:
+    "Zeros as a signed (qint8) quantized tensor: an input neither library's kernel accepts for these layers."
     return torch._make_per_tensor_quantized_tensor(torch.zeros(*shape, dtype=torch.int8), 1.0, 0)
 
 def _probe_error(fn) -> str:
@@ -593,7 +601,7 @@ class IntegerModel(nn.Module):
                        saturate_int16:bool|None=None, # None: per layer, as its library does here; or force it
                        kernel:str|None=None # None: per layer, `default_kernel`; or one of KERNELS for every layer
                       ) -> 'IntegerModel':
-        "A copy of `model` whose quantized layers, stubs, pooling and flatten run on plain integer tensors; unsupported modules are named in the error."
+        "A copy of `model` on plain integer tensors, each layer's kernel decided now from its packed weights."
         if not isinstance(model, nn.Module): raise TypeError(f'model must be a torch.nn.Module, not {type(model).__name__}')
         if requant not in REQUANT_MODES + ('fakequant',): raise _requant_error(requant, fakequant=True)
         if kernel is not None: _check_kernel(kernel)
@@ -661,6 +669,7 @@ def _other_order(layer:IntLayer, module) -> IntLayer|None:
     return IntLayer(module, layer.requant, layer.saturate_int16, other)
 
 def _parity_counts(s, ours, other, ref):
+    "Add one batch's codes to the running counts `s` of one layer."
     s['outputs'] += ref.numel()
     s['equal'] += (ours == ref).sum().item()
     s['max_diff'] = max(s['max_diff'], (ours.int() - ref.int()).abs().max().item())
