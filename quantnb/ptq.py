@@ -191,7 +191,7 @@ def static_quantization(self:PTQProcessor,
                         per_channel:bool=True, # per-channel weights
                         num_batches:int=10, # calibration batches
                         backend:str|None=None, # quantized engine (default: the processor's); the global one is restored after
-                        reduce_range:bool=True # 7-bit activations: no int16 saturation on CPUs without VNNI
+                        reduce_range:bool=True # 7-bit activations: no int16 saturation without VNNI, for in-range inputs
                        ) -> nn.Module:
     "A statically quantized copy of `model`: stubs added if missing, fusable chains fused, calibrated, converted, checked."
     _check_model(model)

@@ -13,11 +13,12 @@ import torch
 import torch.ao.nn.quantized as nnq
 
 from quantnb.data import calibration_batches
-from quantnb.integer import (INT32_MAX, INT32_MIN, KERNELS, IntegerModel, IntLayer, QCodes, default_kernel, fbgemm_isa,
+from quantnb.integer import (INT32_MAX, INT32_MIN, KERNELS, IntegerModel, IntLayer, QCodes, default_kernel, fbgemm_isa, library_parity,
                              int_conv2d, int_flatten, int_gemm, int_linear, int_max_pool2d, onednn_isa,
                              onednn_weight_scales, packed_library, parity_report, quantize_codes, quantize_multiplier,
                              requantize, rounding_right_shift, saturates_int16, saturating_rounding_doubling_high_mul,
                              x86_library)
+import quantnb.integer as integer
 from quantnb.models import SampleNet, SampleNetBN
 from quantnb.ptq import PTQProcessor, quantized_engine
 
@@ -27,16 +28,15 @@ from kernel_sweep import agrees_with_pytorch, model_check, random_layer, sweep  
 warnings.filterwarnings('ignore', category=DeprecationWarning)
 warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)
 
-AMX = onednn_isa() == 'avx512_core_amx'  # oneDNN picks its AMX or AVX-512 kernel block by block: two orders
 
 
 def check_sweep(stats):
-    """Every code equals PyTorch's; on an AMX CPU, oneDNN's codes equal one of its two orders (at most one code
-    off the default), and at least 1,000 convolution outputs per library were compared."""
+    """Every code equals PyTorch's, except oneDNN's convolutions on an AMX CPU, whose codes each equal one of
+    oneDNN's two orders (at most one code off the default); at least 1,000 convolution outputs were compared."""
     for kind in ('conv', 'linear'):
         s = stats[kind]
         assert s['either'] == s['outputs'], (kind, s)
-        if not (AMX and 'onednn-combined' in s['kernels']): assert s['equal'] == s['outputs'], (kind, s)
+        if kind == 'linear' or 'onednn-amx' not in s['kernels']: assert s['equal'] == s['outputs'], (kind, s)
         assert s['max_diff'] <= 1, (kind, s)
     assert stats['conv']['outputs'] >= 1000
     if stats['refused']: assert stats['engine'] != 'fbgemm' and stats['onednn_isa'] == 'avx512_core', stats
@@ -48,7 +48,7 @@ def test_float_mode_equals_pytorch_on_random_layers(engine, block):
     "300 random layers per engine, packed under it: every output code equals PyTorch's, with this CPU's defaults."
     stats = sweep(engine, range(150 * block, 150 * block + 150))
     check_sweep(stats)
-    expected = {'fbgemm': {'fbgemm'}, 'onednn': {'onednn', 'onednn-combined'}}.get(engine, set(KERNELS))
+    expected = {'fbgemm': {'fbgemm'}, 'onednn': set(KERNELS) - {'fbgemm'}}.get(engine, set(KERNELS))
     assert set(stats['conv']['kernels'] + stats['linear']['kernels']) <= expected
 
 
@@ -101,7 +101,8 @@ def test_default_kernel_and_saturation_follow_this_cpu():
         m = _conv(engine)
         kernel = default_kernel(m)
         isa = fbgemm_isa() if engine == 'fbgemm' else onednn_isa()
-        assert kernel == (engine if engine == 'fbgemm' or isa not in ('avx2', 'avx512_core_amx') else 'onednn-combined')
+        oneDNN_kernel = {'avx2': 'onednn-combined', 'avx512_core_amx': 'onednn-amx'}.get(isa, 'onednn')
+        assert kernel == (engine if engine == 'fbgemm' else oneDNN_kernel)
         assert saturates_int16(kernel) == (isa in ('avx2', 'avx512', 'avx512_core'))
         layer = IntLayer(m)
         assert (layer.kernel, layer.saturate_int16) == (kernel, saturates_int16(kernel))
@@ -151,8 +152,9 @@ def test_requantization_orders_differ_only_near_half_codes():
     acc = torch.randint(-30_000, 30_000, (1, 4096), generator=g)
     nudge = (torch.rand(4096, generator=g, dtype=torch.float64) - 0.5) * 2**-16
     bias = ((torch.randint(-100, 100, (4096,), generator=g) + 0.5 + nudge) * 0.08 - acc[0] * 0.01 * w_scale).float()
-    codes = {k: requantize(acc, bias, 0.01, w_scale, 0.08, 7, kernel=k).long() for k in KERNELS}
-    for k in KERNELS: assert (codes[k] - codes['fbgemm']).abs().max() <= 1
+    orders = ('fbgemm', 'onednn', 'onednn-combined')
+    codes = {k: requantize(acc, bias, 0.01, w_scale, 0.08, 7, kernel=k).long() for k in orders}
+    for k in orders: assert (codes[k] - codes['fbgemm']).abs().max() <= 1
     assert (codes['fbgemm'] != codes['onednn']).any() and (codes['onednn'] != codes['onednn-combined']).any()
 
 
@@ -246,7 +248,7 @@ def test_parity_report_counts(converted):
     assert [r['layer'] for r in rows] == ['conv1', 'conv2', 'fc1', 'fc2']
     assert [r['kernel'] for r in rows[2:]] == ['fbgemm', 'fbgemm']  # the x86 engine: Linear always on fbgemm
     for r in rows:
-        if r['kernel'] == 'onednn-combined' and AMX: assert r['float_max_diff'] <= 1, r
+        if r['kernel'] == 'onednn-amx' and r['layer'].startswith('conv'): assert r['float_max_diff'] <= 1, r
         else: assert r['float_equal'] == r['outputs'], r
     assert all(r['integer_max_diff'] <= 1 for r in rows), rows  # one layer, same input codes: at most one rounding apart
 
@@ -312,7 +314,7 @@ def test_saturation_needs_integer_arithmetic(converted):
 
 def test_unreproduced_onednn_layout_is_refused(monkeypatch):
     "oneDNN's AVX-512 kernel without VNNI on a one-channel convolution: a clear error unless saturation is turned off."
-    monkeypatch.setenv('ONEDNN_MAX_CPU_ISA', 'AVX512_CORE')  # what onednn_isa() reads: as on a Skylake-SP
+    monkeypatch.setattr(integer, '_this_process', lambda: dict(fbgemm='avx512', onednn='avx512_core'))  # a Skylake-SP
     w = torch.quantize_per_channel(torch.randn(4, 1, 3, 3), torch.full((4,), 0.01, dtype=torch.float64),
                                    torch.zeros(4, dtype=torch.long), 0, torch.qint8)
     with quantized_engine('onednn'):
@@ -320,3 +322,73 @@ def test_unreproduced_onednn_layout_is_refused(monkeypatch):
         m.set_weight_bias(w, None)
     with pytest.raises(ValueError, match='does not reproduce'): IntLayer(m)
     assert IntLayer(m, saturate_int16=False).kernel == 'onednn'
+
+
+def _nearest_float32(value):
+    "The float32 nearest to a Fraction, ties to even: the exact reference for one rounding."
+    from fractions import Fraction
+    f = torch.tensor(float(value), dtype=torch.float32)  # within one float32 step of the answer
+    candidates = [torch.nextafter(f, torch.tensor(-float('inf'))), f, torch.nextafter(f, torch.tensor(float('inf')))]
+    def distance(c): return abs(Fraction(c.item()) - value)
+    best = min(distance(c) for c in candidates)
+    ties = [c for c in candidates if distance(c) == best]
+    return min(ties, key=lambda c: c.view(torch.int32).item() % 2)  # even mantissa on a tie
+
+
+def test_fma_rounds_once():
+    "fbgemm's fused bias step: float32(a·b + c) with one rounding, against exact rational arithmetic, ties included."
+    from fractions import Fraction
+    from quantnb.integer import _fma_f32
+    g = torch.Generator().manual_seed(0)
+    a = (torch.randn(3000, generator=g) * 10).float()
+    b = torch.rand(3000, generator=g).float() * 1e3
+    c = torch.randint(-2**26, 2**26, (3000,), generator=g).float()
+    ties_a, ties_b = torch.tensor([1.0, 3.0]), torch.tensor([2.0**-25, 2.0**-24])  # c + a·b exactly halfway
+    a, b, c = torch.cat([a, ties_a]), torch.cat([b, ties_b]), torch.cat([c, torch.tensor([1.0, 1.0])])
+    ours = _fma_f32(a, b, c)
+    exact = [_nearest_float32(Fraction(x.item()) * Fraction(y.item()) + Fraction(z.item())) for x, y, z in zip(a, b, c)]
+    assert torch.equal(ours, torch.stack(exact))
+
+
+def test_qnnpack_weights_are_not_taken_for_fbgemm():
+    if 'qnnpack' not in torch.backends.quantized.supported_engines: pytest.skip('no QNNPACK in this build')
+    with quantized_engine('qnnpack'):
+        linear = nnq.Linear(5, 3)
+        conv = nnq.Conv2d(2, 3, 3)
+    for m in (linear, conv):
+        with pytest.raises(ValueError, match='cannot tell which library'): packed_library(m)
+
+
+def test_new_arguments_are_checked(converted):
+    model, images = converted['models']['x86', 'samplenet'], converted['images']
+    z8, w8 = torch.zeros(2, 4, dtype=torch.uint8), torch.zeros(3, 4, dtype=torch.int8)
+    cases = [
+        (lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, kernel='onednn-amx'), ValueError, 'resolve it'),
+        (lambda: requantize(torch.full((1, 3), 2**40), None, 0.1, 0.1, 0.1, 0), ValueError, 'outside'),
+        (lambda: int_linear(z8, 0.1, 0, w8, 0.1, 0, None, 0.1, 0, relu='no'), TypeError, 'relu must be True or False'),
+        (lambda: int_linear(z8, 0.1, 0, w8, 0.1, 0, None, 0.1, 0, kernel='mkl'), ValueError, "kernel='mkl'"),
+        (lambda: int_linear(z8, 0.1, 0, w8, 0.1, 3, None, 0.1, 0, kernel='onednn'), ValueError, 'symmetric weights'),
+        (lambda: int_conv2d(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), 0.1, 0, torch.zeros(2, 1, 3, 3, dtype=torch.int8),
+                            0.1, 0, None, 0.1, 0, padding=-1, saturate_int16=True), ValueError, 'padding'),
+        (lambda: onednn_weight_scales(-0.1, linear=True), ValueError, 'finite and > 0'),
+        (lambda: x86_library('conv', groups=0), ValueError, 'groups=0'),
+        (lambda: x86_library('conv', symmetric='no'), TypeError, 'symmetric must be True or False'),
+        (lambda: fbgemm_isa(['avx2'], {}), TypeError, 'set of CPU flag names'),
+        (lambda: IntLayer(model.conv1, requant='bogus'), ValueError, "requant='bogus'"),
+        (lambda: IntegerModel.from_quantized(model, saturate_int16='yes'), TypeError, 'saturate_int16 must be True or False'),
+        (lambda: parity_report(model, (images, None)), TypeError, r'not \(images, labels\)'),
+        (lambda: parity_report(model, images * float('nan')), ValueError, 'finite'),
+        (lambda: library_parity(model, []), ValueError, 'batches is empty'),
+        (lambda: packed_library(torch.nn.Conv2d(1, 1, 1)), TypeError, 'statically quantized'),
+    ]
+    for call, error, message in cases:
+        with pytest.raises(error, match=message): call()
+
+
+@pytest.mark.parametrize('rows,k,n,amx', [(1, 300, 256, False), (2, 300, 256, True), (7, 220, 24, False), (4, 300, 64, False),
+                                          (64, 300, 64, True), (64, 16, 64, False), (1, 256, 1024, False), (1, 257, 1024, True)],
+                         ids=lambda v: str(v))
+def test_onednn_matmul_amx_rule(rows, k, n, amx):
+    "brgemm_matmul_utils.cpp's small shapes (kept off AMX), on shapes around each threshold."
+    from quantnb.integer import onednn_matmul_uses_amx
+    assert onednn_matmul_uses_amx(rows, k, n) == amx
