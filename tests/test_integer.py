@@ -13,7 +13,7 @@ import torch
 import torch.ao.nn.quantized as nnq
 
 from quantnb.data import calibration_batches
-from quantnb.integer import (INT32_MAX, INT32_MIN, KERNELS, IntegerModel, IntLayer, QCodes, default_kernel, fbgemm_isa, library_parity,
+from quantnb.integer import (INT32_MAX, INT32_MIN, KERNELS, IntegerModel, IntLayer, QCodes, default_kernel, fbgemm_isa, kernel_errors, library_parity,
                              int_conv2d, int_flatten, int_gemm, int_linear, int_max_pool2d, onednn_isa,
                              onednn_weight_scales, packed_library, parity_report, quantize_codes, quantize_multiplier,
                              requantize, rounding_right_shift, saturates_int16, saturating_rounding_doubling_high_mul,
@@ -380,6 +380,15 @@ def test_new_arguments_are_checked(converted):
         (lambda: parity_report(model, images * float('nan')), ValueError, 'finite'),
         (lambda: library_parity(model, []), ValueError, 'batches is empty'),
         (lambda: packed_library(torch.nn.Conv2d(1, 1, 1)), TypeError, 'statically quantized'),
+        (lambda: IntLayer(torch.nn.Linear(2, 2)), TypeError, 'statically quantized'),
+        (lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, relu='no'), TypeError, 'relu'),
+        (lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, torch.tensor([0.1, 0.2, 0.3]), 0.1, 0.1, 0), TypeError, 'one scale per tensor'),
+        (lambda: int_gemm(z8, 0, w8, torch.zeros(3, dtype=torch.long), saturate_int16='no'), TypeError, 'saturate_int16'),
+        (lambda: onednn_weight_scales(0.1, 'yes'), TypeError, 'linear must be True or False'),
+        (lambda: x86_library('conv', ['avx512_vnni']), TypeError, 'set of CPU flag names'),
+        (lambda: onednn_isa({'avx2'}, {'ONEDNN_MAX_CPU_ISA': 'AVX'}), ValueError, 'below AVX2'),
+        (lambda: library_parity(model, images), TypeError, 'iterable of batches'),
+        (lambda: kernel_errors(model, (images, None)), TypeError, r'not \(images, labels\)'),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message): call()
@@ -392,3 +401,44 @@ def test_onednn_matmul_amx_rule(rows, k, n, amx):
     "brgemm_matmul_utils.cpp's small shapes (kept off AMX), on shapes around each threshold."
     from quantnb.integer import onednn_matmul_uses_amx
     assert onednn_matmul_uses_amx(rows, k, n) == amx
+
+
+@pytest.mark.parametrize('engine', ['fbgemm', 'onednn'])
+def test_multipliers_above_one_follow_the_kernel(engine):
+    "M = s_x·s_w/s_y >= 1: products beyond int32 and the wrapping zero-point sum, as each library computes them."
+    g = torch.Generator().manual_seed(0)
+    q_x, q_w = torch.randint(0, 256, (16, 300), generator=g).to(torch.uint8), torch.randint(-127, 128, (32, 300), generator=g).to(torch.int8)
+    for scale, zero_point in ((1e-5, 100), (1e-4, 250), (2e-3, 5)):
+        with quantized_engine(engine):
+            m = nnq.Linear(300, 32)
+            m.set_weight_bias(torch._make_per_tensor_quantized_tensor(q_w, 0.1, 0), torch.randn(32, generator=g))
+        m.scale, m.zero_point = scale, zero_point
+        ref = m(torch._make_per_tensor_quantized_tensor(q_x, 1.0, 3)).int_repr()
+        assert torch.equal(IntLayer(m)(QCodes(q_x, 1.0, 3)).codes, ref), (scale, zero_point)
+
+
+def _near_half_conv(batch, channels, size, kernel_size, engine='onednn'):
+    "A oneDNN-packed Conv2d whose first output of each channel lies next to a half-code, and its input codes."
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(batch * 100 + size)
+    q = torch.randint(0, 128, (batch, channels, size, size), generator=g).to(torch.uint8)
+    w_scale = torch.rand(256, dtype=torch.float64, generator=g) * 0.02 + 1e-4
+    q_w = torch.randint(-127, 128, (256, channels, kernel_size, kernel_size), generator=g).to(torch.int8)
+    acc = F.conv2d(q.double() - 3, q_w.double())[0, :, 0, 0]
+    half = torch.randint(-100, 100, (256,), generator=g) + 0.5
+    bias = ((half + (torch.rand(256, generator=g, dtype=torch.float64) - 0.5) * 2**-16) * 0.0771 - acc * 0.0123 * w_scale).float()
+    with quantized_engine(engine):
+        m = nnq.Conv2d(channels, 256, kernel_size)
+        m.set_weight_bias(torch._make_per_channel_quantized_tensor(q_w, w_scale, torch.zeros(256, dtype=torch.long), 0), bias)
+    m.scale, m.zero_point = 0.0771, 17
+    return m, q
+
+
+@pytest.mark.skipif(onednn_isa() != 'avx512_core_amx', reason='oneDNN takes one order per instruction set without AMX')
+@pytest.mark.parametrize('batch,channels,size,kernel_size', [(1, 1, 28, 3), (64, 32, 13, 3), (4, 16, 3, 2), (1, 2, 3, 2)],
+                         ids=['samplenet-conv1', 'samplenet-conv2', 'small-4-positions', 'small-1-image'])
+def test_amx_convolution_order_follows_the_small_shape_rule(batch, channels, size, kernel_size):
+    "AMX (s_x·s_w first) for SampleNet's convolutions, the AVX-512 order for at most 4 output positions that fit L1."
+    m, q = _near_half_conv(batch, channels, size, kernel_size)
+    ref = m(torch._make_per_tensor_quantized_tensor(q, 0.0123, 3)).int_repr()
+    assert torch.equal(IntLayer(m)(QCodes(q, 0.0123, 3)).codes, ref)
