@@ -211,6 +211,9 @@ def requantize(acc:torch.Tensor, # int64 (M, N) accumulator without bias
         raise TypeError('x_scale and scale must be Python floats: activations have one scale per tensor')
     if kernel == 'onednn-amx': raise ValueError("kernel='onednn-amx' depends on the layer's shape: int_linear and "
                                                 "int_conv2d resolve it; pass 'onednn' or 'onednn-combined' here")
+    if requant == 'float' and kernel != 'fbgemm' and not (isinstance(w_scale, torch.Tensor) and w_scale.dtype == torch.float32):
+        raise TypeError(f"kernel={kernel!r} multiplies by the float32 weight scales oneDNN holds: pass "
+                        "onednn_weight_scales(w_scale, linear=...), which differ for Linear layers")
     per_channel = isinstance(w_scale, torch.Tensor) and w_scale.dim() == 1  # even with one channel: its own code path
     w_scale = _check_scale(w_scale, 'w_scale')
     if w_scale.numel() not in (1, acc.shape[-1]): raise ValueError(f'w_scale has {w_scale.numel()} values for {acc.shape[-1]} output channels: pass one, or one per channel')
@@ -303,23 +306,23 @@ def _onednn_isa(flags, env, this_cpu=False) -> str:
     raise _no_avx2(flags)
 
 @functools.cache
-def _this_process() -> dict:
-    "Both libraries' instructions here, read once per process, as the libraries read their variables once."
+def _this_process(library:str) -> str:
+    "`library`'s instructions here, read once per process, as the libraries read their variables once."
     flags, env = cpu_flags(), dict(os.environ)
-    return dict(fbgemm=_fbgemm_isa(flags, env), onednn=_onednn_isa(flags, env, this_cpu=True))
+    return _fbgemm_isa(flags, env) if library == 'fbgemm' else _onednn_isa(flags, env, this_cpu=True)
 
 def fbgemm_isa(flags:set|None=None, # CPU flags; default: this CPU and process (read once)
                env:dict|None=None # environment, for FBGEMM_ENABLE_INSTRUCTIONS; default: os.environ
               ) -> str: # 'avx512_vnni', 'avx512' or 'avx2'
     "The instructions fbgemm's int8 kernels use, as its `fbgemmInstructionSet` chooses them."
-    if flags is None and env is None: return _this_process()['fbgemm']
+    if flags is None and env is None: return _this_process('fbgemm')
     return _fbgemm_isa(cpu_flags() if flags is None else _check_flags(flags), os.environ if env is None else env)
 
 def onednn_isa(flags:set|None=None, # CPU flags; default: this CPU and process (read once)
                env:dict|None=None # environment, for ONEDNN_MAX_CPU_ISA; default: os.environ
               ) -> str: # 'avx512_core_amx', 'avx512_core_vnni', 'avx512_core', 'avx2_vnni' or 'avx2'
     "The instructions oneDNN's int8 kernels use: the best this CPU has, up to the cap in the environment."
-    if flags is None and env is None: return _this_process()['onednn']
+    if flags is None and env is None: return _this_process('onednn')
     return _onednn_isa(cpu_flags() if flags is None else _check_flags(flags), os.environ if env is None else env)
 
 # %% ../nbs/05_integer.ipynb #60aac352
@@ -351,15 +354,13 @@ def _probe_error(fn) -> str:
 def packed_library(module:nn.Module # a statically quantized Conv2d or Linear (fused ReLU included)
                   ) -> str: # 'fbgemm' or 'onednn'
     "The kernel library a quantized layer's packed weights belong to, which runs it whatever the engine is now."
-    if isinstance(module, nnq.Conv2d) and type(module).__name__ != 'Conv2d' and 'ReLU' not in type(module).__name__:
-        raise TypeError(f'{type(module).__name__}: pass a quantized Conv2d or ConvReLU2d')
-    if isinstance(module, nnq.Conv2d):
+    if type(module) in (nnq.Conv2d, nniq.ConvReLU2d):
         dilated = [d * (k - 1) + 1 for d, k in zip(module.dilation, module.kernel_size)]
         x = _signed_probe((1, module.in_channels, *dilated))
         message = _probe_error(lambda: torch.ops.quantized.conv2d(x, module._packed_params, 1.0, 0))
         if message.startswith('quantized::conv2d (ONEDNN)'): return 'onednn'
         if message.startswith('quantized::conv(FBGEMM)'): return 'fbgemm'
-    elif isinstance(module, nnq.Linear) and not isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
+    elif type(module) in (nnq.Linear, nniq.LinearReLU):
         x = _signed_probe((1, module.in_features))
         message = _probe_error(lambda: torch.ops.quantized.linear(x, module._packed_params._packed_params, 1.0, 0))
         if message == '': return 'onednn'
@@ -384,13 +385,16 @@ def _l1_data_bytes() -> int:
     return 32 * 1024
 
 def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a groups=1 convolution
-                         output_positions:int, # H' x W' of the output
-                         is_1x1:bool # a 1x1 kernel without padding
+                         kernel_size:tuple, input_hw:tuple, output_hw:tuple, padding:tuple
                         ) -> bool:
-    "oneDNN 3.12's small-shape rule for AMX convolutions (jit_brgemm_conv_utils.cpp; not its only rule: see the proof)."
+    "Two of oneDNN 3.12's rules that keep an int8 convolution off AMX (jit_brgemm_conv_utils.cpp); not all of them."
     l1 = _l1_data_bytes() * 7 // 8  # brg_blocking_t::L1
-    small = output_positions <= 4 and in_channels <= 512 and batch * in_channels * out_channels <= (l1 // 2 if is_1x1 else l1)
-    return not small
+    is_1x1 = tuple(kernel_size) == (1, 1) and tuple(padding) == (0, 0)
+    positions = output_hw[0] * output_hw[1]
+    small_shape = positions <= 4 and in_channels <= 512 and batch * in_channels * out_channels <= (l1 // 2 if is_1x1 else l1)
+    small_ic_640 = (out_channels == 32 and in_channels < 8 and tuple(kernel_size) == (3, 3)
+                    and set(input_hw) | set(output_hw) == {640})  # is_int8_small_ic
+    return not (small_shape or small_ic_640)
 
 def onednn_matmul_uses_amx(rows:int, # M: the input's rows (all leading dimensions)
                            in_features:int, out_features:int # K and N
@@ -475,7 +479,7 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
     if kernel == 'onednn-amx':  # AMX's order, or the AVX-512 kernel's for the shapes oneDNN keeps off AMX
         kernel = 'onednn-combined' if onednn_matmul_uses_amx(*rows.shape, q_w.shape[0]) else 'onednn'
     w_scale = w_scale if per_channel else w_scale[0]
-    if requant == 'float' and kernel != 'fbgemm': w_scale = onednn_weight_scales(w_scale, linear=True).double()
+    if requant == 'float' and kernel != 'fbgemm': w_scale = onednn_weight_scales(w_scale, linear=True)
     y = requantize(acc, bias, x_scale, w_scale, scale, zero_point, relu, requant, kernel)
     return y.reshape(*q_x.shape[:-1], q_w.shape[0])
 
@@ -554,9 +558,9 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
         acc = acc.permute(0, 2, 3, 1).flatten(0, 2).long()
     B, (Ho, Wo) = q_x.shape[0], _conv_out_hw(q_x.shape[2:], q_w.shape[2:], stride, padding, dilation)
     w_scale = w_scale if per_channel else w_scale[0].item()
+    if requant == 'float' and kernel != 'fbgemm': w_scale = onednn_weight_scales(w_scale, linear=False)
     if kernel == 'onednn-amx':  # AMX's order, or the AVX-512 kernel's for the shapes oneDNN keeps off AMX
-        is_1x1 = q_w.shape[2:] == (1, 1) and padding == (0, 0)
-        amx = onednn_conv_uses_amx(B, q_w.shape[1], q_w.shape[0], Ho * Wo, is_1x1)
+        amx = onednn_conv_uses_amx(B, q_w.shape[1], q_w.shape[0], q_w.shape[2:], q_x.shape[2:], (Ho, Wo), padding)
         kernel = 'onednn-combined' if amx else 'onednn'
     y = requantize(acc, bias, x_scale, w_scale, scale, zero_point, relu, requant, kernel)
     return y.reshape(B, Ho, Wo, -1).permute(0, 3, 1, 2).contiguous()

@@ -153,7 +153,8 @@ def test_requantization_orders_differ_only_near_half_codes():
     nudge = (torch.rand(4096, generator=g, dtype=torch.float64) - 0.5) * 2**-16
     bias = ((torch.randint(-100, 100, (4096,), generator=g) + 0.5 + nudge) * 0.08 - acc[0] * 0.01 * w_scale).float()
     orders = ('fbgemm', 'onednn', 'onednn-combined')
-    codes = {k: requantize(acc, bias, 0.01, w_scale, 0.08, 7, kernel=k).long() for k in orders}
+    scales = {'fbgemm': w_scale, 'onednn': onednn_weight_scales(w_scale, linear=False)}
+    codes = {k: requantize(acc, bias, 0.01, scales[k.split('-')[0]], 0.08, 7, kernel=k).long() for k in orders}
     for k in orders: assert (codes[k] - codes['fbgemm']).abs().max() <= 1
     assert (codes['fbgemm'] != codes['onednn']).any() and (codes['onednn'] != codes['onednn-combined']).any()
 
@@ -314,7 +315,7 @@ def test_saturation_needs_integer_arithmetic(converted):
 
 def test_unreproduced_onednn_layout_is_refused(monkeypatch):
     "oneDNN's AVX-512 kernel without VNNI on a one-channel convolution: a clear error unless saturation is turned off."
-    monkeypatch.setattr(integer, '_this_process', lambda: dict(fbgemm='avx512', onednn='avx512_core'))  # a Skylake-SP
+    monkeypatch.setattr(integer, '_this_process', lambda library: dict(fbgemm='avx512', onednn='avx512_core')[library])  # Skylake-SP
     w = torch.quantize_per_channel(torch.randn(4, 1, 3, 3), torch.full((4,), 0.01, dtype=torch.float64),
                                    torch.zeros(4, dtype=torch.long), 0, torch.qint8)
     with quantized_engine('onednn'):
@@ -389,6 +390,7 @@ def test_new_arguments_are_checked(converted):
         (lambda: onednn_isa({'avx2'}, {'ONEDNN_MAX_CPU_ISA': 'AVX'}), ValueError, 'below AVX2'),
         (lambda: library_parity(model, images), TypeError, 'iterable of batches'),
         (lambda: kernel_errors(model, (images, None)), TypeError, r'not \(images, labels\)'),
+        (lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, kernel='onednn'), TypeError, 'onednn_weight_scales'),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message): call()
@@ -442,3 +444,13 @@ def test_amx_convolution_order_follows_the_small_shape_rule(batch, channels, siz
     m, q = _near_half_conv(batch, channels, size, kernel_size)
     ref = m(torch._make_per_tensor_quantized_tensor(q, 0.0123, 3)).int_repr()
     assert torch.equal(IntLayer(m)(QCodes(q, 0.0123, 3)).codes, ref)
+
+
+def test_onednn_conv_amx_rules():
+    "jit_brgemm_conv_utils.cpp: at most 4 output positions that fit L1, and the 3x3, 32-channel 640x640 shape, stay off AMX."
+    from quantnb.integer import onednn_conv_uses_amx
+    assert not onednn_conv_uses_amx(4, 16, 256, (2, 2), (3, 3), (2, 2), (0, 0))
+    assert onednn_conv_uses_amx(64, 32, 64, (3, 3), (13, 13), (11, 11), (0, 0))
+    assert not onednn_conv_uses_amx(1, 3, 32, (3, 3), (640, 640), (640, 640), (1, 1))
+    assert onednn_conv_uses_amx(1, 8, 32, (3, 3), (640, 640), (640, 640), (1, 1))
+    assert onednn_conv_uses_amx(1, 600, 16, (1, 1), (2, 2), (2, 2), (0, 0))  # more than 512 input channels
