@@ -377,7 +377,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'quantnb.integer._static_gemms': ('integer.html#_static_gemms', 'quantnb/integer.py'),
                                  'quantnb.integer._this_process': ('integer.html#_this_process', 'quantnb/integer.py'),
                                  'quantnb.integer._weight_qparams': ('integer.html#_weight_qparams', 'quantnb/integer.py'),
-                                 'quantnb.integer._wrap_int32': ('integer.html#_wrap_int32', 'quantnb/integer.py'),
                                  'quantnb.integer.default_kernel': ('integer.html#default_kernel', 'quantnb/integer.py'),
                                  'quantnb.integer.fbgemm_isa': ('integer.html#fbgemm_isa', 'quantnb/integer.py'),
                                  'quantnb.integer.int_conv2d': ('integer.html#int_conv2d', 'quantnb/integer.py'),

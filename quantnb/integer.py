@@ -53,11 +53,8 @@ def _requant_float(acc, bias, x_scale, w_scale, scale):
         y = _fma_f32(bias.float(), _f32(1.0 / act_times_w.item()), y)
     elif bias is not None: y = y + bias.float() / act_times_w  # per channel: a float32 division, then the sum
     rounded = torch.round(y * multiplier)
-    return torch.where(rounded.abs() < 2**31, rounded, -2**31).long()  # cvtps2dq gives 0x80000000 beyond int32
-
-def _wrap_int32(v:torch.Tensor) -> torch.Tensor:
-    "int64 values wrapped to int32, as a 32-bit integer addition wraps (vpaddd)."
-    return (v + 2**31) % 2**32 - 2**31
+    rounded = torch.where(rounded.abs() < 2**31, rounded, -2**31)  # cvtps2dq gives 0x80000000 beyond int32
+    return rounded.clamp(-2**15, 2**15 - 1).long()  # packs_epi32: saturated to int16 before z_y is added
 
 def _f32(v) -> torch.Tensor:
     "A float32 scalar tensor: torch rounds each float32 operation on it as the CPU does."
@@ -221,7 +218,7 @@ def requantize(acc:torch.Tensor, # int64 (M, N) accumulator without bias
     if not per_channel: w_scale = w_scale[0]
     if requant == 'integer': y = _requant_integer(acc, bias, x_scale, w_scale, scale) + zero_point
     elif requant != 'float': raise _requant_error(requant)
-    elif kernel == 'fbgemm': y = _wrap_int32(_requant_float(acc, bias, x_scale, w_scale, scale) + zero_point)
+    elif kernel == 'fbgemm': y = _requant_float(acc, bias, x_scale, w_scale, scale) + zero_point  # adds_epi16
     else: y = _requant_onednn(acc, bias, x_scale, w_scale.float(), scale, zero_point, relu, kernel == 'onednn-combined')
     return y.clamp(zero_point if relu else 0, 255).to(torch.uint8)
 
@@ -337,7 +334,8 @@ def x86_library(layer:str, # 'conv' or 'linear'
     _check_flag(symmetric, 'symmetric')
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1: raise ValueError(f'groups={groups!r} must be an int >= 1')
     flags, system = cpu_flags() if flags is None else _check_flags(flags), platform.system() if system is None else system
-    onednn = layer == 'conv' and system == 'Linux' and 'avx512_vnni' in flags and symmetric and groups <= 100
+    if not isinstance(system, str): raise TypeError(f"system must be a name such as 'Linux', not {type(system).__name__}")
+    onednn = layer == 'conv' and system.lower() == 'linux' and 'avx512_vnni' in flags and symmetric and groups <= 100
     return 'onednn' if onednn else 'fbgemm'
 
 # %% ../nbs/05_integer.ipynb #90b4f40e

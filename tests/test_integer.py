@@ -407,7 +407,7 @@ def test_onednn_matmul_amx_rule(rows, k, n, amx):
 
 @pytest.mark.parametrize('engine', ['fbgemm', 'onednn'])
 def test_multipliers_above_one_follow_the_kernel(engine):
-    "M = s_x·s_w/s_y >= 1: products beyond int32 and the wrapping zero-point sum, as each library computes them."
+    "M >= 1 and huge biases: values beyond int32 and the saturating zero-point sum, as each library computes them."
     g = torch.Generator().manual_seed(0)
     q_x, q_w = torch.randint(0, 256, (16, 300), generator=g).to(torch.uint8), torch.randint(-127, 128, (32, 300), generator=g).to(torch.int8)
     for scale, zero_point in ((1e-5, 100), (1e-4, 250), (2e-3, 5)):
@@ -454,3 +454,17 @@ def test_onednn_conv_amx_rules():
     assert not onednn_conv_uses_amx(1, 3, 32, (3, 3), (640, 640), (640, 640), (1, 1))
     assert onednn_conv_uses_amx(1, 8, 32, (3, 3), (640, 640), (640, 640), (1, 1))
     assert onednn_conv_uses_amx(1, 600, 16, (1, 1), (2, 2), (2, 2), (0, 0))  # more than 512 input channels
+
+
+@pytest.mark.parametrize('engine', ['fbgemm', 'onednn'])
+@pytest.mark.parametrize('zero_point', [100, 200])
+def test_outputs_near_int32_saturate_like_the_kernel(engine, zero_point):
+    "round(y·M) just below 2^31 plus the zero point: fbgemm saturates in int16 (no wrap), oneDNN in float."
+    with quantized_engine(engine):
+        m = nnq.Linear(4, 8)
+        m.set_weight_bias(torch._make_per_tensor_quantized_tensor(torch.zeros(8, 4, dtype=torch.int8), 1.0, 0),
+                          torch.full((8,), 2147483520.0))
+    m.scale, m.zero_point = 1.0, zero_point
+    q = torch.zeros(2, 4, dtype=torch.uint8)
+    ref = m(torch._make_per_tensor_quantized_tensor(q, 1.0, 0)).int_repr()
+    assert torch.equal(IntLayer(m)(QCodes(q, 1.0, 0)).codes, ref)
