@@ -345,6 +345,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'quantnb.integer._check_layer': ('integer.html#_check_layer', 'quantnb/integer.py'),
                                  'quantnb.integer._check_reproducible': ('integer.html#_check_reproducible', 'quantnb/integer.py'),
                                  'quantnb.integer._check_scale': ('integer.html#_check_scale', 'quantnb/integer.py'),
+                                 'quantnb.integer._check_sizes': ('integer.html#_check_sizes', 'quantnb/integer.py'),
                                  'quantnb.integer._check_zero_point': ('integer.html#_check_zero_point', 'quantnb/integer.py'),
                                  'quantnb.integer._codes_map': ('integer.html#_codes_map', 'quantnb/integer.py'),
                                  'quantnb.integer._conv_out_hw': ('integer.html#_conv_out_hw', 'quantnb/integer.py'),

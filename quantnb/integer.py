@@ -39,7 +39,9 @@ def _fma_f32(a:torch.Tensor, b:torch.Tensor, c:torch.Tensor) -> torch.Tensor:
     v = s - p
     error = (p - (s - v)) + (c - v)  # TwoSum: s + error == p + c exactly
     f = s.float()
-    other = 2 * s - f.double()  # the other float32 neighbour, when s lies exactly halfway between two
+    # if s lies exactly halfway between two float32 values, f is one of them and 2s - f, the same distance on the
+    # other side, is the other; a float64 that is a float32 value survives the round trip to float32 unchanged
+    other = 2 * s - f.double()
     halfway = (f.double() != s) & (other.float().double() == other) & (error != 0)
     up = torch.where(error > 0, torch.maximum(f.double(), other), torch.minimum(f.double(), other)).float()
     return torch.where(halfway, up, f)  # s rounded to the tie: the exact sum lies on error's side
@@ -195,7 +197,7 @@ def requantize(acc:torch.Tensor, # int64 (M, N) accumulator without bias
                scale:float, zero_point:int, # output qparams
                relu:bool=False, # fused ReLU: clamp at the output zero point
                requant:str='float', # 'float': the kernel library's float32 arithmetic; 'integer': Q31 fixed point
-               kernel:str='fbgemm' # 'fbgemm', 'onednn' or 'onednn-combined'; oneDNN multiplies by float32(w_scale)
+               kernel:str='fbgemm' # 'fbgemm', 'onednn' or 'onednn-combined' ('onednn-amx': int_linear/int_conv2d)
               ) -> torch.Tensor: # uint8 (M, N) output codes
     "uint8 output codes from an int32 accumulator, as fbgemm's or oneDNN's kernels compute them, or in integers only."
     _check_codes(acc, 'acc', INT32_MIN, INT32_MAX)  # the kernels' accumulator is int32
@@ -282,9 +284,11 @@ def _fbgemm_isa(flags, env) -> str:
     if forced and _FBGEMM_LEVELS.index(forced) <= _FBGEMM_LEVELS.index(detected): return forced
     return detected
 
+_AMX = {'amx_int8', 'amx_tile', 'amx_bf16', 'avx512_fp16', 'avx512_bf16', 'avx_vnni'}  # oneDNN's avx512_core_amx
+
 def _amx_usable(flags, this_cpu) -> bool:
-    "AMX in the flags and, on this CPU, Linux's permission to use its tiles (which PyTorch requests)."
-    if not {'amx_int8', 'amx_tile'} <= flags: return False
+    "AMX as oneDNN requires it (cpu_isa_traits.hpp) and, on this CPU, Linux's permission to use its tiles."
+    if not _AMX <= flags: return False
     return not this_cpu or bool(getattr(torch._C._cpu, '_init_amx', lambda: True)())
 
 def _onednn_isa(flags, env, this_cpu=False) -> str:
@@ -311,14 +315,14 @@ def _this_process(library:str) -> str:
 def fbgemm_isa(flags:set|None=None, # CPU flags; default: this CPU and process (read once)
                env:dict|None=None # environment, for FBGEMM_ENABLE_INSTRUCTIONS; default: os.environ
               ) -> str: # 'avx512_vnni', 'avx512' or 'avx2'
-    "The instructions fbgemm's int8 kernels use, as its `fbgemmInstructionSet` chooses them."
+    "The instructions fbgemm's int8 kernels use, as `fbgemmInstructionSet` chooses them (an unknown value: ignored)."
     if flags is None and env is None: return _this_process('fbgemm')
     return _fbgemm_isa(cpu_flags() if flags is None else _check_flags(flags), os.environ if env is None else env)
 
 def onednn_isa(flags:set|None=None, # CPU flags; default: this CPU and process (read once)
                env:dict|None=None # environment, for ONEDNN_MAX_CPU_ISA; default: os.environ
               ) -> str: # 'avx512_core_amx', 'avx512_core_vnni', 'avx512_core', 'avx2_vnni' or 'avx2'
-    "The instructions oneDNN's int8 kernels use: the best this CPU has, up to the cap in the environment."
+    "The instructions oneDNN's int8 kernels use: the best this CPU has, up to the cap in the environment (an unknown cap: none)."
     if flags is None and env is None: return _this_process('onednn')
     return _onednn_isa(cpu_flags() if flags is None else _check_flags(flags), os.environ if env is None else env)
 
@@ -382,11 +386,18 @@ def _l1_data_bytes() -> int:
         if (level, kind) == ('1', 'Data') and size.endswith('K'): return int(size[:-1]) * 1024
     return 32 * 1024
 
+def _check_sizes(**sizes):
+    for name, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f'{name}={v!r} must be an int >= 1')
+
 def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a groups=1 convolution
-                         kernel_size:tuple, input_hw:tuple, output_hw:tuple, padding:tuple
+                         kernel_size:tuple, input_hw:tuple, output_hw:tuple, padding:tuple,
+                         l1_bytes:int|None=None # L1 data cache per core; default: this CPU's (sysfs)
                         ) -> bool:
     "Two of oneDNN 3.12's rules that keep an int8 convolution off AMX (jit_brgemm_conv_utils.cpp); not all of them."
-    l1 = _l1_data_bytes() * 7 // 8  # brg_blocking_t::L1
+    _check_sizes(batch=batch, in_channels=in_channels, out_channels=out_channels,
+                 **{f'output_hw[{i}]': v for i, v in enumerate(output_hw)})
+    l1 = (_l1_data_bytes() if l1_bytes is None else l1_bytes) * 7 // 8  # brg_blocking_t::L1
     is_1x1 = tuple(kernel_size) == (1, 1) and tuple(padding) == (0, 0)
     positions = output_hw[0] * output_hw[1]
     small_shape = positions <= 4 and in_channels <= 512 and batch * in_channels * out_channels <= (l1 // 2 if is_1x1 else l1)
@@ -398,6 +409,7 @@ def onednn_matmul_uses_amx(rows:int, # M: the input's rows (all leading dimensio
                            in_features:int, out_features:int # K and N
                           ) -> bool:
     "Whether oneDNN 3.12 runs an int8 matmul of this shape on AMX (brgemm_matmul_utils.cpp: small shapes go to VNNI)."
+    _check_sizes(rows=rows, in_features=in_features, out_features=out_features)
     small = (rows == 1 and in_features == 256) or (rows <= 32 and rows * out_features <= 256) or in_features <= 16
     return not small
 

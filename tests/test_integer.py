@@ -110,7 +110,7 @@ def test_default_kernel_and_saturation_follow_this_cpu():
 
 FLAGS = {'avx2': {'avx2'}, 'avx512': {'avx2', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl'}}
 FLAGS['vnni'] = FLAGS['avx512'] | {'avx512_vnni'}
-FLAGS['amx'] = FLAGS['vnni'] | {'amx_int8', 'amx_tile', 'avx_vnni'}  # Sapphire Rapids has AVX-VNNI too
+FLAGS['amx'] = FLAGS['vnni'] | {'amx_int8', 'amx_tile', 'amx_bf16', 'avx512_fp16', 'avx512_bf16', 'avx_vnni'}  # Sapphire Rapids
 FLAGS['avx_vnni'] = FLAGS['avx2'] | {'avx_vnni'}
 
 
@@ -468,3 +468,14 @@ def test_outputs_near_int32_saturate_like_the_kernel(engine, zero_point):
     q = torch.zeros(2, 4, dtype=torch.uint8)
     ref = m(torch._make_per_tensor_quantized_tensor(q, 1.0, 0)).int_repr()
     assert torch.equal(IntLayer(m)(QCodes(q, 1.0, 0)).codes, ref)
+
+
+def test_amx_needs_what_onednn_requires():
+    "oneDNN's avx512_core_amx also needs AMX-BF16, AVX512-FP16, AVX512-BF16 and AVX-VNNI (cpu_isa_traits.hpp)."
+    assert onednn_isa(FLAGS['vnni'] | {'amx_int8', 'amx_tile'}, {}) == 'avx512_core_vnni'
+    assert onednn_isa(FLAGS['amx'], {}) == 'avx512_core_amx'
+    from quantnb.integer import onednn_conv_uses_amx, onednn_matmul_uses_amx
+    with pytest.raises(ValueError, match='rows=0'): onednn_matmul_uses_amx(0, 300, 256)
+    with pytest.raises(ValueError, match='batch=-1'): onednn_conv_uses_amx(-1, 1, 1, (3, 3), (5, 5), (3, 3), (0, 0))
+    assert onednn_conv_uses_amx(2, 64, 64, (1, 1), (2, 2), (2, 2), (0, 0), l1_bytes=4096)  # 8192 > 4096·7/8/2
+    assert not onednn_conv_uses_amx(2, 64, 64, (1, 1), (2, 2), (2, 2), (0, 0), l1_bytes=48 * 1024)
