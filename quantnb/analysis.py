@@ -35,7 +35,7 @@ from .affine import qtype, quant_error
 from .data import atomic_write, iter_batches, progress
 from .fakequant import QuantizedLayer, _fake_quantize_ste, calc_qparams, calibrate, pack_codes, quantize, quantize_layers, state_size_bytes
 from .integer import VNNI_ISAS, fbgemm_isa, onednn_isa, x86_library
-from .measure import cpu_info, evaluate, markdown_table, model_size_bytes
+from .measure import evaluate, markdown_table, model_size_bytes
 from .qat import QATLayer
 from .ptq import _explain, _graph, _median, fusable_groups, interleaved_latency, quantized_engine, static_qconfig, take_batches
 

@@ -2,7 +2,6 @@
 random layers code for code, which library runs a layer, fixed-point helpers, IntegerModel, bad input (notebook 05)."""
 import json
 import os
-import random
 import subprocess
 import sys
 import warnings
