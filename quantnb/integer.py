@@ -83,7 +83,7 @@ def _requant_onednn(acc, bias, x_scale, w_scale, scale, zero_point, relu, combin
     if bias is not None: y = y + bias.float()
     if relu: y = y.clamp(min=0)
     dst_inverse = one / (one / _f32(1.0 / scale))  # ideep: 1/float32(1/s_y); the kernel: its reciprocal
-    return torch.round(y * dst_inverse + zero_point).long()
+    return torch.round((y * dst_inverse + zero_point).clamp(-1.0, 256.0)).long()  # oneDNN saturates in float
 
 # %% ../nbs/05_integer.ipynb #57dc7d41
 def _check_codes(q, name, lo, hi):
@@ -508,7 +508,7 @@ def _im2col(q_x, zero_point, kernel_size, stride, padding, dilation):
     return cols.transpose(1, 2).flatten(0, 1).to(torch.int32)
 
 def _check_reproducible(in_channels:int, kernel:str, saturate_int16:bool):
-    "Refuse the one saturating layout quantnb does not reproduce: oneDNN's AVX-512 kernel without VNNI, one channel."
+    "Refuse, on CPUs where oneDNN uses it, the one saturating layout quantnb does not reproduce (AVX-512, one channel)."
     if kernel != 'fbgemm' and saturate_int16 and in_channels == 1 and onednn_isa() == 'avx512_core':
         raise ValueError("oneDNN's AVX-512 kernel without VNNI pairs a one-channel convolution's products in an "
                          'order that depends on the output width, which quantnb does not reproduce: pass '

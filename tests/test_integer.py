@@ -478,3 +478,15 @@ def test_amx_needs_what_onednn_requires():
     with pytest.raises(ValueError, match='batch=-1'): onednn_conv_uses_amx(-1, 1, 1, (3, 3), (5, 5), (3, 3), (0, 0))
     assert onednn_conv_uses_amx(2, 64, 64, (1, 1), (2, 2), (2, 2), (0, 0), l1_bytes=4096)  # 8192 > 4096·7/8/2
     assert not onednn_conv_uses_amx(2, 64, 64, (1, 1), (2, 2), (2, 2), (0, 0), l1_bytes=48 * 1024)
+
+
+def test_huge_onednn_outputs_saturate():
+    "A bias far beyond int64 output steps: oneDNN saturates in float (255), the twin too."
+    with quantized_engine('onednn'):
+        m = nnq.Linear(4, 2)
+        m.set_weight_bias(torch._make_per_tensor_quantized_tensor(torch.zeros(2, 4, dtype=torch.int8), 1.0, 0),
+                          torch.tensor([1e20, 3e38]))
+    m.scale, m.zero_point = 1.0, 0
+    q = torch.zeros(1, 4, dtype=torch.uint8)
+    ref = m(torch._make_per_tensor_quantized_tensor(q, 1.0, 0)).int_repr()
+    assert torch.equal(IntLayer(m)(QCodes(q, 1.0, 0)).codes, ref) and ref.tolist() == [[255, 255]]
