@@ -777,7 +777,8 @@ def _graph_findings(model, graph) -> list:
 def _saturating_libraries(backend) -> list:
     "The kernel libraries `backend` packs layers for that add int8 products in saturating int16 pairs on this CPU (notebook 05)."
     libraries = {'x86': ['fbgemm', x86_library('conv')], 'fbgemm': ['fbgemm'], 'onednn': ['onednn']}.get(backend, [])
-    return [lib for lib in dict.fromkeys(libraries) if (fbgemm_isa() if lib == 'fbgemm' else onednn_isa()) not in VNNI_ISAS]
+    def isa(lib): return fbgemm_isa() if lib == 'fbgemm' else onednn_isa()
+    return [lib for lib in dict.fromkeys(libraries) if isa(lib) not in VNNI_ISAS]
 
 def _module_findings(model, backend) -> list:
     "Findings from the modules and the machine: mode, stubs, float fallbacks, engine, VNNI."

@@ -210,7 +210,8 @@ def requantize(acc:torch.Tensor, # int64 (M, N) accumulator without bias
         raise TypeError('x_scale and scale must be Python floats: activations have one scale per tensor')
     if kernel == 'onednn-amx': raise ValueError("kernel='onednn-amx' depends on the layer's shape: int_linear and "
                                                 "int_conv2d resolve it; pass 'onednn' or 'onednn-combined' here")
-    if requant == 'float' and kernel != 'fbgemm' and not (isinstance(w_scale, torch.Tensor) and w_scale.dtype == torch.float32):
+    onednn_scales = isinstance(w_scale, torch.Tensor) and w_scale.dtype == torch.float32
+    if requant == 'float' and kernel != 'fbgemm' and not onednn_scales:
         raise TypeError(f"kernel={kernel!r} multiplies by the float32 weight scales oneDNN holds: pass "
                         "onednn_weight_scales(w_scale, linear=...), which differ for Linear layers")
     per_channel = isinstance(w_scale, torch.Tensor) and w_scale.dim() == 1  # even with one channel: its own code path
@@ -322,7 +323,7 @@ def fbgemm_isa(flags:set|None=None, # CPU flags; default: this CPU and process (
 def onednn_isa(flags:set|None=None, # CPU flags; default: this CPU and process (read once)
                env:dict|None=None # environment, for ONEDNN_MAX_CPU_ISA; default: os.environ
               ) -> str: # 'avx512_core_amx', 'avx512_core_vnni', 'avx512_core', 'avx2_vnni' or 'avx2'
-    "The instructions oneDNN's int8 kernels use: the best this CPU has, up to the cap in the environment (an unknown cap: none)."
+    "The instructions oneDNN's int8 kernels use: the best this CPU has, up to the environment's cap (unknown: none)."
     if flags is None and env is None: return _this_process('onednn')
     return _onednn_isa(cpu_flags() if flags is None else _check_flags(flags), os.environ if env is None else env)
 
@@ -336,9 +337,12 @@ def x86_library(layer:str, # 'conv' or 'linear'
     "The library PyTorch's `x86` engine packs a layer for (`should_use_onednn_quant` for convolutions)."
     if layer not in ('conv', 'linear'): raise ValueError(f"layer={layer!r}: choose 'conv' or 'linear'")
     _check_flag(symmetric, 'symmetric')
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1: raise ValueError(f'groups={groups!r} must be an int >= 1')
-    flags, system = cpu_flags() if flags is None else _check_flags(flags), platform.system() if system is None else system
-    if not isinstance(system, str): raise TypeError(f"system must be a name such as 'Linux', not {type(system).__name__}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f'groups={groups!r} must be an int >= 1')
+    flags = cpu_flags() if flags is None else _check_flags(flags)
+    system = platform.system() if system is None else system
+    if not isinstance(system, str):
+        raise TypeError(f"system must be a name such as 'Linux', not {type(system).__name__}")
     onednn = layer == 'conv' and system.lower() == 'linux' and 'avx512_vnni' in flags and symmetric and groups <= 100
     return 'onednn' if onednn else 'fbgemm'
 
@@ -400,7 +404,8 @@ def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a gr
     l1 = (_l1_data_bytes() if l1_bytes is None else l1_bytes) * 7 // 8  # brg_blocking_t::L1
     is_1x1 = tuple(kernel_size) == (1, 1) and tuple(padding) == (0, 0)
     positions = output_hw[0] * output_hw[1]
-    small_shape = positions <= 4 and in_channels <= 512 and batch * in_channels * out_channels <= (l1 // 2 if is_1x1 else l1)
+    fits_l1 = batch * in_channels * out_channels <= (l1 // 2 if is_1x1 else l1)
+    small_shape = positions <= 4 and in_channels <= 512 and fits_l1
     small_ic_640 = (out_channels == 32 and in_channels < 8 and tuple(kernel_size) == (3, 3)
                     and set(input_hw) | set(output_hw) == {640})  # is_int8_small_ic
     return not (small_shape or small_ic_640)
@@ -629,7 +634,8 @@ class IntLayer(nn.Module):
                 ):
         super().__init__()
         if type(module) not in _GEMMS:
-            raise TypeError(f'module must be a statically quantized Conv2d/Linear (with or without ReLU), not {type(module).__name__}')
+            raise TypeError('module must be a statically quantized Conv2d/Linear (with or without ReLU), '
+                            f'not {type(module).__name__}')
         w = module.weight()
         per_channel = w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
         self.q_w = w.int_repr()
@@ -742,9 +748,12 @@ def _static_gemms(model) -> dict:
 @torch.no_grad()
 def _check_images(images):
     "One non-empty, finite batch of float images."
-    if isinstance(images, (tuple, list)): raise TypeError('images must be one batch tensor: pass images, not (images, labels)')
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point(): raise TypeError('images must be a float tensor')
-    if not images.numel() or not torch.isfinite(images).all(): raise ValueError('images must be a non-empty, finite batch')
+    if isinstance(images, (tuple, list)):
+        raise TypeError('images must be one batch tensor: pass images, not (images, labels)')
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        raise TypeError('images must be a float tensor')
+    if not images.numel() or not torch.isfinite(images).all():
+        raise ValueError('images must be a non-empty, finite batch')
 
 def _layer_inputs(model, images) -> dict:
     "The quantized input of every static Conv2d/Linear of `model` on `images`, by layer name."
@@ -798,7 +807,8 @@ def library_parity(model:nn.Module, # converted by eager static quantization
                   ) -> list: # a dict per quantized Conv2d/Linear
     "Per layer, same input codes, all batches: PyTorch's codes against the twin's kernel and each oneDNN order."
     twins, stats = {}, {}
-    if isinstance(batches, torch.Tensor): raise TypeError('batches must be an iterable of batches: wrap one batch as [images]')
+    if isinstance(batches, torch.Tensor):
+        raise TypeError('batches must be an iterable of batches: wrap one batch as [images]')
     for batch in batches:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         for name, (m, x) in _layer_inputs(model, images).items():
