@@ -6,11 +6,12 @@ AMX CPUs: within one code)."""
 
 # %% auto #0
 __all__ = ['INT32_MIN', 'INT32_MAX', 'REQUANT_MODES', 'KERNELS', 'INT16_MIN', 'INT16_MAX', 'VNNI_ISAS', 'onednn_weight_scales',
-           'quantize_multiplier', 'saturating_rounding_doubling_high_mul', 'rounding_right_shift', 'requantize',
-           'vpmaddubsw_matmul', 'fbgemm_isa', 'onednn_isa', 'x86_library', 'packed_library', 'default_kernel',
-           'onednn_conv_uses_amx', 'onednn_matmul_uses_amx', 'saturates_int16', 'int_gemm', 'int_linear', 'int_conv2d',
-           'int_max_pool2d', 'int_flatten', 'QCodes', 'quantize_codes', 'IntLayer', 'IntegerModel', 'parity_report',
-           'library_parity', 'saturation_report', 'kernel_errors']
+           'quantize_multiplier', 'saturating_rounding_doubling_high_mul', 'rounding_right_shift', 'quantized_bias',
+           'requantize', 'near_half_bias', 'vpmaddubsw_matmul', 'fbgemm_isa', 'onednn_isa', 'x86_library',
+           'packed_library', 'default_kernel', 'saturates_int16', 'onednn_conv_uses_amx', 'onednn_matmul_uses_amx',
+           'int_gemm', 'int_linear', 'int_conv2d', 'int_max_pool2d', 'int_flatten', 'QCodes', 'quantize_codes',
+           'weight_qparams', 'IntLayer', 'IntegerModel', 'parity_report', 'library_parity', 'saturation_report',
+           'kernel_errors']
 
 # %% ../nbs/05_integer.ipynb #870f3851
 import copy
@@ -31,13 +32,13 @@ from fastcore.basics import patch
 
 from .measure import cpu_flags
 
-# %% ../nbs/05_integer.ipynb #1891ff86
+# %% ../nbs/05_integer.ipynb #d7e80151
 def _fma_f32(a:torch.Tensor, b:torch.Tensor, c:torch.Tensor) -> torch.Tensor:
     "float32(a·b + c) rounded once, as an FMA instruction computes it (a, b, c float32)."
     p, c = a.double() * b.double(), c.double()  # the product is exact in float64 (24 + 24 bits)
     s = p + c
     v = s - p
-    error = (p - (s - v)) + (c - v)  # TwoSum: s + error == p + c exactly
+    error = (p - (s - v)) + (c - v)  # Knuth's TwoSum: the exact rounding error of s, so s + error == p + c
     f = s.float()
     # if s lies exactly halfway between two float32 values, f is one of them and 2s - f, the same distance on the
     # other side, is the other; a float64 that is a float32 value survives the round trip to float32 unchanged
@@ -47,13 +48,14 @@ def _fma_f32(a:torch.Tensor, b:torch.Tensor, c:torch.Tensor) -> torch.Tensor:
     return torch.where(halfway, up, f)  # s rounded to the tie: the exact sum lies on error's side
 
 def _requant_float(acc, bias, x_scale, w_scale, scale):
-    "fbgemm: float32 multiplier (s_x·s_w)/s_y; float bias divided by s_x·s_w; one float32 product; rint (half to even)."
+    "fbgemm: float32 multiplier s_x·s_w/s_y; float bias divided by s_x·s_w; one float32 product; rint."
     act_times_w = _f32(x_scale) * w_scale.float()  # float32 product, as qlinear.cpp/qconv.cpp do
     multiplier = act_times_w / _f32(scale)
     y = acc.float()  # int32 -> float32, rounded to nearest even like cvtdq2ps
-    if bias is not None and w_scale.dim() == 0:  # per tensor: reciprocal (double, to float), product fused with the sum
+    if bias is not None and w_scale.dim() == 0:  # per tensor: a reciprocal (double, to float), fused with the sum
         y = _fma_f32(bias.float(), _f32(1.0 / act_times_w.item()), y)
-    elif bias is not None: y = y + bias.float() / act_times_w  # per channel: a float32 division, then the sum
+    elif bias is not None:  # per channel: a float32 division, then the sum
+        y = y + bias.float() / act_times_w
     rounded = torch.round(y * multiplier)
     rounded = torch.where(rounded.abs() < 2**31, rounded, -2**31)  # cvtps2dq gives 0x80000000 beyond int32
     return rounded.clamp(-2**15, 2**15 - 1).long()  # packs_epi32: saturated to int16 before z_y is added
@@ -62,128 +64,183 @@ def _f32(v) -> torch.Tensor:
     "A float32 scalar tensor: torch rounds each float32 operation on it as the CPU does."
     return torch.tensor(v, dtype=torch.float32)
 
-# %% ../nbs/05_integer.ipynb #01b5cd17
-def onednn_weight_scales(w_scale, # float64 weight scale(s): a float or 0-d tensor (per tensor), or (N,) (per channel)
+# %% ../nbs/05_integer.ipynb #feb99293
+def onednn_weight_scales(w_scale, # float64 weight scale(s): a float or 0-d tensor (per tensor), or (N,)
                          linear:bool # True for a Linear (oneDNN matmul), False for a Conv2d
                         ) -> torch.Tensor: # the float32 scale(s) oneDNN multiplies by
     "The float32 weight scales of a layer packed by PyTorch's oneDNN path: a linear layer's go through 1/(1/s)."
     _check_flag(linear, 'linear')
     w_scale = _check_scale(w_scale, 'w_scale').reshape(torch.as_tensor(w_scale).shape)
-    if not linear: return w_scale.float()  # qconv_prepack.cpp: item<float>()
+    if not linear:
+        return w_scale.float()  # qconv_prepack.cpp: item<float>()
     one = _f32(1.0)
-    if w_scale.dim() == 0: return one / (1.0 / w_scale).float()  # qlinear_prepack.cpp: 1.0/q_scale(); ideep: 1/s
+    if w_scale.dim() == 0:
+        return one / (1.0 / w_scale).float()  # qlinear_prepack.cpp: 1.0/q_scale() in double; ideep: 1/s in float
     return one / (one / w_scale.float())  # per channel: 1.0f/item<float>(); ideep: 1/s
 
 def _requant_onednn(acc, bias, x_scale, w_scale, scale, zero_point, relu, combined):
-    "oneDNN: float32 acc times s_x then s_w (`combined`: times s_x·s_w), plus bias, ReLU, times 1/s_y, plus z_y; rint."
+    "oneDNN: float32 acc · s_x · s_w (`combined`: · (s_x·s_w)), + bias, ReLU, · 1/s_y, + z_y; rint."
     one = _f32(1.0)
     src_scale = one / _f32(1.0 / x_scale)  # PyTorch passes 1/s_x; ideep inverts it in float32
     y = acc.float()
     y = y * (src_scale * w_scale) if combined else y * src_scale * w_scale
-    if bias is not None: y = y + bias.float()
-    if relu: y = y.clamp(min=0)
+    if bias is not None:
+        y = y + bias.float()
+    if relu:
+        y = y.clamp(min=0)
     dst_inverse = one / (one / _f32(1.0 / scale))  # ideep: 1/float32(1/s_y); the kernel: its reciprocal
     return torch.round((y * dst_inverse + zero_point).clamp(-1.0, 256.0)).long()  # oneDNN saturates in float
 
-# %% ../nbs/05_integer.ipynb #57dc7d41
+# %% ../nbs/05_integer.ipynb #544c0f44
 def _check_codes(q, name, lo, hi):
     "Raise unless `q` is an integer tensor of codes within `lo..hi`."
-    if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex() or q.is_quantized or q.dtype == torch.bool:
-        raise TypeError(f'{name} must be a tensor of integer codes (e.g. q.int_repr() of a quantized tensor), not {getattr(q, "dtype", type(q).__name__)}')
-    if q.numel() and (q.min() < lo or q.max() > hi): raise ValueError(f'{name} holds codes outside {lo}..{hi}')
+    integer = isinstance(q, torch.Tensor) and not (q.is_floating_point() or q.is_complex() or q.is_quantized)
+    if not integer or q.dtype == torch.bool:
+        found = getattr(q, 'dtype', type(q).__name__)
+        raise TypeError(f'{name} must be a tensor of integer codes (e.g. q.int_repr() of a quantized tensor), '
+                        f'not {found}')
+    if q.numel() and (q.min() < lo or q.max() > hi):
+        raise ValueError(f'{name} holds codes outside {lo}..{hi}')
 
 def _check_scale(scale, name):
-    "A float64 tensor of scales, all finite and > 0 (a 0-d tensor or a float becomes a tensor of one)."
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.Tensor)): raise TypeError(f'{name} must be a float or a tensor of floats, not {type(scale).__name__}')
-    if isinstance(scale, torch.Tensor) and (scale.is_complex() or not (scale.is_floating_point() or scale.dtype in (torch.int32, torch.int64))): raise TypeError(f'{name} must hold floats, not {scale.dtype}')
-    if isinstance(scale, torch.Tensor) and scale.dim() > 1: raise ValueError(f'{name} has shape {tuple(scale.shape)}: pass a float (per tensor) or a 1-D tensor (per channel)')
+    "A float64 1-D tensor of scales, all finite and > 0 (a 0-d tensor or a float becomes a tensor of one)."
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.Tensor)):
+        raise TypeError(f'{name} must be a float or a tensor of floats, not {type(scale).__name__}')
+    if isinstance(scale, torch.Tensor):
+        if scale.is_complex() or not (scale.is_floating_point() or scale.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f'{name} must hold floats, not {scale.dtype}')
+        if scale.dim() > 1:
+            raise ValueError(f'{name} has shape {tuple(scale.shape)}: pass a float (per tensor) '
+                             'or a 1-D tensor (per channel)')
     s = torch.as_tensor(scale, dtype=torch.float64).flatten()
-    if not s.numel() or not torch.isfinite(s).all() or (s <= 0).any(): raise ValueError(f'{name} must be finite and > 0, got {scale}: a scale is a step size')
+    if not s.numel() or not torch.isfinite(s).all() or (s <= 0).any():
+        raise ValueError(f'{name} must be finite and > 0, got {scale}: a scale is a step size')
     return s
 
 def _check_zero_point(zero_point, name, lo, hi):
-    "An int64 tensor of zero points within `lo..hi`."
+    "An int64 1-D tensor of zero points within `lo..hi`."
     if isinstance(zero_point, torch.Tensor):
-        if zero_point.is_floating_point() or zero_point.dtype == torch.bool: raise TypeError(f'{name} must hold integers, not {zero_point.dtype}')
+        if zero_point.is_floating_point() or zero_point.dtype == torch.bool:
+            raise TypeError(f'{name} must hold integers, not {zero_point.dtype}')
         z = zero_point.long().flatten()
-    elif isinstance(zero_point, int) and not isinstance(zero_point, bool): z = torch.tensor([zero_point])
-    else: raise TypeError(f'{name} must be an int or an integer tensor, not {type(zero_point).__name__}')
-    if (z < lo).any() or (z > hi).any(): raise ValueError(f'{name}={zero_point} is outside {lo}..{hi}, the range of its codes')
+    elif isinstance(zero_point, int) and not isinstance(zero_point, bool):
+        z = torch.tensor([zero_point])
+    else:
+        raise TypeError(f'{name} must be an int or an integer tensor, not {type(zero_point).__name__}')
+    if (z < lo).any() or (z > hi).any():
+        raise ValueError(f'{name}={zero_point} is outside {lo}..{hi}, the range of its codes')
     return z
 
+def _check_activation_scale(scale, name):
+    "One finite, positive Python float: activations have one scale per tensor."
+    _check_scale(scale, name)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
+        raise TypeError(f'{name} must be a Python float: activations have one scale per tensor')
+
 def _check_flag(value, name):
-    if not isinstance(value, bool): raise TypeError(f'{name} must be True or False, not {value!r}')
+    if not isinstance(value, bool):
+        raise TypeError(f'{name} must be True or False, not {value!r}')
 
 def _check_bias(bias, N):
-    if bias is None: return None
-    if not isinstance(bias, torch.Tensor) or not bias.is_floating_point(): raise TypeError(f'bias must be a float tensor (as PyTorch stores it) or None, not {getattr(bias, "dtype", type(bias).__name__)}')
-    if bias.shape != (N,): raise ValueError(f'bias has shape {tuple(bias.shape)}: need ({N},), one per output channel')
-    if not torch.isfinite(bias).all(): raise ValueError('bias holds NaN or inf: a quantized layer needs a finite bias')
+    "None, or N finite floats."
+    if bias is None:
+        return None
+    if not isinstance(bias, torch.Tensor) or not bias.is_floating_point():
+        found = getattr(bias, 'dtype', type(bias).__name__)
+        raise TypeError(f'bias must be a float tensor (as PyTorch stores it) or None, not {found}')
+    if bias.shape != (N,):
+        raise ValueError(f'bias has shape {tuple(bias.shape)}: need ({N},), one per output channel')
+    if not torch.isfinite(bias).all():
+        raise ValueError('bias holds NaN or inf: a quantized layer needs a finite bias')
     return bias
 
-# %% ../nbs/05_integer.ipynb #9bbd4797
+# %% ../nbs/05_integer.ipynb #6a6f98cc
 INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
 
-def quantize_multiplier(M # real multiplier(s) s_x·s_w/s_y, 0 < M < 1: a float or a float tensor (one per output channel)
-                       ) -> tuple: # `(m0, shift)` int64 tensors: M ≈ m0 · 2^-31 · 2^-shift, m0 in [2^30, 2^31)
-    "TFLite's `QuantizeMultiplier` for M < 1: a Q31 fixed-point mantissa `m0` and a right shift (M < 2^-32 flushed to m0 = 0)."
-    if isinstance(M, bool) or not isinstance(M, (int, float, torch.Tensor)): raise TypeError(f'M must be a float or a float tensor, not {type(M).__name__}')
+def _check_multiplier(M) -> torch.Tensor:
+    "M as a float64 tensor, refused unless every value is finite and in (0, 1)."
+    if isinstance(M, bool) or not isinstance(M, (int, float, torch.Tensor)):
+        raise TypeError(f'M must be a float or a float tensor, not {type(M).__name__}')
     M = torch.as_tensor(M, dtype=torch.float64)
     if M.is_complex() or not torch.isfinite(M).all() or (M <= 0).any():
-        raise ValueError(f'M must be finite and > 0 (a scale ratio s_x*s_w/s_y); got min {M.min().item()}: check that every scale is > 0')
-    if (M >= 1).any(): raise ValueError(f'M={M.max().item()} >= 1: the integer-only path assumes M < 1 (output scale larger than input scale × weight scale); use requant="float"')
+        raise ValueError(f'M must be finite and > 0 (a scale ratio s_x*s_w/s_y); got min {M.min().item()}: '
+                         'check that every scale is > 0')
+    if (M >= 1).any():
+        raise ValueError(f'M={M.max().item()} >= 1: the integer-only path assumes M < 1 (output scale larger '
+                         'than input scale × weight scale); use requant="float"')
+    return M
+
+def quantize_multiplier(M # s_x·s_w/s_y in (0, 1): a float, or a float tensor with one per output channel
+                       ) -> tuple: # `(m0, shift)` int64 tensors: M ≈ m0 · 2^-31 · 2^-shift, m0 in [2^30, 2^31)
+    "TFLite's `QuantizeMultiplier` for M < 1: a Q31 mantissa `m0` and a right shift (M < 2^-32: m0 = 0)."
+    M = _check_multiplier(M)
     mantissa, exponent = torch.frexp(M)  # M = mantissa · 2^exponent, mantissa in [0.5, 1)
     m0 = torch.floor(mantissa * 2**31 + 0.5).long()  # std::round: ties away from zero (M > 0)
+    shift = -exponent.long()
     carry = m0 == 2**31  # the mantissa rounded up to 1.0: halve it and shift one less
-    m0, shift = torch.where(carry, m0 // 2, m0), torch.where(carry, -exponent - 1, -exponent).long()
-    top = shift < 0  # M within 2^-32 of 1 rounded up to exactly 1: keep the largest Q31 value instead of a left shift
-    m0, shift = torch.where(top, torch.tensor(INT32_MAX), m0), torch.where(top, torch.tensor(0), shift)
+    m0 = torch.where(carry, m0 // 2, m0)
+    shift = torch.where(carry, shift - 1, shift)
+    top = shift < 0  # M within 2^-32 of 1 rounded up to exactly 1: keep the largest Q31 value, no left shift
+    m0 = torch.where(top, INT32_MAX, m0)
+    shift = torch.where(top, 0, shift)
     tiny = shift > 31  # TFLite: a shift beyond 31 flushes the multiplier to 0
-    return torch.where(tiny, torch.tensor(0), m0), torch.where(tiny, torch.tensor(0), shift)
+    return torch.where(tiny, 0, m0), torch.where(tiny, 0, shift)
 
-# %% ../nbs/05_integer.ipynb #0f548d95
+# %% ../nbs/05_integer.ipynb #ed7c3d14
 def _int32_operand(v, name) -> torch.Tensor:
     "An int64 tensor of int32 values; floats, bools and values outside int32 are refused."
     t = torch.as_tensor(v)
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool: raise TypeError(f'{name} must hold integers (int32 values), not {t.dtype}')
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f'{name} must hold integers (int32 values), not {t.dtype}')
     t = t.long()
-    if t.numel() and (t.min() < INT32_MIN or t.max() > INT32_MAX): raise ValueError(f'{name} holds values outside int32: clamp the accumulator first')
+    if t.numel() and (t.min() < INT32_MIN or t.max() > INT32_MAX):
+        raise ValueError(f'{name} holds values outside int32: clamp the accumulator first')
     return t
 
 def saturating_rounding_doubling_high_mul(a:torch.Tensor, # int32 values (any integer dtype)
                                           b:torch.Tensor # int32 multiplier(s) m0
                                          ) -> torch.Tensor: # int64 tensor holding int32 values
-    "gemmlowp's `SaturatingRoundingDoublingHighMul`: the high 32 bits of 2·a·b, rounded to nearest with ties toward +inf (-1.5 -> -1); INT32_MIN·INT32_MIN saturates."
+    "gemmlowp's `SaturatingRoundingDoublingHighMul`: round(2·a·b / 2^32), ties toward +inf; -2^31·-2^31 saturates."
     a, b = _int32_operand(a, 'a'), _int32_operand(b, 'b')
     ab = a * b  # exact: |a·b| <= 2^62
-    nudge = torch.where(ab >= 0, torch.tensor(1 << 30), torch.tensor(1 - (1 << 30)))
+    nudge = torch.where(ab >= 0, 1 << 30, 1 - (1 << 30))
     high = torch.div(ab + nudge, 2**31, rounding_mode='trunc')  # C++ integer division truncates toward zero
-    return torch.where((a == INT32_MIN) & (b == INT32_MIN), torch.tensor(INT32_MAX), high)
+    return torch.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
 
 def rounding_right_shift(x:torch.Tensor, # int32 values (any integer dtype)
                          shift # exponent(s) >= 0
                         ) -> torch.Tensor: # int64 tensor: x / 2^shift rounded half away from zero
     "gemmlowp's `RoundingDivideByPOT`: an arithmetic right shift that rounds to nearest, ties away from zero."
     x, shift = _int32_operand(x, 'x'), _int32_operand(shift, 'shift')
-    if (shift < 0).any() or (shift > 62).any(): raise ValueError(f'shift must be in 0..62, got {shift.min().item()}..{shift.max().item()}')
+    if (shift < 0).any() or (shift > 62).any():
+        raise ValueError(f'shift must be in 0..62, got {shift.min().item()}..{shift.max().item()}')
     mask = (1 << shift) - 1
     threshold = (mask >> 1) + (x < 0).long()
     return (x >> shift) + ((x & mask) > threshold).long()
 
-# %% ../nbs/05_integer.ipynb #14f2c473
-def _requant_integer(acc, bias, x_scale, w_scale, scale):
-    "gemmlowp/TFLite: bias in int32 at scale s_x·s_w, then (acc · m0) >> (31 + shift), all rounding done in integers."
-    if bias is not None: acc = acc + torch.round(bias.double() / (x_scale * w_scale)).long().clamp(INT32_MIN, INT32_MAX)
-    m0, shift = quantize_multiplier(x_scale * w_scale / scale)
-    return rounding_right_shift(saturating_rounding_doubling_high_mul(acc.clamp(INT32_MIN, INT32_MAX), m0), shift)
+# %% ../nbs/05_integer.ipynb #7fad54b8
+def quantized_bias(bias:torch.Tensor, # float bias (N,)
+                   x_scale:float, w_scale # the input's scale; the weights' (a float, or N per channel)
+                  ) -> torch.Tensor: # int64 (N,) holding int32 values
+    "The bias in int32 at scale s_x·s_w, rounded half to even and clamped: what adds into the accumulator."
+    return torch.round(bias.double() / (x_scale * w_scale)).long().clamp(INT32_MIN, INT32_MAX)
 
+def _requant_integer(acc, bias, x_scale, w_scale, scale):
+    "gemmlowp/TFLite: bias in int32, then (acc · m0) >> (31 + shift), every rounding in integers."
+    if bias is not None:
+        acc = acc + quantized_bias(bias, x_scale, w_scale)
+    m0, shift = quantize_multiplier(x_scale * w_scale / scale)
+    high = saturating_rounding_doubling_high_mul(acc.clamp(INT32_MIN, INT32_MAX), m0)
+    return rounding_right_shift(high, shift)
+
+# %% ../nbs/05_integer.ipynb #50d13ad4
 REQUANT_MODES = ('float', 'integer')  # IntegerModel also takes 'fakequant': the float simulation
+KERNELS = ('fbgemm', 'onednn', 'onednn-combined', 'onednn-amx')  # whose arithmetic (and int16 pairing) to reproduce
 
 def _requant_error(requant, fakequant=False) -> ValueError:
     also = ", or 'fakequant' (float simulation)" if fakequant else ''
-    return ValueError(f"requant={requant!r}: choose 'float' (the kernel library's arithmetic), 'integer' (fixed point)"
-                      + also)
-KERNELS = ('fbgemm', 'onednn', 'onednn-combined', 'onednn-amx')  # whose arithmetic (and int16 pairing) to reproduce
+    return ValueError(f"requant={requant!r}: choose 'float' (the kernel library's arithmetic), "
+                      f"'integer' (fixed point){also}")
 
 def _check_kernel(kernel):
     "Raise unless `kernel` names one of KERNELS."
@@ -191,41 +248,86 @@ def _check_kernel(kernel):
         raise ValueError(f"kernel={kernel!r}: choose 'fbgemm', 'onednn', 'onednn-combined' (s_x·s_w first) or "
                          "'onednn-amx' (oneDNN on a CPU with AMX: the order each call's shape gets)")
 
+def _check_requant_kernel(requant, kernel, w_scale):
+    "The float kernel to run: fbgemm by default; oneDNN's needs the float32 scales oneDNN holds."
+    if requant not in REQUANT_MODES:
+        raise _requant_error(requant)
+    if requant == 'integer':
+        if kernel is not None:
+            raise ValueError(f"kernel={kernel!r} names a library's float arithmetic: requant='integer' is "
+                             "fixed point, the same for every library; leave kernel=None")
+        return None
+    kernel = 'fbgemm' if kernel is None else kernel
+    _check_kernel(kernel)
+    if kernel == 'onednn-amx':
+        raise ValueError("kernel='onednn-amx' depends on the layer's shape: int_linear and int_conv2d resolve it; "
+                         "pass 'onednn' or 'onednn-combined' here")
+    onednn_scales = isinstance(w_scale, torch.Tensor) and w_scale.dtype == torch.float32
+    if kernel != 'fbgemm' and not onednn_scales:
+        raise TypeError(f"kernel={kernel!r} multiplies by the float32 weight scales oneDNN holds: pass "
+                        "onednn_weight_scales(w_scale, linear=...), which differ for Linear layers")
+    return kernel
+
+# %% ../nbs/05_integer.ipynb #5f773bad
 def requantize(acc:torch.Tensor, # int64 (M, N) accumulator without bias
                bias, # float bias (N,) or None
-               x_scale:float, w_scale, # input scale; weight scale: a float (per tensor) or a 1-D tensor (N,) (per channel)
-               scale:float, zero_point:int, # output qparams
+               x_scale:float, # the input's scale
+               w_scale, # a float (per tensor) or a 1-D tensor (N,) (per channel)
+               scale:float, zero_point:int, # the output's qparams
                relu:bool=False, # fused ReLU: clamp at the output zero point
-               requant:str='float', # 'float': the kernel library's float32 arithmetic; 'integer': Q31 fixed point
-               kernel:str='fbgemm' # 'fbgemm', 'onednn' or 'onednn-combined' ('onednn-amx': int_linear/int_conv2d)
+               requant:str='float', # 'float': a kernel library's float32 arithmetic; 'integer': Q31 fixed point
+               kernel:str|None=None # float only: 'fbgemm' (None), 'onednn' or 'onednn-combined'
               ) -> torch.Tensor: # uint8 (M, N) output codes
     "uint8 output codes from an int32 accumulator, as fbgemm's or oneDNN's kernels compute them, or in integers only."
     _check_codes(acc, 'acc', INT32_MIN, INT32_MAX)  # the kernels' accumulator is int32
-    _check_scale(x_scale, 'x_scale')
-    _check_scale(scale, 'scale')
+    _check_activation_scale(x_scale, 'x_scale')
+    _check_activation_scale(scale, 'scale')
     _check_zero_point(zero_point, 'zero_point', 0, 255)
-    _check_kernel(kernel)
     _check_flag(relu, 'relu')
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x_scale, scale)):
-        raise TypeError('x_scale and scale must be Python floats: activations have one scale per tensor')
-    if kernel == 'onednn-amx': raise ValueError("kernel='onednn-amx' depends on the layer's shape: int_linear and "
-                                                "int_conv2d resolve it; pass 'onednn' or 'onednn-combined' here")
-    onednn_scales = isinstance(w_scale, torch.Tensor) and w_scale.dtype == torch.float32
-    if requant == 'float' and kernel != 'fbgemm' and not onednn_scales:
-        raise TypeError(f"kernel={kernel!r} multiplies by the float32 weight scales oneDNN holds: pass "
-                        "onednn_weight_scales(w_scale, linear=...), which differ for Linear layers")
-    per_channel = isinstance(w_scale, torch.Tensor) and w_scale.dim() == 1  # even with one channel: its own code path
+    kernel = _check_requant_kernel(requant, kernel, w_scale)
+    per_channel = isinstance(w_scale, torch.Tensor) and w_scale.dim() == 1  # even one channel: its own code path
     w_scale = _check_scale(w_scale, 'w_scale')
-    if w_scale.numel() not in (1, acc.shape[-1]): raise ValueError(f'w_scale has {w_scale.numel()} values for {acc.shape[-1]} output channels: pass one, or one per channel')
-    bias = _check_bias(bias, acc.shape[-1])
-    if not per_channel: w_scale = w_scale[0]
-    if requant == 'integer': y = _requant_integer(acc, bias, x_scale, w_scale, scale) + zero_point
-    elif requant != 'float': raise _requant_error(requant)
-    elif kernel == 'fbgemm': y = _requant_float(acc, bias, x_scale, w_scale, scale) + zero_point  # adds_epi16
-    else: y = _requant_onednn(acc, bias, x_scale, w_scale.float(), scale, zero_point, relu, kernel == 'onednn-combined')
+    N = acc.shape[-1]
+    if w_scale.numel() not in (1, N):
+        raise ValueError(f'w_scale has {w_scale.numel()} values for {N} output channels: pass one, or one per channel')
+    bias = _check_bias(bias, N)
+    w_scale = w_scale if per_channel else w_scale[0]
+    if requant == 'integer':
+        y = _requant_integer(acc, bias, x_scale, w_scale, scale) + zero_point
+    elif kernel == 'fbgemm':
+        y = _requant_float(acc, bias, x_scale, w_scale, scale) + zero_point  # adds_epi16
+    else:
+        combined = kernel == 'onednn-combined'
+        y = _requant_onednn(acc, bias, x_scale, w_scale.float(), scale, zero_point, relu, combined)
     return y.clamp(zero_point if relu else 0, 255).to(torch.uint8)
 
-# %% ../nbs/05_integer.ipynb #5d0e2a71
+# %% ../nbs/05_integer.ipynb #694480d0
+def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q_x - z_x)(q_w - z_w)
+                   x_scale:float, w_scale, scale:float, # input, weight (a float or (N,)) and output scales
+                   generator:torch.Generator, # the random half-codes and nudges
+                   spread:int=100 # half-codes drawn from -spread+0.5 .. spread-0.5
+                  ) -> torch.Tensor: # float32 bias (N,)
+    "A float32 bias that puts each real output of `acc` within 2^-17 of a code of a random half-code."
+    N = acc.shape[-1]
+    half_codes = torch.randint(-spread, spread, (N,), generator=generator) + 0.5
+    nudge = (torch.rand(N, generator=generator, dtype=torch.float64) - 0.5) * 2**-16
+    return ((half_codes + nudge) * scale - acc.double() * x_scale * w_scale).float()
+
+# %% ../nbs/05_integer.ipynb #f73d5afc
+def _float32_is_exact() -> bool:
+    "Whether float32 matmuls and convolutions run in full float32 (PyTorch's default), not bfloat16 or TF32."
+    if torch.get_float32_matmul_precision() != 'highest':
+        return False
+    settings = [getattr(torch.backends, 'fp32_precision', 'none'),
+                getattr(torch.backends.mkldnn.matmul, 'fp32_precision', 'none'),
+                getattr(torch.backends.mkldnn.conv, 'fp32_precision', 'none')]
+    return all(setting in ('none', 'ieee') for setting in settings)
+
+def _exact_dtype(largest_sum:int) -> torch.dtype:
+    "float32 when it holds every integer up to `largest_sum` and computes in full precision, else float64."
+    return torch.float32 if largest_sum < 2**24 and _float32_is_exact() else torch.float64
+
+# %% ../nbs/05_integer.ipynb #3d38b3f3
 INT16_MIN, INT16_MAX = -2**15, 2**15 - 1
 
 def _pairwise_saturated(q_x, q_w, max_elements):
@@ -241,72 +343,99 @@ def _pairwise_saturated(q_x, q_w, max_elements):
         acc.append(pairs.clamp(INT16_MIN, INT16_MAX).sum(-1, dtype=torch.int64))
     return torch.cat(acc), saturated
 
+def _check_gemm_operands(q_x, q_w):
+    "Activation codes (M, K) in 0..255 and weight codes (N, K) in -128..127, K > 0."
+    _check_codes(q_x, 'q_x', 0, 255)
+    _check_codes(q_w, 'q_w', -128, 127)
+    if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1] or q_x.shape[1] == 0:
+        raise ValueError(f'need q_x (M, K) and q_w (N, K) with the same K > 0, '
+                         f'got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
+
 def vpmaddubsw_matmul(q_x:torch.Tensor, # uint8 activation codes (0..255), shape (M, K), any integer dtype
                       q_w:torch.Tensor, # int8 weight codes (-128..127), shape (N, K)
                       max_elements:int=2**24 # pair sums held in memory at once
-                     ) -> tuple: # `(acc, saturated)`: int64 (M, N) sums as a CPU without VNNI makes them, and how many pair sums saturated
-    "`q_x @ q_w.T` as x86 CPUs without VNNI compute u8×s8 dot products: adjacent products added in pairs, each pair sum saturated to int16, then summed (exactly, as the CPU's int32 accumulator does)."
-    _check_codes(q_x, 'q_x', 0, 255); _check_codes(q_w, 'q_w', -128, 127)
-    if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1] or q_x.shape[1] == 0:
-        raise ValueError(f'need q_x (M, K) and q_w (N, K) with the same K > 0, got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
-    dtype = torch.float32 if q_x.shape[1] * 255 * 128 < 2**24 else torch.float64  # every partial sum exact
+                     ) -> tuple: # `(acc, saturated)`: int64 (M, N) sums, and how many pair sums saturated
+    "`q_x @ q_w.T` as x86 CPUs without VNNI compute it: adjacent products summed in saturating int16 pairs."
+    _check_gemm_operands(q_x, q_w)
+    dtype = _exact_dtype(q_x.shape[1] * 255 * 128)  # every partial sum exact
     acc = (q_x.to(dtype) @ q_w.to(dtype).T).long()
     risky = (q_x > 127).any(1).nonzero().squeeze(1)  # pairs of codes <= 127 stay within ±2·127·128 = ±32512
-    if not len(risky): return acc, 0
+    if not len(risky):
+        return acc, 0
     acc[risky], saturated = _pairwise_saturated(q_x[risky], q_w, max_elements)
     return acc, saturated
 
-# %% ../nbs/05_integer.ipynb #6b9b0db0
+# %% ../nbs/05_integer.ipynb #b2a92d51
 _AVX512 = {'avx512f', 'avx512bw', 'avx512dq', 'avx512vl'}  # what fbgemm and oneDNN call AVX-512 (core)
 _FBGEMM_LEVELS = ('avx2', 'avx512', 'avx512_vnni')
 _FBGEMM_FORCED = {'AVX2': 'avx2', 'AVX512': 'avx512', 'AVX512_256': 'avx512',
                   'AVX512_E1': 'avx512_vnni', 'AVX512_E1_256': 'avx512_vnni'}
-_ONEDNN_CAPS = ('sse41', 'avx', 'avx2', 'avx2_vnni', 'avx2_vnni_2', 'avx512_core', 'avx512_core_vnni',
-                'avx512_core_bf16', 'avx10_1_512', 'avx512_core_fp16', 'avx10_1_512_amx', 'avx512_core_amx',
-                'avx10_1_512_amx_fp16', 'avx512_core_amx_fp16', 'avx10_2_512', 'avx10_2_512_amx_2')
-VNNI_ISAS = ('avx512_vnni', 'avx512_core_vnni', 'avx512_core_amx', 'avx2_vnni')
+VNNI_ISAS = ('avx512_vnni', 'avx512_core_vnni', 'avx512_core_amx', 'avx2_vnni')  # no int16 pairs
 
 def _no_avx2(flags):
     return ValueError(f"the CPU flags {sorted(flags)[:8]}... lack AVX2, or could not be read (quantnb reads Linux's "
                       "/proc/cpuinfo): pass kernel= and saturate_int16= explicitly")
 
 def _check_flags(flags) -> set:
+    "A set of flag names as Linux prints them; AVX-512 extensions only with AVX-512 itself, as on every CPU."
     if not isinstance(flags, (set, frozenset)):
         raise TypeError(f"flags must be a set of CPU flag names such as {{'avx2'}}, not {type(flags).__name__}")
+    if 'avx512_vnni' in flags and not _AVX512 <= flags:
+        raise ValueError(f'flags has avx512_vnni without all of {sorted(_AVX512)}: no CPU has that; '
+                         'pass the flags of a real CPU (cpu_flags() gives this one\'s)')
     return flags
 
 def _fbgemm_isa(flags, env) -> str:
-    "fbgemm's `fbgemmInstructionSet`: the best of AVX-512 VNNI, AVX-512 and AVX2, lowered by FBGEMM_ENABLE_INSTRUCTIONS."
-    if 'avx512_vnni' in flags: detected = 'avx512_vnni'
-    elif _AVX512 <= flags: detected = 'avx512'
-    elif 'avx2' in flags: detected = 'avx2'
-    else: raise _no_avx2(flags)
+    "fbgemm's `fbgemmInstructionSet`: AVX-512 VNNI, AVX-512 or AVX2, lowered by FBGEMM_ENABLE_INSTRUCTIONS."
+    if 'avx512_vnni' in flags:
+        detected = 'avx512_vnni'
+    elif _AVX512 <= flags:
+        detected = 'avx512'
+    elif 'avx2' in flags:
+        detected = 'avx2'
+    else:
+        raise _no_avx2(flags)
     forced = _FBGEMM_FORCED.get(env.get('FBGEMM_ENABLE_INSTRUCTIONS', '').upper())
-    if forced and _FBGEMM_LEVELS.index(forced) <= _FBGEMM_LEVELS.index(detected): return forced
+    if forced and _FBGEMM_LEVELS.index(forced) <= _FBGEMM_LEVELS.index(detected):
+        return forced
     return detected
 
+# %% ../nbs/05_integer.ipynb #ef89e864
+_ONEDNN_CAPS = ('sse41', 'avx', 'avx2', 'avx2_vnni', 'avx2_vnni_2', 'avx512_core', 'avx512_core_vnni',
+                'avx512_core_bf16', 'avx10_1_512', 'avx512_core_fp16', 'avx10_1_512_amx', 'avx512_core_amx',
+                'avx10_1_512_amx_fp16', 'avx512_core_amx_fp16', 'avx10_2_512', 'avx10_2_512_amx_2')
 _AMX = {'amx_int8', 'amx_tile', 'amx_bf16', 'avx512_fp16', 'avx512_bf16', 'avx_vnni'}  # oneDNN's avx512_core_amx
 
 def _amx_usable(flags, this_cpu) -> bool:
     "AMX as oneDNN requires it (cpu_isa_traits.hpp) and, on this CPU, Linux's permission to use its tiles."
-    if not _AMX <= flags: return False
+    if not _AMX <= flags:
+        return False
     return not this_cpu or bool(getattr(torch._C._cpu, '_init_amx', lambda: True)())
 
 def _onednn_isa(flags, env, this_cpu=False) -> str:
     "oneDNN's choice: the best instructions the CPU has, up to ONEDNN_MAX_CPU_ISA (or DNNL_MAX_CPU_ISA)."
     cap = (env.get('ONEDNN_MAX_CPU_ISA') or env.get('DNNL_MAX_CPU_ISA') or 'all').lower()
     rank = _ONEDNN_CAPS.index(cap) if cap in _ONEDNN_CAPS else len(_ONEDNN_CAPS)
-    def allowed(isa): return rank >= _ONEDNN_CAPS.index(isa)
+
+    def allowed(isa):
+        return rank >= _ONEDNN_CAPS.index(isa)
+
     if _AVX512 <= flags and allowed('avx512_core'):
-        if _amx_usable(flags, this_cpu) and allowed('avx10_1_512_amx'): return 'avx512_core_amx'
-        if 'avx512_vnni' in flags and allowed('avx512_core_vnni'): return 'avx512_core_vnni'
+        if _amx_usable(flags, this_cpu) and allowed('avx10_1_512_amx'):
+            return 'avx512_core_amx'
+        if 'avx512_vnni' in flags and allowed('avx512_core_vnni'):
+            return 'avx512_core_vnni'
         return 'avx512_core'
-    if 'avx_vnni' in flags and allowed('avx2_vnni'): return 'avx2_vnni'
-    if 'avx2' in flags and allowed('avx2'): return 'avx2'
-    if 'avx2' in flags: raise ValueError(f'ONEDNN_MAX_CPU_ISA={cap.upper()} keeps oneDNN below AVX2, where quantnb knows '
-                                         'no int8 kernel of its: raise the cap, or pass kernel= explicitly')
+    if 'avx_vnni' in flags and allowed('avx2_vnni'):
+        return 'avx2_vnni'
+    if 'avx2' in flags and allowed('avx2'):
+        return 'avx2'
+    if 'avx2' in flags:
+        raise ValueError(f'ONEDNN_MAX_CPU_ISA={cap.upper()} keeps oneDNN below AVX2, where quantnb knows no int8 '
+                         'kernel of its: raise the cap, or pass kernel= explicitly')
     raise _no_avx2(flags)
 
+# %% ../nbs/05_integer.ipynb #799649ad
 @functools.cache
 def _this_process(library:str) -> str:
     "`library`'s instructions here, read once per process, as the libraries read their variables once."
@@ -317,17 +446,19 @@ def fbgemm_isa(flags:set|None=None, # CPU flags; default: this CPU and process (
                env:dict|None=None # environment, for FBGEMM_ENABLE_INSTRUCTIONS; default: os.environ
               ) -> str: # 'avx512_vnni', 'avx512' or 'avx2'
     "The instructions fbgemm's int8 kernels use, as `fbgemmInstructionSet` chooses them (an unknown value: ignored)."
-    if flags is None and env is None: return _this_process('fbgemm')
+    if flags is None and env is None:
+        return _this_process('fbgemm')
     return _fbgemm_isa(cpu_flags() if flags is None else _check_flags(flags), os.environ if env is None else env)
 
 def onednn_isa(flags:set|None=None, # CPU flags; default: this CPU and process (read once)
                env:dict|None=None # environment, for ONEDNN_MAX_CPU_ISA; default: os.environ
               ) -> str: # 'avx512_core_amx', 'avx512_core_vnni', 'avx512_core', 'avx2_vnni' or 'avx2'
     "The instructions oneDNN's int8 kernels use: the best this CPU has, up to the environment's cap (unknown: none)."
-    if flags is None and env is None: return _this_process('onednn')
+    if flags is None and env is None:
+        return _this_process('onednn')
     return _onednn_isa(cpu_flags() if flags is None else _check_flags(flags), os.environ if env is None else env)
 
-# %% ../nbs/05_integer.ipynb #60aac352
+# %% ../nbs/05_integer.ipynb #0efd5938
 def x86_library(layer:str, # 'conv' or 'linear'
                 flags:set|None=None, # CPU flags; default: this CPU's
                 system:str|None=None, # operating system; default: this one's (platform.system())
@@ -335,7 +466,8 @@ def x86_library(layer:str, # 'conv' or 'linear'
                 groups:int=1 # the convolution's groups
                ) -> str: # 'fbgemm' or 'onednn'
     "The library PyTorch's `x86` engine packs a layer for (`should_use_onednn_quant` for convolutions)."
-    if layer not in ('conv', 'linear'): raise ValueError(f"layer={layer!r}: choose 'conv' or 'linear'")
+    if layer not in ('conv', 'linear'):
+        raise ValueError(f"layer={layer!r}: choose 'conv' or 'linear'")
     _check_flag(symmetric, 'symmetric')
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f'groups={groups!r} must be an int >= 1')
@@ -343,64 +475,101 @@ def x86_library(layer:str, # 'conv' or 'linear'
     system = platform.system() if system is None else system
     if not isinstance(system, str):
         raise TypeError(f"system must be a name such as 'Linux', not {type(system).__name__}")
-    onednn = layer == 'conv' and system.lower() == 'linux' and 'avx512_vnni' in flags and symmetric and groups <= 100
-    return 'onednn' if onednn else 'fbgemm'
+    linux_vnni = system.lower() == 'linux' and 'avx512_vnni' in flags
+    return 'onednn' if layer == 'conv' and linux_vnni and symmetric and groups <= 100 else 'fbgemm'
 
-# %% ../nbs/05_integer.ipynb #90b4f40e
+# %% ../nbs/05_integer.ipynb #e7d030dd
 def _signed_probe(shape) -> torch.Tensor:
     "Zeros as a signed (qint8) quantized tensor: an input neither library's kernel accepts for these layers."
     return torch._make_per_tensor_quantized_tensor(torch.zeros(*shape, dtype=torch.int8), 1.0, 0)
 
 def _probe_error(fn) -> str:
     "The message of the RuntimeError `fn()` raises, or '' when it runs."
-    try: fn()
-    except RuntimeError as e: return str(e)
+    try:
+        fn()
+    except RuntimeError as e:
+        return str(e)
     return ''
+
+def _ask_packed(module) -> tuple:
+    "`(library, message)`: the library whose message a quantized Conv2d/Linear gives for a signed input, or None."
+    if isinstance(module, nnq.Conv2d):
+        dilated = [d * (k - 1) + 1 for d, k in zip(module.dilation, module.kernel_size)]
+        x = _signed_probe((1, module.in_channels, *dilated))
+        message = _probe_error(lambda: torch.ops.quantized.conv2d(x, module._packed_params, 1.0, 0))
+        if message.startswith('quantized::conv2d (ONEDNN)'):
+            return 'onednn', message
+        return ('fbgemm' if message.startswith('quantized::conv(FBGEMM)') else None), message
+    x = _signed_probe((1, module.in_features))
+    message = _probe_error(lambda: torch.ops.quantized.linear(x, module._packed_params._packed_params, 1.0, 0))
+    if message == '':  # oneDNN's matmul takes a signed input
+        return 'onednn', message
+    return ('fbgemm' if message.startswith('Expected input data type QUInt8') else None), message  # QNNPACK: own name
+
+_GEMMS = (nnq.Conv2d, nniq.ConvReLU2d, nnq.Linear, nniq.LinearReLU)  # exact types: subclasses compute more
 
 def packed_library(module:nn.Module # a statically quantized Conv2d or Linear (fused ReLU included)
                   ) -> str: # 'fbgemm' or 'onednn'
     "The kernel library a quantized layer's packed weights belong to, which runs it whatever the engine is now."
-    if type(module) in (nnq.Conv2d, nniq.ConvReLU2d):
-        dilated = [d * (k - 1) + 1 for d, k in zip(module.dilation, module.kernel_size)]
-        x = _signed_probe((1, module.in_channels, *dilated))
-        message = _probe_error(lambda: torch.ops.quantized.conv2d(x, module._packed_params, 1.0, 0))
-        if message.startswith('quantized::conv2d (ONEDNN)'): return 'onednn'
-        if message.startswith('quantized::conv(FBGEMM)'): return 'fbgemm'
-    elif type(module) in (nnq.Linear, nniq.LinearReLU):
-        x = _signed_probe((1, module.in_features))
-        message = _probe_error(lambda: torch.ops.quantized.linear(x, module._packed_params._packed_params, 1.0, 0))
-        if message == '': return 'onednn'
-        if message.startswith('Expected input data type QUInt8'): return 'fbgemm'  # QNNPACK's starts with its name
-    else: raise TypeError(f'module must be a statically quantized Conv2d or Linear, not {type(module).__name__}')
-    answer = message.splitlines()[0] if message else 'nothing'
-    raise ValueError(f'cannot tell which library packed {type(module).__name__} (PyTorch answered: {answer}); '
-                     'pass kernel= explicitly')
+    if type(module) not in _GEMMS:
+        raise TypeError(f'module must be a statically quantized Conv2d or Linear, not {type(module).__name__}')
+    library, message = _ask_packed(module)
+    if library is None:
+        said = message.splitlines()[0] if message else 'nothing'
+        raise ValueError(f'cannot tell which library packed {type(module).__name__} (PyTorch answered: {said}); '
+                         'pass kernel= explicitly')
+    return library
 
+# %% ../nbs/05_integer.ipynb #1e366764
 def default_kernel(module:nn.Module) -> str: # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx'
     "The arithmetic that runs `module` here: its packed library, and for oneDNN the order its instruction set uses."
     library = packed_library(module)
-    if library == 'fbgemm': return library
+    if library == 'fbgemm':
+        return library
     return {'avx2': 'onednn-combined', 'avx512_core_amx': 'onednn-amx'}.get(onednn_isa(), 'onednn')
 
+def saturates_int16(kernel:str) -> bool:
+    "Whether `kernel`'s library adds u8×s8 products in saturating int16 pairs on this CPU (no VNNI in its ISA)."
+    _check_kernel(kernel)
+    return (fbgemm_isa() if kernel == 'fbgemm' else onednn_isa()) not in VNNI_ISAS
+
+# %% ../nbs/05_integer.ipynb #8940d8d6
 def _l1_data_bytes() -> int:
     "This core's L1 data cache, as oneDNN reads it (per physical core); oneDNN's guess, 32 KiB, if unknown."
     for index in sorted(Path('/sys/devices/system/cpu/cpu0/cache').glob('index*')):
-        try: level, kind, size = ((index / f).read_text().strip() for f in ('level', 'type', 'size'))
-        except OSError: continue
-        if (level, kind) == ('1', 'Data') and size.endswith('K'): return int(size[:-1]) * 1024
+        try:
+            level, kind, size = ((index / f).read_text().strip() for f in ('level', 'type', 'size'))
+        except OSError:
+            continue
+        if (level, kind) == ('1', 'Data') and size.endswith('K'):
+            return int(size[:-1]) * 1024
     return 32 * 1024
 
 def _check_sizes(**sizes):
+    "Each a positive int."
     for name, v in sizes.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f'{name}={v!r} must be an int >= 1')
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f'{name}={v!r} must be an int >= 1')
+
+def _check_pair_sizes(minimum:int, **pairs):
+    "Each a pair of ints >= `minimum`."
+    for name, v in pairs.items():
+        if not isinstance(v, (tuple, list, torch.Size)) or len(v) != 2:
+            raise ValueError(f'{name}={v!r} must be two ints (height, width)')
+        for i, item in enumerate(v):
+            if isinstance(item, bool) or not isinstance(item, int) or item < minimum:
+                raise ValueError(f'{name}[{i}]={item!r} must be an int >= {minimum}')
 
 def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a groups=1 convolution
                          kernel_size:tuple, input_hw:tuple, output_hw:tuple, padding:tuple,
                          l1_bytes:int|None=None # L1 data cache per core; default: this CPU's (sysfs)
                         ) -> bool:
     "Two of oneDNN 3.12's rules that keep an int8 convolution off AMX (jit_brgemm_conv_utils.cpp); not all of them."
-    _check_sizes(batch=batch, in_channels=in_channels, out_channels=out_channels,
-                 **{f'output_hw[{i}]': v for i, v in enumerate(output_hw)})
+    _check_sizes(batch=batch, in_channels=in_channels, out_channels=out_channels)
+    _check_pair_sizes(1, kernel_size=kernel_size, input_hw=input_hw, output_hw=output_hw)
+    _check_pair_sizes(0, padding=padding)
+    if l1_bytes is not None:
+        _check_sizes(l1_bytes=l1_bytes)
     l1 = (_l1_data_bytes() if l1_bytes is None else l1_bytes) * 7 // 8  # brg_blocking_t::L1
     is_1x1 = tuple(kernel_size) == (1, 1) and tuple(padding) == (0, 0)
     positions = output_hw[0] * output_hw[1]
@@ -418,59 +587,68 @@ def onednn_matmul_uses_amx(rows:int, # M: the input's rows (all leading dimensio
     small = (rows == 1 and in_features == 256) or (rows <= 32 and rows * out_features <= 256) or in_features <= 16
     return not small
 
-def saturates_int16(kernel:str) -> bool:
-    "Whether `kernel`'s library adds u8×s8 products in saturating int16 pairs on this CPU (no VNNI in its ISA)."
-    _check_kernel(kernel)
-    return (fbgemm_isa() if kernel == 'fbgemm' else onednn_isa()) not in VNNI_ISAS
-
-# %% ../nbs/05_integer.ipynb #1effcc5b
+# %% ../nbs/05_integer.ipynb #ce6965a2
 def _centred(q_x, x_zero_point, q_w, w_zero_point):
-    "q - z of both operands, in float32 when it sums their products exactly, else float64."
-    # every partial sum is an integer no larger than K·max|q_x - z_x|·max|q_w - z_w| (from the code ranges): exact below 2^24 in float32, 2^53 in float64
-    x_max, w_max = max(x_zero_point, 255 - x_zero_point), (w_zero_point + 128).abs().max().item()  # |q_w - z_w| <= z_w + 128 for z_w >= 0
-    w_max = max(w_max, (127 - w_zero_point).abs().max().item())
-    dtype = torch.float32 if q_w[0].numel() * x_max * w_max < 2**24 else torch.float64
+    "q - z of both operands, in a float dtype that sums their products exactly."
+    x_max = max(x_zero_point, 255 - x_zero_point)
+    w_max = max((w_zero_point + 128).abs().max().item(), (127 - w_zero_point).abs().max().item())
+    dtype = _exact_dtype(q_w[0].numel() * x_max * w_max)
     return q_x.to(dtype) - x_zero_point, q_w.to(dtype) - w_zero_point.to(dtype)
 
 def int_gemm(q_x:torch.Tensor, # activation codes (M, K), uint8 range
              x_zero_point:int,
              q_w:torch.Tensor, # weight codes (N, K), int8 range
              w_zero_point:torch.Tensor, # (N,) or (1,) int64
-             saturate_int16:bool=False # pair sums of raw codes saturated to int16, as `vpmaddubsw` does on CPUs without VNNI
+             saturate_int16:bool=False # pair sums of raw codes saturated to int16, as on CPUs without VNNI
             ) -> torch.Tensor: # int64 (M, N): the int32 accumulator Σ (q_x - z_x)(q_w - z_w)
-    "The integer accumulator of `q_x @ q_w.T` with both zero points removed, as fbgemm's row and column offsets remove them."
-    _check_codes(q_x, 'q_x', 0, 255); _check_codes(q_w, 'q_w', -128, 127)
-    if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1]: raise ValueError(f'need q_x (M, K) and q_w (N, K), got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
+    "The integer accumulator of `q_x @ q_w.T` with both zero points removed, as fbgemm's offsets remove them."
+    _check_gemm_operands(q_x, q_w)
     x_zero_point = int(_check_zero_point(x_zero_point, 'x_zero_point', 0, 255))
     w_zero_point = _check_zero_point(w_zero_point, 'w_zero_point', -128, 127)
     _check_flag(saturate_int16, 'saturate_int16')
-    K = q_x.shape[1]
     if not saturate_int16:
         x, w = _centred(q_x, x_zero_point, q_w, w_zero_point[:, None])
         return (x @ w.T).long()
     raw, _ = vpmaddubsw_matmul(q_x, q_w)
-    col_offsets, row_offsets = q_w.long().sum(1) - K * w_zero_point, q_x.long().sum(1, keepdim=True)
+    col_offsets = q_w.long().sum(1) - q_x.shape[1] * w_zero_point
+    row_offsets = q_x.long().sum(1, keepdim=True)
     return raw - x_zero_point * col_offsets - row_offsets * w_zero_point
 
-# %% ../nbs/05_integer.ipynb #ab22d0ef
+# %% ../nbs/05_integer.ipynb #78e54bb0
 def _check_layer(q_x, x_scale, x_zero_point, q_w, w_scale, w_zero_point, scale, zero_point, requant, kernel):
-    "Check every operand of an integer layer; return float64 weight scales and int64 weight zero points, one per output channel or one."
-    _check_codes(q_x, 'q_x', 0, 255); _check_codes(q_w, 'q_w', -128, 127)
-    _check_scale(x_scale, 'x_scale'); _check_scale(scale, 'scale')
-    if not isinstance(x_scale, (int, float)) or not isinstance(scale, (int, float)): raise TypeError('x_scale and scale must be Python floats (per-tensor activations)')
-    _check_zero_point(x_zero_point, 'x_zero_point', 0, 255); _check_zero_point(zero_point, 'zero_point', 0, 255)
+    "Check an integer layer's operands; return its float64 weight scales, int64 weight zero points, per_channel."
+    _check_codes(q_x, 'q_x', 0, 255)
+    _check_codes(q_w, 'q_w', -128, 127)
+    _check_activation_scale(x_scale, 'x_scale')
+    _check_activation_scale(scale, 'scale')
+    _check_zero_point(x_zero_point, 'x_zero_point', 0, 255)
+    _check_zero_point(zero_point, 'zero_point', 0, 255)
     per_channel = isinstance(w_scale, torch.Tensor) and w_scale.dim() == 1
-    w_scale, w_zero_point = _check_scale(w_scale, 'w_scale'), _check_zero_point(w_zero_point, 'w_zero_point', -128, 127)
+    w_scale = _check_scale(w_scale, 'w_scale')
+    w_zero_point = _check_zero_point(w_zero_point, 'w_zero_point', -128, 127)
     N = q_w.shape[0]
-    if per_channel and len(w_scale) != N: raise ValueError(f'w_scale has {len(w_scale)} values: pass a float (per tensor) or a 1-D tensor of one per output channel ({N})')
-    if len(w_zero_point) not in (1, len(w_scale)): raise ValueError(f'w_zero_point has {len(w_zero_point)} values, w_scale {len(w_scale)}: pass as many of each')
-    if requant not in REQUANT_MODES: raise _requant_error(requant)
+    if per_channel and len(w_scale) != N:
+        raise ValueError(f'w_scale has {len(w_scale)} values: pass a float (per tensor) or a 1-D tensor of one '
+                         f'per output channel ({N})')
+    if len(w_zero_point) not in (1, len(w_scale)):
+        raise ValueError(f'w_zero_point has {len(w_zero_point)} values, w_scale {len(w_scale)}: '
+                         'pass as many of each')
+    if requant not in REQUANT_MODES:
+        raise _requant_error(requant)
     _check_kernel(kernel)
     if kernel != 'fbgemm' and (w_zero_point != 0).any():
         raise ValueError(f'kernel={kernel!r} needs symmetric weights (w_zero_point 0), the only ones oneDNN takes')
     return w_scale, w_zero_point.expand(len(w_scale)), per_channel
 
-# %% ../nbs/05_integer.ipynb #18d96615
+# %% ../nbs/05_integer.ipynb #cac61a7c
+def _requant_kernel(requant, kernel, w_scale, linear) -> tuple:
+    "`(kernel, w_scale)` for `requantize`: oneDNN's float arithmetic takes the float32 scales oneDNN holds."
+    if requant == 'integer':
+        return None, w_scale  # fixed point: the same for every library
+    if kernel != 'fbgemm':
+        w_scale = onednn_weight_scales(w_scale, linear=linear)
+    return kernel, w_scale
+
 def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
                x_scale:float, x_zero_point:int, # the input's qparams
                q_w:torch.Tensor, # int8 weight codes (N, K)
@@ -478,7 +656,7 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
                bias:torch.Tensor|None, # float32 (N,), as PyTorch keeps it
                scale:float, zero_point:int, # the output's qparams
                relu:bool=False, # fused ReLU
-               requant:str='float', # 'float' (the kernel library's float arithmetic) or 'integer' (fixed-point only)
+               requant:str='float', # 'float' (the kernel library's float arithmetic) or 'integer' (fixed point)
                saturate_int16:bool=False, # emulate a CPU without VNNI: pair sums saturate to int16
                kernel:str='fbgemm' # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx' (KERNELS)
               ) -> torch.Tensor: # uint8 output codes (..., N)
@@ -487,46 +665,49 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
     w_scale, w_zero_point, per_channel = checked
     _check_flag(relu, 'relu')
     _check_flag(saturate_int16, 'saturate_int16')
-    if q_w.dim() != 2 or q_x.dim() < 1 or q_x.shape[-1] != q_w.shape[1]: raise ValueError(f'need q_x (..., K) and q_w (N, K), got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
+    if q_w.dim() != 2 or q_x.dim() < 1 or q_x.shape[-1] != q_w.shape[1]:
+        raise ValueError(f'need q_x (..., K) and q_w (N, K), got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
     bias = _check_bias(bias, q_w.shape[0])
     rows = q_x.reshape(-1, q_x.shape[-1])
     acc = int_gemm(rows, x_zero_point, q_w, w_zero_point, saturate_int16)  # oneDNN pairs as fbgemm does here
     if kernel == 'onednn-amx':  # AMX's order, or the AVX-512 kernel's for the shapes oneDNN keeps off AMX
         kernel = 'onednn-combined' if onednn_matmul_uses_amx(*rows.shape, q_w.shape[0]) else 'onednn'
     w_scale = w_scale if per_channel else w_scale[0]
-    if requant == 'float' and kernel != 'fbgemm': w_scale = onednn_weight_scales(w_scale, linear=True)
+    kernel, w_scale = _requant_kernel(requant, kernel, w_scale, linear=True)
     y = requantize(acc, bias, x_scale, w_scale, scale, zero_point, relu, requant, kernel)
     return y.reshape(*q_x.shape[:-1], q_w.shape[0])
 
-# %% ../nbs/05_integer.ipynb #d8833817
+# %% ../nbs/05_integer.ipynb #679a867a
 def _pair(v, name):
+    "An int or two ints, as two ints."
     v = (v, v) if isinstance(v, int) else tuple(v)
-    if len(v) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in v): raise TypeError(f'{name} must be an int or two ints, got {v}')
+    if len(v) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in v):
+        raise TypeError(f'{name} must be an int or two ints, got {v}')
     return v
 
 def _im2col(q_x, zero_point, kernel_size, stride, padding, dilation):
-    "Input codes as GEMM rows (N·L, kh·kw·C), ordered (kh, kw, channel) as fbgemm lays out NHWC input; padding holds the zero point."
+    "Input codes as GEMM rows (B·L, kh·kw·C) in (kh, kw, channel) order; the padding holds `zero_point`."
     ph, pw = padding
     x = F.pad(q_x.float(), (pw, pw, ph, ph), value=zero_point)  # codes <= 255 are exact in float32
     cols = F.unfold(x, kernel_size, dilation=dilation, stride=stride)  # (B, C*kh*kw, L)
     cols = cols.unflatten(1, (x.shape[1], -1)).transpose(1, 2).flatten(1, 2)  # (B, kh*kw*C, L)
     return cols.transpose(1, 2).flatten(0, 1).to(torch.int32)
 
+def _conv_out_hw(hw, k, stride, padding, dilation):
+    "The output height and width of a convolution, as `nn.Conv2d` computes them."
+    return tuple((hw[i] + 2 * padding[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1 for i in range(2))
+
+# %% ../nbs/05_integer.ipynb #a0e75e3a
 def _check_reproducible(in_channels:int, kernel:str, saturate_int16:bool):
-    "Refuse, on CPUs where oneDNN uses it, the one saturating layout quantnb does not reproduce (AVX-512, one channel)."
+    "Refuse the one saturating oneDNN layout quantnb does not reproduce, on CPUs where oneDNN uses it."
     if kernel != 'fbgemm' and saturate_int16 and in_channels == 1 and onednn_isa() == 'avx512_core':
         raise ValueError("oneDNN's AVX-512 kernel without VNNI pairs a one-channel convolution's products in an "
                          'order that depends on the output width, which quantnb does not reproduce: pass '
                          'saturate_int16=False (exact int32: differs where pair sums saturate) or pack for fbgemm')
 
-def _onednn_blocks(q_w) -> tuple:
-    "How oneDNN splits a convolution's reduction into blocks padded to 4 codes (its VNNI groups): one tap's channels."
-    O, C, kh, kw = q_w.shape
-    return (kh * kw, C)
-
-def _pad_blocks(rows, blocks):
-    "Reduction split into `blocks`, each zero-padded to a multiple of 4 codes (zero codes add no product)."
-    rows = rows.unflatten(1, blocks)
+def _pad_taps(rows, q_w):
+    "Rows of (kh·kw·C) codes with each tap's C channels zero-padded to a multiple of 4, as oneDNN groups them."
+    rows = rows.unflatten(1, (q_w.shape[2] * q_w.shape[3], q_w.shape[1]))
     return F.pad(rows, (0, -rows.shape[-1] % 4)).flatten(1)
 
 def _saturating_conv_acc(q_x, x_zero_point, q_w, w_zero_point, stride, padding, dilation, kernel):
@@ -535,12 +716,28 @@ def _saturating_conv_acc(q_x, x_zero_point, q_w, w_zero_point, stride, padding, 
     if kernel == 'fbgemm':  # fbgemm pads the input with its zero point, and pairs those codes too
         rows = _im2col(q_x, x_zero_point, q_w.shape[2:], stride, padding, dilation)
         return int_gemm(rows, x_zero_point, w_rows, w_zero_point, True)
-    # oneDNN skips the padding (code 0) and removes the zero point of the real taps only, exactly
     rows = _im2col(q_x, 0, q_w.shape[2:], stride, padding, dilation)
     real_taps = _im2col(torch.ones_like(q_x), 0, q_w.shape[2:], stride, padding, dilation)
-    blocks = _onednn_blocks(q_w)
-    raw, _ = vpmaddubsw_matmul(_pad_blocks(rows, blocks), _pad_blocks(w_rows, blocks))
+    raw, _ = vpmaddubsw_matmul(_pad_taps(rows, q_w), _pad_taps(w_rows, q_w))
     return raw - x_zero_point * (real_taps.long() @ w_rows.long().T)
+
+# %% ../nbs/05_integer.ipynb #661c107a
+def _check_conv_geometry(q_x, q_w, stride, padding, dilation) -> tuple:
+    "Shapes with the same C (groups=1); stride, padding and dilation as pairs of valid ints."
+    if q_x.dim() != 4 or q_w.dim() != 4 or q_x.shape[1] != q_w.shape[1]:
+        raise ValueError(f'need q_x (B, C, H, W) and q_w (O, C, kh, kw) with the same C (groups=1), '
+                         f'got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
+    stride, padding, dilation = _pair(stride, 'stride'), _pair(padding, 'padding'), _pair(dilation, 'dilation')
+    if min(stride + dilation) < 1 or min(padding) < 0:
+        raise ValueError(f'stride={stride} and dilation={dilation} must be >= 1 and padding={padding} >= 0')
+    return stride, padding, dilation
+
+def _exact_conv_acc(q_x, x_zero_point, q_w, w_zero_point, stride, padding, dilation):
+    "The exact accumulator (B·H'·W', O) of a convolution, from a float convolution of the centred codes."
+    x, w = _centred(q_x, x_zero_point, q_w, w_zero_point[:, None, None, None])
+    with torch.backends.nnpack.flags(enabled=False):  # NNPACK's Winograd transform is not exact; direct is
+        acc = F.conv2d(x, w, None, stride, padding, dilation)
+    return acc.permute(0, 2, 3, 1).flatten(0, 2).long()
 
 def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
                x_scale:float, x_zero_point:int,
@@ -552,48 +749,44 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
                relu:bool=False, requant:str='float', saturate_int16:bool=False,
                kernel:str='fbgemm' # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx' (KERNELS)
               ) -> torch.Tensor: # uint8 output codes (B, O, H', W')
-    "`quantized::conv2d` on plain integer tensors, as fbgemm or oneDNN computes it: im2col, integer GEMM, requantize."
+    "`quantized::conv2d` on plain integer tensors, as fbgemm or oneDNN computes it: integer GEMM, requantize."
     checked = _check_layer(q_x, x_scale, x_zero_point, q_w, w_scale, w_zero_point, scale, zero_point, requant, kernel)
     w_scale, w_zero_point, per_channel = checked
-    if q_x.dim() != 4 or q_w.dim() != 4 or q_x.shape[1] != q_w.shape[1]:
-        raise ValueError(f'need q_x (B, C, H, W) and q_w (O, C, kh, kw) with the same C (groups=1), got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
+    stride, padding, dilation = _check_conv_geometry(q_x, q_w, stride, padding, dilation)
     bias = _check_bias(bias, q_w.shape[0])
-    stride, padding, dilation = _pair(stride, 'stride'), _pair(padding, 'padding'), _pair(dilation, 'dilation')
-    if min(stride + dilation) < 1 or min(padding) < 0:
-        raise ValueError(f'stride={stride} and dilation={dilation} must be >= 1 and padding={padding} >= 0')
     _check_flag(relu, 'relu')
     _check_flag(saturate_int16, 'saturate_int16')
     _check_reproducible(q_w.shape[1], kernel, saturate_int16)
+    geometry = (stride, padding, dilation)
     if saturate_int16:
-        acc = _saturating_conv_acc(q_x, x_zero_point, q_w, w_zero_point, stride, padding, dilation, kernel)
-    else:  # exact: integers below 2^53 in float64; zero padding of centred codes = padding with the zero point
-        x, w = _centred(q_x, x_zero_point, q_w, w_zero_point[:, None, None, None])
-        with torch.backends.nnpack.flags(enabled=False):  # NNPACK's Winograd transform is not exact; direct is
-            acc = F.conv2d(x, w, None, stride, padding, dilation)
-        acc = acc.permute(0, 2, 3, 1).flatten(0, 2).long()
-    B, (Ho, Wo) = q_x.shape[0], _conv_out_hw(q_x.shape[2:], q_w.shape[2:], stride, padding, dilation)
-    w_scale = w_scale if per_channel else w_scale[0].item()
-    if requant == 'float' and kernel != 'fbgemm': w_scale = onednn_weight_scales(w_scale, linear=False)
+        acc = _saturating_conv_acc(q_x, x_zero_point, q_w, w_zero_point, *geometry, kernel)
+    else:
+        acc = _exact_conv_acc(q_x, x_zero_point, q_w, w_zero_point, *geometry)
+    B, (Ho, Wo) = q_x.shape[0], _conv_out_hw(q_x.shape[2:], q_w.shape[2:], *geometry)
     if kernel == 'onednn-amx':  # AMX's order, or the AVX-512 kernel's for the shapes oneDNN keeps off AMX
         amx = onednn_conv_uses_amx(B, q_w.shape[1], q_w.shape[0], q_w.shape[2:], q_x.shape[2:], (Ho, Wo), padding)
         kernel = 'onednn-combined' if amx else 'onednn'
+    w_scale = w_scale if per_channel else w_scale[0].item()
+    kernel, w_scale = _requant_kernel(requant, kernel, w_scale, linear=False)
     y = requantize(acc, bias, x_scale, w_scale, scale, zero_point, relu, requant, kernel)
     return y.reshape(B, Ho, Wo, -1).permute(0, 3, 1, 2).contiguous()
 
-def _conv_out_hw(hw, k, stride, padding, dilation):
-    return tuple((hw[i] + 2 * padding[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1 for i in range(2))
-
-# %% ../nbs/05_integer.ipynb #9393e764
+# %% ../nbs/05_integer.ipynb #80a59e2e
 def int_max_pool2d(q:torch.Tensor, # integer codes (B, C, H, W)
                    kernel_size, stride=None, padding=0 # as `nn.MaxPool2d` (dilation 1, floor mode)
                   ) -> torch.Tensor: # codes of the same dtype
-    "Max pooling on codes: the maximum of codes is the code of the maximum, since quantization is monotonic (scale > 0)."
-    _check_codes(q, 'q', -2**31, 2**31 - 1)
-    if q.dim() != 4: raise ValueError(f'q must be (B, C, H, W), got {tuple(q.shape)}')
+    "Max pooling on codes: the maximum of codes is the code of the maximum (quantization is monotonic)."
+    _check_codes(q, 'q', INT32_MIN, INT32_MAX)
+    if q.dim() != 4:
+        raise ValueError(f'q must be (B, C, H, W), got {tuple(q.shape)}')
     (kh, kw), (ph, pw) = _pair(kernel_size, 'kernel_size'), _pair(padding, 'padding')
     sh, sw = _pair(kernel_size if stride is None else stride, 'stride')
-    if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0: raise ValueError(f'kernel_size and stride must be >= 1 and padding >= 0, got {kernel_size}, {stride}, {padding}')
-    if ph > kh // 2 or pw > kw // 2: raise ValueError(f'padding={padding} must be at most half of kernel_size={kernel_size}, as nn.MaxPool2d requires')
+    if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
+        raise ValueError(f'kernel_size and stride must be >= 1 and padding >= 0, '
+                         f'got {kernel_size}, {stride}, {padding}')
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(f'padding={padding} must be at most half of kernel_size={kernel_size}, '
+                         'as nn.MaxPool2d requires')
     lowest = torch.iinfo(q.dtype).min  # padding never wins, like -inf in float max pooling
     x = F.pad(q, (pw, pw, ph, ph), value=lowest) if ph or pw else q
     return x.unfold(2, kh, sh).unfold(3, kw, sw).amax((-2, -1))
@@ -602,29 +795,64 @@ def int_flatten(q:torch.Tensor, start_dim:int=1, end_dim:int=-1) -> torch.Tensor
     "Flatten codes: a reshape, the qparams do not change."
     return q.flatten(start_dim, end_dim)
 
-# %% ../nbs/05_integer.ipynb #099c8a74
+# %% ../nbs/05_integer.ipynb #e4f73304
 class QCodes:
-    "Integer codes with their per-tensor qparams: what flows between the layers of an `IntegerModel` (a plain `torch.uint8` tensor, no quantized dtype)."
-    def __init__(self, codes:torch.Tensor, scale:float, zero_point:int): self.codes, self.scale, self.zero_point = codes, float(scale), int(zero_point)
+    "Integer codes with per-tensor qparams: what flows between the layers of an `IntegerModel` (plain uint8)."
+    def __init__(self, codes:torch.Tensor, scale:float, zero_point:int):
+        self.codes, self.scale, self.zero_point = codes, float(scale), int(zero_point)
+
     def dequantize(self) -> torch.Tensor:
         "Float values (q - z)·s in float32, as PyTorch's `dequantize`."
         return (self.codes.float() - self.zero_point) * torch.tensor(self.scale, dtype=torch.float32)
-    def flatten(self, start_dim=0, end_dim=-1): return QCodes(self.codes.flatten(start_dim, end_dim), self.scale, self.zero_point)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return QCodes(self.codes.flatten(start_dim, end_dim), self.scale, self.zero_point)
+
     @property
-    def shape(self): return self.codes.shape
-    def size(self, *dim): return self.codes.size(*dim)
-    def __repr__(self): return f'QCodes(shape={tuple(self.codes.shape)}, scale={self.scale:.6g}, zero_point={self.zero_point})'
+    def shape(self):
+        return self.codes.shape
 
+    def size(self, *dim):
+        return self.codes.size(*dim)
+
+    def __repr__(self):
+        return f'QCodes(shape={tuple(self.codes.shape)}, scale={self.scale:.6g}, zero_point={self.zero_point})'
+
+# %% ../nbs/05_integer.ipynb #8525dd38
 def quantize_codes(x:torch.Tensor, scale:float, zero_point:int) -> QCodes:
-    "uint8 codes of float `x` as PyTorch's x86 quantize computes them: rint(x · float32(1/scale)) + z, clamped to 0..255."
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point(): raise TypeError(f'x must be a float tensor, not {getattr(x, "dtype", type(x).__name__)}')
-    if torch.isnan(x).any(): raise ValueError('x holds NaN: it has no code (PyTorch\'s kernels give it an arbitrary one); clean the input first')
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool): raise TypeError(f'scale must be a float, not {type(scale).__name__}')
-    _check_scale(scale, 'scale'); _check_zero_point(zero_point, 'zero_point', 0, 255)
+    "uint8 codes of float `x` as PyTorch's x86 quantize computes them: rint(x · float32(1/scale)) + z, clamped."
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f'x must be a float tensor, not {getattr(x, "dtype", type(x).__name__)}')
+    _check_activation_scale(scale, 'scale')
+    _check_zero_point(zero_point, 'zero_point', 0, 255)
+    if torch.isnan(x).any():
+        raise ValueError("x holds NaN: it has no code (PyTorch's kernels give it an arbitrary one); "
+                         'clean the input first')
     inverse = 1 / torch.tensor(scale, dtype=torch.float32)  # fbgemm multiplies by the float32 reciprocal
-    return QCodes((torch.round(x.float() * inverse) + zero_point).clamp(0, 255).to(torch.uint8), scale, zero_point)
+    steps = torch.round(x.float() * inverse)
+    if x.numel() and steps.max() >= 2**31 - 256:
+        raise ValueError(f'x holds values {2**31 - 256} or more steps of scale={scale} above zero: PyTorch wraps '
+                         'their codes around, differently by position; clip the input or raise the scale')
+    return QCodes((steps + zero_point).clamp(0, 255).to(torch.uint8), scale, zero_point)
 
-# %% ../nbs/05_integer.ipynb #5c4de523
+# %% ../nbs/05_integer.ipynb #625fce13
+def weight_qparams(w:torch.Tensor # a quantized weight tensor
+                  ) -> tuple: # `(scale, zero_point)`: a float and an int, or (N,) tensors per channel
+    "A quantized weight's scale and zero point, per tensor or per output channel."
+    if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        return w.q_per_channel_scales(), w.q_per_channel_zero_points()
+    return w.q_scale(), w.q_zero_point()
+
+def _check_twin_options(requant, saturate_int16):
+    "requant one of REQUANT_MODES or 'fakequant'; saturate_int16 None or a bool, and no int16 pairs in float."
+    if requant not in REQUANT_MODES + ('fakequant',):
+        raise _requant_error(requant, fakequant=True)
+    if saturate_int16 is not None:
+        _check_flag(saturate_int16, 'saturate_int16')
+    if requant == 'fakequant' and saturate_int16:
+        raise ValueError("saturate_int16=True needs integer arithmetic: the float simulation "
+                         "(requant='fakequant') has no int16 pairs")
+
 class IntLayer(nn.Module):
     "A quantized Conv2d/Linear of a converted model, run by `int_conv2d`/`int_linear` on its integer codes."
     def __init__(self, module, # a statically quantized Conv2d/Linear (fused ReLU included)
@@ -636,116 +864,167 @@ class IntLayer(nn.Module):
         if type(module) not in _GEMMS:
             raise TypeError('module must be a statically quantized Conv2d/Linear (with or without ReLU), '
                             f'not {type(module).__name__}')
-        w = module.weight()
-        per_channel = w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
-        self.q_w = w.int_repr()
-        self.w_scale = w.q_per_channel_scales() if per_channel else w.q_scale()
-        self.w_zero_point = w.q_per_channel_zero_points() if per_channel else w.q_zero_point()
-        self.bias, self.scale, self.zero_point = module.bias(), float(module.scale), int(module.zero_point)
+        _check_twin_options(requant, saturate_int16)
         self.kernel = default_kernel(module) if kernel is None else kernel
         _check_kernel(self.kernel)
-        if requant not in REQUANT_MODES + ('fakequant',): raise _requant_error(requant, fakequant=True)
-        if saturate_int16 is not None: _check_flag(saturate_int16, 'saturate_int16')
-        if requant == 'fakequant' and saturate_int16: raise ValueError("saturate_int16=True needs integer arithmetic: the float simulation (requant='fakequant') has no int16 pairs")
-        if saturate_int16 is None: saturate_int16 = requant != 'fakequant' and saturates_int16(self.kernel)
-        self.relu, self.requant, self.saturate_int16 = 'ReLU' in type(module).__name__, requant, saturate_int16
-        self.conv = dict(stride=module.stride, padding=module.padding, dilation=module.dilation) if isinstance(module, nnq.Conv2d) else None
-        if self.conv is not None and (module.groups != 1 or module.padding_mode != 'zeros'):
-            raise ValueError(f'{module}: only groups=1 and zero padding are supported')
-        if self.conv is not None: _check_reproducible(module.in_channels, self.kernel, saturate_int16)
+        if saturate_int16 is None:
+            saturate_int16 = requant != 'fakequant' and saturates_int16(self.kernel)
+        self.requant, self.saturate_int16 = requant, saturate_int16
+        self.q_w = module.weight().int_repr()
+        self.w_scale, self.w_zero_point = weight_qparams(module.weight())
+        self.bias, self.scale, self.zero_point = module.bias(), float(module.scale), int(module.zero_point)
+        self.relu = 'ReLU' in type(module).__name__
+        self.conv = None
+        if isinstance(module, nnq.Conv2d):
+            if module.groups != 1 or module.padding_mode != 'zeros':
+                raise ValueError(f'{module}: only groups=1 and zero padding are supported')
+            self.conv = dict(stride=module.stride, padding=module.padding, dilation=module.dilation)
+            _check_reproducible(module.in_channels, self.kernel, saturate_int16)
+
     def forward(self, x:QCodes) -> QCodes:
-        if self.requant == 'fakequant': return self._fake_quant(x)
-        args = (x.codes, x.scale, x.zero_point, self.q_w, self.w_scale, self.w_zero_point, self.bias, self.scale, self.zero_point)
-        kw = dict(relu=self.relu, requant=self.requant, saturate_int16=self.saturate_int16, kernel=self.kernel)
-        codes = int_conv2d(*args, **self.conv, **kw) if self.conv is not None else int_linear(*args, **kw)
+        if self.requant == 'fakequant':
+            return self._fake_quant(x)
+        args = (x.codes, x.scale, x.zero_point, self.q_w, self.w_scale, self.w_zero_point, self.bias,
+                self.scale, self.zero_point)
+        options = dict(relu=self.relu, requant=self.requant, saturate_int16=self.saturate_int16, kernel=self.kernel)
+        if self.conv is not None:
+            codes = int_conv2d(*args, **self.conv, **options)
+        else:
+            codes = int_linear(*args, **options)
         return QCodes(codes, self.scale, self.zero_point)
+
+    def _fake_quant(self, x:QCodes) -> QCodes:
+        "Float maths on the dequantized input and weight, float bias, ReLU, then the output quantized."
+        per_output = (-1, *[1] * (self.q_w.dim() - 1))
+        w = self.q_w.float() - torch.as_tensor(self.w_zero_point).float().reshape(per_output)
+        w = w * torch.as_tensor(self.w_scale, dtype=torch.float32).reshape(per_output)
+        if self.conv is not None:
+            y = F.conv2d(x.dequantize(), w, self.bias, **self.conv)
+        else:
+            y = F.linear(x.dequantize(), w, self.bias)
+        return quantize_codes(y.relu() if self.relu else y, self.scale, self.zero_point)
+
     def extra_repr(self):
         return f'kernel={self.kernel!r}, requant={self.requant!r}, saturate_int16={self.saturate_int16}'
 
-@patch
-def _fake_quant(self:IntLayer, x:QCodes) -> QCodes:
-    "What a fake-quantized model computes: float maths on the dequantized input and weight, float bias, ReLU, then quantize the output."
-    w = self.q_w.float() - torch.as_tensor(self.w_zero_point).float().reshape(-1, *[1] * (self.q_w.dim() - 1))
-    w = w * torch.as_tensor(self.w_scale, dtype=torch.float32).reshape(-1, *[1] * (self.q_w.dim() - 1))
-    y = F.conv2d(x.dequantize(), w, self.bias, **self.conv) if self.conv is not None else F.linear(x.dequantize(), w, self.bias)
-    return quantize_codes(y.relu() if self.relu else y, self.scale, self.zero_point)
-
-class _Map(nn.Module):
-    "A module that applies `fn` to the codes and keeps the qparams (max-pool, flatten, ReLU), or converts at the ends."
-    def __init__(self, fn, name): super().__init__(); self.fn, self.name = fn, name
-    def forward(self, x): return self.fn(x)
-    def extra_repr(self): return self.name
-
-# %% ../nbs/05_integer.ipynb #57889eb5
-_GEMMS = (nnq.Conv2d, nniq.ConvReLU2d, nnq.Linear, nniq.LinearReLU)  # exact types: other subclasses (ConvAdd2d, dynamic Linear, ...) compute more
+# %% ../nbs/05_integer.ipynb #5f47ee97
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, tq.QuantWrapper)
 
-def _codes_map(fn, name): return _Map(lambda x: QCodes(fn(x.codes, x), x.scale, x.zero_point), name)
+class _CodesFunction(nn.Module):
+    "A module that applies `fn` to what flows between layers: codes, or the float input and output at the ends."
+    def __init__(self, fn, name):
+        super().__init__()
+        self.fn, self.name = fn, name
 
-def _replacement(m:nn.Module, requant, saturate_int16, kernel):
-    "The integer version of one module of a converted model; None for a container (its children are converted); raises for anything else."
-    if isinstance(m, nnq.Quantize): return _Map(lambda x, s=float(m.scale), z=int(m.zero_point): quantize_codes(x, s, z), f'quantize(scale={float(m.scale):.6g}, zero_point={int(m.zero_point)})')
-    if isinstance(m, nnq.DeQuantize): return _Map(lambda x: x.dequantize(), 'dequantize')
-    if type(m) in _GEMMS: return IntLayer(m, requant, saturate_int16, kernel)
-    if isinstance(m, nn.MaxPool2d):
-        if m.dilation not in (1, (1, 1)) or m.ceil_mode: raise ValueError(f'{m}: only dilation=1 and ceil_mode=False are supported')
-        return _codes_map(lambda q, x: int_max_pool2d(q, m.kernel_size, m.stride, m.padding), repr(m))
-    if isinstance(m, nn.Flatten): return _codes_map(lambda q, x: int_flatten(q, m.start_dim, m.end_dim), repr(m))
-    if isinstance(m, nn.ReLU): return _codes_map(lambda q, x: q.clamp(min=x.zero_point), 'relu: clamp at the zero point')
-    if isinstance(m, (nn.Dropout, nn.Identity)): return nn.Identity()
-    if type(m) in _CONTAINERS or not type(m).__module__.startswith('torch.'): return None  # a user's model: its forward is kept
-    raise _Unsupported(m)
+    def forward(self, x):
+        return self.fn(x)
+
+    def extra_repr(self):
+        return self.name
+
+def _on_codes(fn, name) -> _CodesFunction:
+    "A `_CodesFunction` that maps the codes with `fn(codes, qcodes)` and keeps the qparams."
+    return _CodesFunction(lambda x: QCodes(fn(x.codes, x), x.scale, x.zero_point), name)
+
+def _quantize_stub(m:nnq.Quantize) -> _CodesFunction:
+    scale, zero_point = float(m.scale), int(m.zero_point)
+    return _CodesFunction(lambda x: quantize_codes(x, scale, zero_point),
+                          f'quantize(scale={scale:.6g}, zero_point={zero_point})')
+
+def _max_pool(m:nn.MaxPool2d) -> _CodesFunction:
+    if m.dilation not in (1, (1, 1)) or m.ceil_mode:
+        raise ValueError(f'{m}: only dilation=1 and ceil_mode=False are supported')
+    return _on_codes(lambda q, x: int_max_pool2d(q, m.kernel_size, m.stride, m.padding), repr(m))
 
 class _Unsupported(Exception):
-    def __init__(self, m): self.module = m
+    def __init__(self, m):
+        self.module = m
 
-# %% ../nbs/05_integer.ipynb #a77a6438
+def _replacement(m:nn.Module, requant, saturate_int16, kernel):
+    "The integer version of one module; None for a container (its children are converted); raises for others."
+    if isinstance(m, nnq.Quantize):
+        return _quantize_stub(m)
+    if isinstance(m, nnq.DeQuantize):
+        return _CodesFunction(lambda x: x.dequantize(), 'dequantize')
+    if type(m) in _GEMMS:
+        return IntLayer(m, requant, saturate_int16, kernel)
+    if isinstance(m, nn.MaxPool2d):
+        return _max_pool(m)
+    if isinstance(m, nn.Flatten):
+        return _on_codes(lambda q, x: int_flatten(q, m.start_dim, m.end_dim), repr(m))
+    if isinstance(m, nn.ReLU):
+        return _on_codes(lambda q, x: q.clamp(min=x.zero_point), 'relu: clamp at the zero point')
+    if isinstance(m, (nn.Dropout, nn.Identity)):
+        return nn.Identity()
+    if type(m) in _CONTAINERS or not type(m).__module__.startswith('torch.'):
+        return None  # a container, or a user's model: its forward is kept
+    raise _Unsupported(m)
+
+# %% ../nbs/05_integer.ipynb #8db5e498
+_SUPPORTED = ('quantized Conv2d/Linear (with fused ReLU), Quantize/DeQuantize stubs, MaxPool2d, Flatten, ReLU, '
+              'Dropout and Identity')
+
+def _swap_modules(model, requant, saturate_int16, kernels) -> list:
+    "Replace every module of `model` by its integer version, in place; return the names of unsupported ones."
+    unsupported = []
+
+    def swap(parent, prefix):
+        for name, child in parent.named_children():
+            try:
+                new = _replacement(child, requant, saturate_int16, kernels.get(prefix + name))
+            except _Unsupported:
+                unsupported.append(f'{prefix + name} ({type(child).__module__}.{type(child).__name__})')
+                continue
+            if new is None:
+                swap(child, f'{prefix}{name}.')
+            else:
+                setattr(parent, name, new)
+
+    swap(model, '')
+    return unsupported
+
 class IntegerModel(nn.Module):
-    "A model converted by eager static quantization, run with quantnb's integer kernels: float in, float out, like the converted model."
-    def __init__(self, model:nn.Module): super().__init__(); self.model = model
+    "A model converted by eager static quantization, run on quantnb's integer kernels: float in, float out."
+    def __init__(self, model:nn.Module):
+        super().__init__()
+        self.model = model
+
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         y = self.model(x)
         return y.dequantize() if isinstance(y, QCodes) else y
 
     @classmethod
-    def from_quantized(cls, model:nn.Module, # converted by eager static quantization (e.g. `PTQProcessor().static_quantization`)
+    def from_quantized(cls, model:nn.Module, # converted by eager static quantization
                        requant:str='float', # 'float' (the library's arithmetic), 'integer' or 'fakequant'
                        saturate_int16:bool|None=None, # None: per layer, as its library does here; or force it
                        kernel:str|None=None # None: per layer, `default_kernel`; or one of KERNELS for every layer
                       ) -> 'IntegerModel':
         "A copy of `model` on plain integer tensors, each layer's kernel decided now from its packed weights."
-        if not isinstance(model, nn.Module): raise TypeError(f'model must be a torch.nn.Module, not {type(model).__name__}')
-        if requant not in REQUANT_MODES + ('fakequant',): raise _requant_error(requant, fakequant=True)
-        if kernel is not None: _check_kernel(kernel)
-        if saturate_int16 is not None: _check_flag(saturate_int16, 'saturate_int16')
-        # decided on the model as given: a copy packs its weights anew, under the engine of the moment
+        if not isinstance(model, nn.Module):
+            raise TypeError(f'model must be a torch.nn.Module, not {type(model).__name__}')
+        _check_twin_options(requant, saturate_int16)
+        if kernel is not None:
+            _check_kernel(kernel)
         kernels = {name: kernel or default_kernel(m) for name, m in model.named_modules() if type(m) in _GEMMS}
-        model, unsupported = copy.deepcopy(model).eval(), []
-        def swap(parent, prefix):
-            for name, child in parent.named_children():
-                try: new = _replacement(child, requant, saturate_int16, kernels.get(prefix + name))
-                except _Unsupported:
-                    unsupported.append(f'{prefix + name} ({type(child).__module__}.{type(child).__name__})')
-                    continue
-                if new is None: swap(child, f'{prefix}{name}.')
-                else: setattr(parent, name, new)
-        swap(model, '')
-        if unsupported: raise ValueError(f'IntegerModel supports quantized Conv2d/Linear (with fused ReLU), Quantize/DeQuantize stubs, MaxPool2d, Flatten, ReLU, Dropout and Identity; '
-                                         f'the model also has: {", ".join(unsupported)}. Convert with eager static quantization, or replace those modules')
-        if not any(isinstance(m, IntLayer) for m in model.modules()): raise ValueError('model has no statically quantized Conv2d or Linear: pass a model converted by static quantization')
+        model = copy.deepcopy(model).eval()
+        unsupported = _swap_modules(model, requant, saturate_int16, kernels)
+        if unsupported:
+            raise ValueError(f'IntegerModel supports {_SUPPORTED}; the model also has: {", ".join(unsupported)}. '
+                             'Convert with eager static quantization, or replace those modules')
+        if not any(isinstance(m, IntLayer) for m in model.modules()):
+            raise ValueError('model has no statically quantized Conv2d or Linear: '
+                             'pass a model converted by static quantization')
         return cls(model)
 
-# %% ../nbs/05_integer.ipynb #e79d0e96
-_QUANTIZED_GEMMS = (torch.ao.nn.quantized.Conv2d, torch.ao.nn.quantized.Linear)  # fused ConvReLU2d/LinearReLU subclass them
-
+# %% ../nbs/05_integer.ipynb #7a5f4d97
 def _static_gemms(model) -> dict:
-    "The statically quantized Conv2d/Linear layers of `model` by name (dynamic Linear subclasses the static one: excluded)."
-    layers = {name: m for name, m in model.named_modules()
-              if isinstance(m, _QUANTIZED_GEMMS) and not isinstance(m, torch.ao.nn.quantized.dynamic.Linear)}
-    if not layers: raise ValueError('model has no statically quantized Conv2d or Linear: pass a model converted by static quantization')
+    "The statically quantized Conv2d/Linear layers of `model` (fused ReLU included) by name."
+    layers = {name: m for name, m in model.named_modules() if type(m) in _GEMMS}
+    if not layers:
+        raise ValueError('model has no statically quantized Conv2d or Linear: '
+                         'pass a model converted by static quantization')
     return layers
 
-@torch.no_grad()
 def _check_images(images):
     "One non-empty, finite batch of float images."
     if isinstance(images, (tuple, list)):
@@ -755,139 +1034,147 @@ def _check_images(images):
     if not images.numel() or not torch.isfinite(images).all():
         raise ValueError('images must be a non-empty, finite batch')
 
+@torch.no_grad()
 def _layer_inputs(model, images) -> dict:
-    "The quantized input of every static Conv2d/Linear of `model` on `images`, by layer name."
+    "`{name: (layer, quantized input)}` for every static Conv2d/Linear of `model` on `images`."
     _check_images(images)
     layers, inputs = _static_gemms(model), {}
-    handles = [m.register_forward_pre_hook(lambda m, args, name=name: inputs.__setitem__(name, args[0])) for name, m in layers.items()]
-    try: model(images)
+
+    def record(name):
+        def hook(module, args):
+            inputs[name] = args[0]
+        return hook
+
+    handles = [m.register_forward_pre_hook(record(name)) for name, m in layers.items()]
+    try:
+        model(images)
     finally:
-        for h in handles: h.remove()
+        for h in handles:
+            h.remove()
     return {name: (layers[name], x) for name, x in inputs.items()}
 
+# %% ../nbs/05_integer.ipynb #eee71460
 @torch.no_grad()
 def parity_report(model:nn.Module, # converted by eager static quantization
                   images:torch.Tensor, # one batch of inputs
                   saturate_int16:bool|None=None, # None: as each layer's library does on this CPU
                   kernel:str|None=None # None: each layer's `default_kernel`
                  ) -> list: # a dict per quantized Conv2d/Linear
-    "Layer by layer, on the same input codes: how many output codes of the fake-quant simulation and of quantnb's two requantizations equal PyTorch's kernel, and the largest difference."
+    "Per layer, same input codes: output codes of fake-quant and of both requantizations equal to PyTorch's."
     rows = []
     for name, (m, x) in _layer_inputs(model, images).items():
-        ref, codes = m(x).int_repr().int(), QCodes(x.int_repr(), x.q_scale(), x.q_zero_point())
+        reference = m(x).int_repr().int()
+        codes = QCodes(x.int_repr(), x.q_scale(), x.q_zero_point())
         layer_kernel = kernel or default_kernel(m)
-        row = dict(layer=name, kernel=layer_kernel, outputs=ref.numel())
+        row = dict(layer=name, kernel=layer_kernel, outputs=reference.numel())
         for mode in ('fakequant', 'float', 'integer'):
             saturate = False if mode == 'fakequant' else saturate_int16
-            diff = (IntLayer(m, mode, saturate, layer_kernel)(codes).codes.int() - ref).abs()
-            row[f'{mode}_equal'], row[f'{mode}_max_diff'] = (diff == 0).sum().item(), diff.max().item()
+            diff = (IntLayer(m, mode, saturate, layer_kernel)(codes).codes.int() - reference).abs()
+            row[f'{mode}_equal'] = (diff == 0).sum().item()
+            row[f'{mode}_max_diff'] = diff.max().item()
         rows.append(row)
     return rows
 
-# %% ../nbs/05_integer.ipynb #ec66c7f4
+# %% ../nbs/05_integer.ipynb #95b4446b
 def _both_orders(module, layer:IntLayer) -> tuple|None:
     "Twins of a oneDNN layer with each of oneDNN's two orders; None for an fbgemm layer (one order)."
-    if layer.kernel == 'fbgemm': return None
+    if layer.kernel == 'fbgemm':
+        return None
     return tuple(IntLayer(module, layer.requant, layer.saturate_int16, k) for k in ('onednn', 'onednn-combined'))
 
-def _parity_counts(s, ours, orders, ref):
-    "Add one batch's codes to the running counts `s` of one layer."
-    s['outputs'] += ref.numel()
-    s['equal'] += (ours == ref).sum().item()
-    s['max_diff'] = max(s['max_diff'], (ours.int() - ref.int()).abs().max().item())
+def _new_parity_row(name, module, twin) -> dict:
+    op = 'conv' if isinstance(module, nnq.Conv2d) else 'linear'
+    return dict(layer=name, op=op, kernel=twin.kernel, saturate_int16=twin.saturate_int16, outputs=0, equal=0,
+                max_diff=0, sx_then_sw_equal=0, sx_sw_first_equal=0, either_equal=0)
+
+def _parity_counts(row, ours, orders, reference):
+    "Add one batch's codes of one layer to its running counts."
+    row['outputs'] += reference.numel()
+    row['equal'] += (ours == reference).sum().item()
+    row['max_diff'] = max(row['max_diff'], (ours.int() - reference.int()).abs().max().item())
     if orders is not None:
-        sequential, combined = (codes == ref for codes in orders)
-        s['sx_then_sw_equal'] += sequential.sum().item()
-        s['sx_sw_first_equal'] += combined.sum().item()
-        s['either_equal'] += (sequential | combined).sum().item()
+        sequential, combined = (codes == reference for codes in orders)
+        row['sx_then_sw_equal'] += sequential.sum().item()
+        row['sx_sw_first_equal'] += combined.sum().item()
+        row['either_equal'] += (sequential | combined).sum().item()
 
 @torch.no_grad()
 def library_parity(model:nn.Module, # converted by eager static quantization
                    batches # an iterable of (images, labels) batches, or of image tensors
                   ) -> list: # a dict per quantized Conv2d/Linear
     "Per layer, same input codes, all batches: PyTorch's codes against the twin's kernel and each oneDNN order."
-    twins, stats = {}, {}
     if isinstance(batches, torch.Tensor):
         raise TypeError('batches must be an iterable of batches: wrap one batch as [images]')
+    twins, stats = {}, {}
     for batch in batches:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         for name, (m, x) in _layer_inputs(model, images).items():
             if name not in twins:
                 twin = IntLayer(m)
                 twins[name] = (twin, _both_orders(m, twin))
+                stats[name] = _new_parity_row(name, m, twin)
             ours, orders = twins[name]
-            op = 'conv' if isinstance(m, nnq.Conv2d) else 'linear'
-            empty = dict(layer=name, op=op, kernel=ours.kernel, saturate_int16=ours.saturate_int16, outputs=0,
-                         equal=0, max_diff=0, sx_then_sw_equal=0, sx_sw_first_equal=0, either_equal=0)
-            s = stats.setdefault(name, empty)
             codes = QCodes(x.int_repr(), x.q_scale(), x.q_zero_point())
             order_codes = None if orders is None else tuple(o(codes).codes for o in orders)
-            _parity_counts(s, ours(codes).codes, order_codes, m(x).int_repr())
-    if not stats: raise ValueError('batches is empty: pass the data to compare on')
+            _parity_counts(stats[name], ours(codes).codes, order_codes, m(x).int_repr())
+    if not stats:
+        raise ValueError('batches is empty: pass the data to compare on')
     one_order = {'sx_then_sw_equal': '', 'sx_sw_first_equal': '', 'either_equal': ''}  # fbgemm has one order
-    return [s if s['kernel'] != 'fbgemm' else {**s, **one_order} for s in stats.values()]
+    return [row if row['kernel'] != 'fbgemm' else {**row, **one_order} for row in stats.values()]
 
-# %% ../nbs/05_integer.ipynb #8ae44c5c
-def _im2col_codes(x_codes, zero_point:int, conv) -> torch.Tensor:
-    "The input codes of a quantized Conv2d as GEMM rows (M, K), ordered as fbgemm lays them out (see `_im2col`)."
-    if conv.groups != 1: raise ValueError(f'{conv}: grouped convolutions are not emulated')
-    return _im2col(x_codes, zero_point, conv.kernel_size, conv.stride, conv.padding, conv.dilation)
-
+# %% ../nbs/05_integer.ipynb #a9c3d54a
 def _gemm_operands(module, x) -> tuple:
-    "Activation codes (M, K) and weight codes (N, K) of the GEMM a quantized Conv2d/Linear computes on the quantized input `x`."
+    "Activation codes (M, K) and weight codes (N, K) of the GEMM a quantized Conv2d/Linear computes on input `x`."
     w_codes = module.weight().int_repr()
-    if isinstance(module, torch.ao.nn.quantized.Conv2d):
-        return _im2col_codes(x.int_repr(), x.q_zero_point(), module), w_codes.permute(0, 2, 3, 1).flatten(1)
+    if isinstance(module, nnq.Conv2d):
+        if module.groups != 1:
+            raise ValueError(f'{module}: grouped convolutions are not emulated')
+        rows = _im2col(x.int_repr(), x.q_zero_point(), module.kernel_size, module.stride, module.padding,
+                       module.dilation)
+        return rows, w_codes.permute(0, 2, 3, 1).flatten(1)
     return x.int_repr().flatten(0, -2), w_codes
-
-def _weight_qparams(w) -> tuple:
-    "Scale and zero point of a quantized weight, per output channel or per tensor."
-    if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric): return w.q_per_channel_scales(), w.q_per_channel_zero_points()
-    return torch.tensor([w.q_scale()]), torch.tensor([w.q_zero_point()])
 
 def _saturation_row(name:str, module, x) -> dict:
     "Saturated pair sums of one layer, and the SQNR of its accumulator with saturation against the exact one."
     q_x, q_w = _gemm_operands(module, x)
     acc, saturated = vpmaddubsw_matmul(q_x, q_w)
-    w_scale, w_zero_point = _weight_qparams(module.weight())
-    exact = (q_x.long() - x.q_zero_point()) @ (q_w.long() - w_zero_point[:, None]).T  # what an int32 accumulator holds
-    wrong = (acc - q_x.long() @ q_w.long().T) * w_scale  # the kernel corrects zero points exactly: only saturation is lost
+    w_scale, w_zero_point = weight_qparams(module.weight())
+    w_zero_point = torch.as_tensor(w_zero_point).reshape(-1, 1)
+    exact = (q_x.long() - x.q_zero_point()) @ (q_w.long() - w_zero_point).T  # what an int32 accumulator holds
+    wrong = (acc - q_x.long() @ q_w.long().T) * w_scale  # zero points are corrected exactly: saturation is all
     signal, noise = ((exact * w_scale) ** 2).sum().item(), (wrong ** 2).sum().item()
     pairs = acc.numel() * ((q_x.shape[1] + 1) // 2)
+    sqnr_db = 10 * math.log10(signal / noise) if noise else math.inf
     return dict(layer=name, max_input_code=q_x.max().item(), pair_sums=pairs, saturated=saturated,
-                saturated_share=saturated / pairs, accumulator_sqnr_db=10 * math.log10(signal / noise) if noise else math.inf)
+                saturated_share=saturated / pairs, accumulator_sqnr_db=sqnr_db)
 
 @torch.no_grad()
 def saturation_report(model:nn.Module, # converted by eager static quantization (e.g. `static_quantization`)
                       images:torch.Tensor # one batch of inputs
                      ) -> list: # a dict per quantized Conv2d/Linear
-    "Per quantized Conv2d/Linear of `model` on `images`: the int16 pair sums a CPU without VNNI would saturate, and the SQNR of its accumulator."
+    "Per quantized Conv2d/Linear on `images`: int16 pair sums a CPU without VNNI would saturate; accumulator SQNR."
     return [_saturation_row(name, m, x) for name, (m, x) in _layer_inputs(model, images).items()]
 
-# %% ../nbs/05_integer.ipynb #502404a4
+# %% ../nbs/05_integer.ipynb #8f90b157
 def _float_reference(module, x) -> torch.Tensor:
-    "What a quantized Conv2d/Linear should output for the quantized input `x`: float maths on the dequantized operands, fused ReLU, requantized."
+    "What a quantized Conv2d/Linear should output for input `x`: float maths on the dequantized operands, requantized."
     w, b = module.weight().dequantize(), module.bias()
-    if isinstance(module, torch.ao.nn.quantized.Conv2d):
+    if isinstance(module, nnq.Conv2d):
         y = F.conv2d(x.dequantize(), w, b, module.stride, module.padding, module.dilation, module.groups)
-    else: y = F.linear(x.dequantize(), w, b)
-    if 'ReLU' in type(module).__name__: y = y.relu()
+    else:
+        y = F.linear(x.dequantize(), w, b)
+    if 'ReLU' in type(module).__name__:
+        y = y.relu()
     return torch.quantize_per_tensor(y, module.scale, module.zero_point, torch.quint8).int_repr().int()
 
 @torch.no_grad()
 def kernel_errors(model:nn.Module, # converted by eager static quantization
                   images:torch.Tensor # one batch of inputs
                  ) -> list: # a dict per quantized Conv2d/Linear
-    "Per quantized Conv2d/Linear: how far this machine's int8 kernel lands from float arithmetic on the same input codes, in output codes."
-    _check_images(images)
-    layers, rows = _static_gemms(model), []
-    def check(name):
-        def hook(module, args, out):
-            diff = (out.int_repr().int() - _float_reference(module, args[0])).abs()
-            rows.append(dict(layer=name, max_code_error=diff.max().item(), off_by_more_than_one=(diff > 1).float().mean().item()))
-        return hook
-    handles = [m.register_forward_hook(check(name)) for name, m in layers.items()]
-    try: model(images)
-    finally:
-        for h in handles: h.remove()
+    "Per quantized Conv2d/Linear: how many codes this machine's int8 kernel lands from float maths on its input."
+    rows = []
+    for name, (m, x) in _layer_inputs(model, images).items():
+        diff = (m(x).int_repr().int() - _float_reference(m, x)).abs()
+        rows.append(dict(layer=name, max_code_error=diff.max().item(),
+                         off_by_more_than_one=(diff > 1).float().mean().item()))
     return rows

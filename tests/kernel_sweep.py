@@ -4,6 +4,7 @@ Imported by tests/test_integer.py, and run as a script in a fresh process where 
 the instructions fbgemm (FBGEMM_ENABLE_INSTRUCTIONS) or oneDNN (ONEDNN_MAX_CPU_ISA) may use: both libraries read
 it once, when they start. `python tests/kernel_sweep.py ENGINE SEEDS` prints the counts as JSON.
 """
+
 import json
 import random
 import sys
@@ -14,7 +15,7 @@ import torch.ao.nn.intrinsic.quantized as nniq
 import torch.ao.nn.quantized as nnq
 import torch.nn.functional as F
 
-from quantnb.integer import IntegerModel, IntLayer, QCodes, fbgemm_isa, onednn_isa, parity_report
+from quantnb.integer import IntegerModel, IntLayer, QCodes, fbgemm_isa, near_half_bias, onednn_isa, parity_report
 from quantnb.ptq import PTQProcessor, quantized_engine
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)
@@ -24,7 +25,8 @@ warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=Use
 def _weight(shape, per_channel, symmetric, rnd, g):
     "int8 weights: per channel (symmetric) or per tensor, extreme codes in some layers."
     w = torch.randn(*shape, generator=g) * 0.1
-    if rnd.random() < 0.3: w = torch.where(w < 0, -1.0, 1.0) * 0.1  # every code at the range ends
+    if rnd.random() < 0.3:
+        w = torch.where(w < 0, -1.0, 1.0) * 0.1  # every code at the range ends
     if per_channel:
         scales = torch.rand(shape[0], dtype=torch.float64, generator=g) * 0.02 + 1e-4
         return torch.quantize_per_channel(w, scales, torch.zeros(shape[0], dtype=torch.long), 0, torch.qint8)
@@ -39,7 +41,8 @@ def _shapes(rnd, conv):
         return (M, K), (N, K), {}
     B, C, H, W = rnd.randint(1, 3), rnd.choice([1, 1, 2, 3, 4, 5, 8, 16]), rnd.randint(4, 10), rnd.randint(4, 10)
     k, stride, padding = rnd.choice([1, 3, 3, 4, 5]), rnd.choice([1, 2]), rnd.choice([0, 1])
-    if k > min(H, W) + 2 * padding: k = 1
+    if k > min(H, W) + 2 * padding:
+        k = 1
     return (B, C, H, W), (rnd.randint(1, 20), C, k, k), dict(stride=stride, padding=padding)
 
 
@@ -47,9 +50,7 @@ def _near_half_bias(q_x, x_zero_point, q_w, w_scale, x_scale, scale, conv, kw, g
     "A bias that puts the first output of every channel within 2^-17 of a half-code (exact accumulator)."
     x, w = q_x.double() - x_zero_point, q_w.double()
     acc = F.conv2d(x, w, None, **kw)[0, :, 0, 0] if conv else (x @ w.T)[0]
-    half_codes = torch.randint(-60, 60, acc.shape, generator=g) + 0.5
-    nudge = (torch.rand(acc.shape, generator=g, dtype=torch.float64) - 0.5) * 2**-16
-    return ((half_codes + nudge) * scale - acc * x_scale * w_scale).float()
+    return near_half_bias(acc, x_scale, w_scale, scale, g, spread=60)
 
 
 def random_layer(seed, engine):
@@ -59,7 +60,10 @@ def random_layer(seed, engine):
     symmetric = engine == "onednn" or seed % 8 not in (1, 2)  # oneDNN takes only symmetric weights
     x_shape, w_shape, kw = _shapes(rnd, conv)
     x_scale, scale = rnd.uniform(1e-3, 0.1), rnd.uniform(0.01, 1.0)
-    x_zero_point, zero_point = rnd.choice([0, 255, 128, 3, rnd.randint(0, 255)]), rnd.choice([0, 255, rnd.randint(0, 255)])
+    x_zero_point, zero_point = (
+        rnd.choice([0, 255, 128, 3, rnd.randint(0, 255)]),
+        rnd.choice([0, 255, rnd.randint(0, 255)]),
+    )
     high = 128 if seed % 4 else 256  # 7-bit and full-range activation codes
     q_x = torch.randint(0, high, x_shape, generator=g).to(torch.uint8)
     qw = _weight(w_shape, per_channel, symmetric, rnd, g)
@@ -68,11 +72,24 @@ def random_layer(seed, engine):
     bias = None if seed % 7 == 0 else torch.randn(w_shape[0], generator=g)
     if bias is not None and (seed // 6) % 2 == 1:  # adversarial, per tensor and per channel: outputs next to half-codes
         x_codes = q_x.to(torch.int64)
-        bias = _near_half_bias(x_codes, x_zero_point, (qw.int_repr().double() - qw_zero_points(qw, w_shape)),
-                               w_scale.flatten(), x_scale, scale, conv, kw, g)
+        bias = _near_half_bias(
+            x_codes,
+            x_zero_point,
+            (qw.int_repr().double() - qw_zero_points(qw, w_shape)),
+            w_scale.flatten(),
+            x_scale,
+            scale,
+            conv,
+            kw,
+            g,
+        )
     with quantized_engine(engine):
-        if conv: m = (nniq.ConvReLU2d if relu else nnq.Conv2d)(w_shape[1], w_shape[0], w_shape[2], bias=bias is not None, **kw)
-        else: m = (nniq.LinearReLU if relu else nnq.Linear)(w_shape[1], w_shape[0], bias is not None)
+        if conv:
+            m = (nniq.ConvReLU2d if relu else nnq.Conv2d)(
+                w_shape[1], w_shape[0], w_shape[2], bias=bias is not None, **kw
+            )
+        else:
+            m = (nniq.LinearReLU if relu else nnq.Linear)(w_shape[1], w_shape[0], bias is not None)
         m.set_weight_bias(qw, bias)
     m.scale, m.zero_point = scale, zero_point
     return m, torch._make_per_tensor_quantized_tensor(q_x, x_scale, x_zero_point)
@@ -80,7 +97,8 @@ def random_layer(seed, engine):
 
 def qw_zero_points(qw, w_shape):
     "Weight zero points broadcastable to the weight codes."
-    if qw.qscheme() == torch.per_tensor_affine: return torch.tensor(float(qw.q_zero_point()))
+    if qw.qscheme() == torch.per_tensor_affine:
+        return torch.tensor(float(qw.q_zero_point()))
     return qw.q_per_channel_zero_points().double().reshape(-1, *[1] * (len(w_shape) - 1))
 
 
@@ -92,26 +110,31 @@ def sweep(engine, seeds) -> dict:
     for seed in seeds:
         m, x = random_layer(seed, engine)
         ref, codes = m(x).int_repr().long(), QCodes(x.int_repr(), x.q_scale(), x.q_zero_point())
-        try: layer = IntLayer(m)
+        try:
+            layer = IntLayer(m)
         except ValueError as e:
-            if 'does not reproduce' not in str(e) or x.shape[1] != 1: raise
+            if 'does not reproduce' not in str(e) or x.shape[1] != 1:
+                raise
             refused += 1
             continue
         ours = layer(codes).codes.long()
         either = ours == ref
         if layer.kernel != 'fbgemm':  # oneDNN: is each code one of its two orders?
-            for order in ('onednn', 'onednn-combined'): either |= IntLayer(m, kernel=order)(codes).codes.long() == ref
+            for order in ('onednn', 'onednn-combined'):
+                either |= IntLayer(m, kernel=order)(codes).codes.long() == ref
         s = stats['conv' if isinstance(m, nnq.Conv2d) else 'linear']
         s['outputs'] += ref.numel()
         s['equal'] += (ours == ref).sum().item()
         s['either'] += either.sum().item()
         s['max_diff'] = max(s['max_diff'], (ours - ref).abs().max().item())
-        if layer.kernel not in s['kernels']: s['kernels'].append(layer.kernel)
+        if layer.kernel not in s['kernels']:
+            s['kernels'].append(layer.kernel)
     return dict(stats, refused=refused, fbgemm_isa=fbgemm_isa(), onednn_isa=onednn_isa(), engine=engine)
 
 
 class TinyNet(torch.nn.Module):
-    "Not SampleNet: two input channels, odd channel counts, a 5x5 and a padded strided 3x3 convolution, two linear layers."
+    "Not SampleNet: two input channels, odd channel counts, a 5x5 and a padded strided 3x3 conv, two linear layers."
+
     def __init__(self):
         super().__init__()
         self.quant, self.dequant = torch.ao.quantization.QuantStub(), torch.ao.quantization.DeQuantStub()
@@ -119,6 +142,7 @@ class TinyNet(torch.nn.Module):
         self.conv2, self.relu2 = torch.nn.Conv2d(5, 12, 3, stride=2, padding=1), torch.nn.ReLU()
         self.pool, self.flatten = torch.nn.MaxPool2d(2), torch.nn.Flatten()
         self.fc1, self.relu3, self.fc2 = torch.nn.Linear(12 * 2 * 2, 40), torch.nn.ReLU(), torch.nn.Linear(40, 10)
+
     def forward(self, x):
         x = self.pool(self.relu2(self.conv2(self.relu1(self.conv1(self.quant(x))))))
         return self.dequant(self.fc2(self.relu3(self.fc1(self.flatten(x)))))
@@ -126,12 +150,17 @@ class TinyNet(torch.nn.Module):
 
 def agrees_with_pytorch(model, x):
     "Default IntegerModel against the converted model: bit for bit, or (AMX convolutions) within one code per layer."
-    with torch.no_grad(): ours, ref = IntegerModel.from_quantized(model)(x), model(x)
-    if torch.equal(ours, ref): return True
+    with torch.no_grad():
+        ours, ref = IntegerModel.from_quantized(model)(x), model(x)
+    if torch.equal(ours, ref):
+        return True
     rows = parity_report(model, x)
     amx_convs = [r for r in rows if r['kernel'] == 'onednn-amx' and r['layer'].startswith('conv')]
-    return bool(amx_convs) and all(r['float_max_diff'] <= 1 for r in amx_convs) and all(
-        r['float_equal'] == r['outputs'] for r in rows if r not in amx_convs)
+    return (
+        bool(amx_convs)
+        and all(r['float_max_diff'] <= 1 for r in amx_convs)
+        and all(r['float_equal'] == r['outputs'] for r in rows if r not in amx_convs)
+    )
 
 
 def model_check(engine, seeds=range(3)) -> dict:
@@ -143,8 +172,9 @@ def model_check(engine, seeds=range(3)) -> dict:
         images = torch.rand(24, 2, 14, 14) * 3 - 0.5
         for reduce_range in (True, False):
             with quantized_engine(engine):
-                model = PTQProcessor().static_quantization(TinyNet().eval(), [images[:16]], backend=engine,
-                                                          reduce_range=reduce_range)
+                model = PTQProcessor().static_quantization(
+                    TinyNet().eval(), [images[:16]], backend=engine, reduce_range=reduce_range
+                )
             agree = agree and agrees_with_pytorch(model, images)
             with torch.no_grad():
                 exact = IntegerModel.from_quantized(model, saturate_int16=False)(images)

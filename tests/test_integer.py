@@ -1,5 +1,6 @@
 """quantnb.integer against PyTorch's int8 kernels, per kernel library (fbgemm, oneDNN) and per instruction set:
 random layers code for code, which library runs a layer, fixed-point helpers, IntegerModel, bad input (notebook 05)."""
+
 import json
 import os
 import subprocess
@@ -12,11 +13,36 @@ import torch
 import torch.ao.nn.quantized as nnq
 
 from quantnb.data import calibration_batches
-from quantnb.integer import (INT32_MAX, INT32_MIN, KERNELS, IntegerModel, IntLayer, QCodes, default_kernel, fbgemm_isa, kernel_errors, library_parity,
-                             int_conv2d, int_flatten, int_gemm, int_linear, int_max_pool2d, onednn_isa,
-                             onednn_weight_scales, packed_library, parity_report, quantize_codes, quantize_multiplier,
-                             requantize, rounding_right_shift, saturates_int16, saturating_rounding_doubling_high_mul,
-                             x86_library)
+from quantnb.integer import (
+    INT32_MAX,
+    INT32_MIN,
+    KERNELS,
+    IntegerModel,
+    IntLayer,
+    QCodes,
+    default_kernel,
+    fbgemm_isa,
+    kernel_errors,
+    library_parity,
+    near_half_bias,
+    int_conv2d,
+    int_flatten,
+    int_gemm,
+    int_linear,
+    int_max_pool2d,
+    onednn_conv_uses_amx,
+    onednn_isa,
+    onednn_weight_scales,
+    packed_library,
+    parity_report,
+    quantize_codes,
+    quantize_multiplier,
+    requantize,
+    rounding_right_shift,
+    saturates_int16,
+    saturating_rounding_doubling_high_mul,
+    x86_library,
+)
 import quantnb.integer as integer
 from quantnb.models import SampleNet, SampleNetBN
 from quantnb.ptq import PTQProcessor, quantized_engine
@@ -28,17 +54,18 @@ warnings.filterwarnings('ignore', category=DeprecationWarning)
 warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)
 
 
-
 def check_sweep(stats):
     """Every code equals PyTorch's, except oneDNN's convolutions on an AMX CPU, whose codes each equal one of
     oneDNN's two orders (at most one code off the default); at least 1,000 convolution outputs were compared."""
     for kind in ('conv', 'linear'):
         s = stats[kind]
         assert s['either'] == s['outputs'], (kind, s)
-        if kind == 'linear' or 'onednn-amx' not in s['kernels']: assert s['equal'] == s['outputs'], (kind, s)
+        if kind == 'linear' or 'onednn-amx' not in s['kernels']:
+            assert s['equal'] == s['outputs'], (kind, s)
         assert s['max_diff'] <= 1, (kind, s)
     assert stats['conv']['outputs'] >= 1000
-    if stats['refused']: assert stats['engine'] != 'fbgemm' and stats['onednn_isa'] == 'avx512_core', stats
+    if stats['refused']:
+        assert stats['engine'] != 'fbgemm' and stats['onednn_isa'] == 'avx512_core', stats
 
 
 @pytest.mark.parametrize('engine', ['x86', 'fbgemm', 'onednn'])
@@ -51,9 +78,14 @@ def test_float_mode_equals_pytorch_on_random_layers(engine, block):
     assert set(stats['conv']['kernels'] + stats['linear']['kernels']) <= expected
 
 
-ISA_CAPS = [('fbgemm', 'FBGEMM_ENABLE_INSTRUCTIONS', 'AVX2'), ('fbgemm', 'FBGEMM_ENABLE_INSTRUCTIONS', 'AVX512'),
-            ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX2'), ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX2_VNNI'),
-            ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX512_CORE'), ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX512_CORE_VNNI')]
+ISA_CAPS = [
+    ('fbgemm', 'FBGEMM_ENABLE_INSTRUCTIONS', 'AVX2'),
+    ('fbgemm', 'FBGEMM_ENABLE_INSTRUCTIONS', 'AVX512'),
+    ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX2'),
+    ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX2_VNNI'),
+    ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX512_CORE'),
+    ('onednn', 'ONEDNN_MAX_CPU_ISA', 'AVX512_CORE_VNNI'),
+]
 
 
 @pytest.mark.parametrize('engine,variable,cap', ISA_CAPS, ids=lambda v: str(v))
@@ -62,20 +94,26 @@ def test_float_mode_equals_pytorch_with_fewer_instructions(engine, variable, cap
     instruction sets of the other CPU classes, run on this one; saturation and requantization order follow."""
     env = {**os.environ, variable: cap}
     script = Path(__file__).parent / 'kernel_sweep.py'
-    out = subprocess.run([sys.executable, str(script), engine, '200'], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(script), engine, '200'], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     stats = json.loads(out.stdout)
     check_sweep(stats)
     assert stats['models']['agree'], stats['models']
     if stats['onednn_isa' if engine == 'onednn' else 'fbgemm_isa'] in ('avx2', 'avx512', 'avx512_core'):
-        assert stats['models']['exact_int32_differs'], 'the 8-bit nets never saturated: the check would not see it' 
+        assert stats['models']['exact_int32_differs'], 'the 8-bit nets never saturated: the check would not see it'
     assert stats['fbgemm_isa'] == fbgemm_isa(env=env) and stats['onednn_isa'] == onednn_isa(env=env)
 
 
 def _conv(engine, symmetric=True, groups=1):
     w = torch.randn(4, 4 // groups, 3, 3)
-    if symmetric: qw = torch.quantize_per_channel(w, torch.full((4,), 0.01, dtype=torch.float64), torch.zeros(4, dtype=torch.long), 0, torch.qint8)
-    else: qw = torch.quantize_per_tensor(w, 0.01, 3, torch.qint8)
+    if symmetric:
+        qw = torch.quantize_per_channel(
+            w, torch.full((4,), 0.01, dtype=torch.float64), torch.zeros(4, dtype=torch.long), 0, torch.qint8
+        )
+    else:
+        qw = torch.quantize_per_tensor(w, 0.01, 3, torch.qint8)
     with quantized_engine(engine):
         m = nnq.Conv2d(4, 4, 3, groups=groups)
         m.set_weight_bias(qw, None)
@@ -86,12 +124,15 @@ def _conv(engine, symmetric=True, groups=1):
 def test_packed_library_follows_pytorchs_rule(engine):
     "The library a layer's weights were packed for: PyTorch's rule for the engine at packing time, not the engine now."
     cases = [('conv', dict(symmetric=True)), ('conv', dict(symmetric=True, groups=2))]
-    if engine != 'onednn': cases.append(('conv', dict(symmetric=False)))  # oneDNN refuses asymmetric weights
+    if engine != 'onednn':
+        cases.append(('conv', dict(symmetric=False)))  # oneDNN refuses asymmetric weights
     for layer, kw in cases:
         m = _conv(engine, **kw)
         expected = x86_library(layer, **kw) if engine == 'x86' else engine
-        with quantized_engine('fbgemm' if engine != 'fbgemm' else 'onednn'): assert packed_library(m) == expected, kw
-    with quantized_engine(engine): linear = nnq.Linear(5, 3)
+        with quantized_engine('fbgemm' if engine != 'fbgemm' else 'onednn'):
+            assert packed_library(m) == expected, kw
+    with quantized_engine(engine):
+        linear = nnq.Linear(5, 3)
     assert packed_library(linear) == ('onednn' if engine == 'onednn' else 'fbgemm')
 
 
@@ -109,18 +150,37 @@ def test_default_kernel_and_saturation_follow_this_cpu():
 
 FLAGS = {'avx2': {'avx2'}, 'avx512': {'avx2', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl'}}
 FLAGS['vnni'] = FLAGS['avx512'] | {'avx512_vnni'}
-FLAGS['amx'] = FLAGS['vnni'] | {'amx_int8', 'amx_tile', 'amx_bf16', 'avx512_fp16', 'avx512_bf16', 'avx_vnni'}  # Sapphire Rapids
+FLAGS['amx'] = FLAGS['vnni'] | {
+    'amx_int8',
+    'amx_tile',
+    'amx_bf16',
+    'avx512_fp16',
+    'avx512_bf16',
+    'avx_vnni',
+}  # Sapphire Rapids
 FLAGS['avx_vnni'] = FLAGS['avx2'] | {'avx_vnni'}
 
 
-@pytest.mark.parametrize('flags,env,fbgemm,onednn', [
-    ('avx2', {}, 'avx2', 'avx2'), ('avx512', {}, 'avx512', 'avx512_core'), ('vnni', {}, 'avx512_vnni', 'avx512_core_vnni'),
-    ('amx', {}, 'avx512_vnni', 'avx512_core_amx'), ('avx_vnni', {}, 'avx2', 'avx2_vnni'),
-    ('amx', {'FBGEMM_ENABLE_INSTRUCTIONS': 'avx512', 'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE_BF16'}, 'avx512', 'avx512_core_vnni'),
-    ('amx', {'FBGEMM_ENABLE_INSTRUCTIONS': 'AVX2', 'ONEDNN_MAX_CPU_ISA': 'avx2_vnni'}, 'avx2', 'avx2_vnni'),
-    ('avx2', {'FBGEMM_ENABLE_INSTRUCTIONS': 'AVX512_E1', 'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE_AMX'}, 'avx2', 'avx2'),
-    ('amx', {'DNNL_MAX_CPU_ISA': 'AVX512_CORE'}, 'avx512_vnni', 'avx512_core'),
-], ids=lambda v: str(v) if isinstance(v, str) else '-'.join(f'{k}={x}' for k, x in v.items()) or 'no-cap')
+@pytest.mark.parametrize(
+    'flags,env,fbgemm,onednn',
+    [
+        ('avx2', {}, 'avx2', 'avx2'),
+        ('avx512', {}, 'avx512', 'avx512_core'),
+        ('vnni', {}, 'avx512_vnni', 'avx512_core_vnni'),
+        ('amx', {}, 'avx512_vnni', 'avx512_core_amx'),
+        ('avx_vnni', {}, 'avx2', 'avx2_vnni'),
+        (
+            'amx',
+            {'FBGEMM_ENABLE_INSTRUCTIONS': 'avx512', 'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE_BF16'},
+            'avx512',
+            'avx512_core_vnni',
+        ),
+        ('amx', {'FBGEMM_ENABLE_INSTRUCTIONS': 'AVX2', 'ONEDNN_MAX_CPU_ISA': 'avx2_vnni'}, 'avx2', 'avx2_vnni'),
+        ('avx2', {'FBGEMM_ENABLE_INSTRUCTIONS': 'AVX512_E1', 'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE_AMX'}, 'avx2', 'avx2'),
+        ('amx', {'DNNL_MAX_CPU_ISA': 'AVX512_CORE'}, 'avx512_vnni', 'avx512_core'),
+    ],
+    ids=lambda v: str(v) if isinstance(v, str) else '-'.join(f'{k}={x}' for k, x in v.items()) or 'no-cap',
+)
 def test_instruction_set_detection(flags, env, fbgemm, onednn):
     "Four CPU classes and AMX, and environment caps that may only lower the choice (as both libraries do)."
     assert fbgemm_isa(FLAGS[flags], env) == fbgemm and onednn_isa(FLAGS[flags], env) == onednn
@@ -149,21 +209,27 @@ def test_requantization_orders_differ_only_near_half_codes():
     g = torch.Generator().manual_seed(1)
     w_scale = torch.rand(4096, dtype=torch.float64, generator=g) * 0.01 + 1e-3
     acc = torch.randint(-30_000, 30_000, (1, 4096), generator=g)
-    nudge = (torch.rand(4096, generator=g, dtype=torch.float64) - 0.5) * 2**-16
-    bias = ((torch.randint(-100, 100, (4096,), generator=g) + 0.5 + nudge) * 0.08 - acc[0] * 0.01 * w_scale).float()
+    bias = near_half_bias(acc[0], 0.01, w_scale, 0.08, g)
     orders = ('fbgemm', 'onednn', 'onednn-combined')
     scales = {'fbgemm': w_scale, 'onednn': onednn_weight_scales(w_scale, linear=False)}
     codes = {k: requantize(acc, bias, 0.01, scales[k.split('-')[0]], 0.08, 7, kernel=k).long() for k in orders}
-    for k in orders: assert (codes[k] - codes['fbgemm']).abs().max() <= 1
+    for k in orders:
+        assert (codes[k] - codes['fbgemm']).abs().max() <= 1
     assert (codes['fbgemm'] != codes['onednn']).any() and (codes['onednn'] != codes['onednn-combined']).any()
 
 
-@pytest.mark.parametrize('channels,stride,x_zp', [(c, s, z) for c in (8, 16) for s in (1, 2) for z in (0, 200)], ids=str)
+@pytest.mark.parametrize(
+    'channels,stride,x_zp', [(c, s, z) for c in (8, 16) for s in (1, 2) for z in (0, 200)], ids=str
+)
 def test_float_mode_equals_pytorch_on_fbgemm_groupwise_shapes(channels, stride, x_zp):
-    "C = O in {8, 16}, 3x3, padding 1, packed for fbgemm: its groupwise-convolution kernel; 8-bit codes, extreme weights."
+    "C = O in {8, 16}, 3x3, padding 1, packed for fbgemm: its groupwise kernel; 8-bit codes, extreme weights."
     g = torch.Generator().manual_seed(channels * 10 + stride)
-    qx = torch._make_per_tensor_quantized_tensor(torch.randint(0, 256, (2, channels, 9, 9), generator=g).to(torch.uint8), 0.02, x_zp)
-    w = torch.where(torch.rand(channels, channels, 3, 3, generator=g) < 0.5, -1.0, 1.0) * torch.rand(channels, 1, 1, 1, generator=g)
+    qx = torch._make_per_tensor_quantized_tensor(
+        torch.randint(0, 256, (2, channels, 9, 9), generator=g).to(torch.uint8), 0.02, x_zp
+    )
+    w = torch.where(torch.rand(channels, channels, 3, 3, generator=g) < 0.5, -1.0, 1.0) * torch.rand(
+        channels, 1, 1, 1, generator=g
+    )
     scales = w.abs().amax((1, 2, 3)).double() / 127
     qw = torch.quantize_per_channel(w, scales, torch.zeros(channels, dtype=torch.long), 0, torch.qint8)
     with quantized_engine('fbgemm'):
@@ -177,14 +243,16 @@ def test_float_mode_equals_pytorch_on_fbgemm_groupwise_shapes(channels, stride, 
 
 @pytest.mark.parametrize('engine', ['fbgemm', 'onednn'])
 def test_integer_mode_is_within_one_code_on_random_layers(engine):
-    "Fixed-point requantization: at most one code off PyTorch's, and rarely (7-bit codes, so that saturation plays no part; M < 1 only)."
+    "Fixed-point requantization: at most one code off PyTorch's, and rarely (7-bit codes: no saturation; M < 1)."
     differ = total = 0
     for seed in range(0, 400, 3):
-        if seed % 4 == 0: continue  # full-range codes
+        if seed % 4 == 0:
+            continue  # full-range codes
         m, x = random_layer(seed, engine)
         w = m.weight()
         w_scale = w.q_per_channel_scales() if w.qscheme() == torch.per_channel_affine else torch.tensor(w.q_scale())
-        if (w_scale * x.q_scale() / m.scale >= 1).any(): continue
+        if (w_scale * x.q_scale() / m.scale >= 1).any():
+            continue
         ref = m(x).int_repr().int()
         d = (IntLayer(m, 'integer')(QCodes(x.int_repr(), x.q_scale(), x.q_zero_point())).codes.int() - ref).abs()
         assert d.max() <= 1, f'seed {seed}'
@@ -196,7 +264,7 @@ def test_integer_mode_is_within_one_code_on_random_layers(engine):
 def test_quantize_multiplier_reconstructs_M(M):
     m0, shift = quantize_multiplier(M)
     assert 2**30 <= m0.item() < 2**31 and shift.item() >= 0
-    assert abs(m0.item() * 2.0**(-31 - shift.item()) - M) <= 2.0**(-31 - shift.item())
+    assert abs(m0.item() * 2.0 ** (-31 - shift.item()) - M) <= 2.0 ** (-31 - shift.item())
 
 
 def test_fixed_point_helpers_match_gemmlowp_by_hand():
@@ -207,9 +275,9 @@ def test_fixed_point_helpers_match_gemmlowp_by_hand():
 
 
 def test_fixed_point_requant_equals_exact_rounding_on_many_values():
-    "x·M rounded (ties away from zero) against the fixed-point pipeline, on random accumulators: equal except at near-ties."
+    "x·M rounded (ties away from zero) against the fixed-point pipeline, on random accumulators: equal but near ties."
     g = torch.Generator().manual_seed(0)
-    acc, M = torch.randint(-2**24, 2**24, (20000,), generator=g), 0.000173
+    acc, M = torch.randint(-(2**24), 2**24, (20000,), generator=g), 0.000173
     m0, shift = quantize_multiplier(M)
     ours = rounding_right_shift(saturating_rounding_doubling_high_mul(acc, m0), shift)
     exact = acc.double() * M
@@ -248,88 +316,229 @@ def test_parity_report_counts(converted):
     assert [r['layer'] for r in rows] == ['conv1', 'conv2', 'fc1', 'fc2']
     assert [r['kernel'] for r in rows[2:]] == ['fbgemm', 'fbgemm']  # the x86 engine: Linear always on fbgemm
     for r in rows:
-        if r['kernel'] == 'onednn-amx' and r['layer'].startswith('conv'): assert r['float_max_diff'] <= 1, r
-        else: assert r['float_equal'] == r['outputs'], r
-    assert all(r['integer_max_diff'] <= 1 for r in rows), rows  # one layer, same input codes: at most one rounding apart
+        if r['kernel'] == 'onednn-amx' and r['layer'].startswith('conv'):
+            assert r['float_max_diff'] <= 1, r
+        else:
+            assert r['float_equal'] == r['outputs'], r
+    assert all(r['integer_max_diff'] <= 1 for r in rows), (
+        rows
+    )  # one layer, same input codes: at most one rounding apart
 
 
 def test_pool_and_flatten():
     q = torch.randint(0, 256, (2, 3, 7, 6), dtype=torch.uint8)
     qt = torch._make_per_tensor_quantized_tensor(q, 0.1, 3)
     for kernel, stride, padding in [(2, None, 0), (3, 2, 1), (3, 1, 0)]:
-        assert torch.equal(int_max_pool2d(q, kernel, stride, padding), torch.nn.functional.max_pool2d(qt, kernel, stride, padding).int_repr())
+        assert torch.equal(
+            int_max_pool2d(q, kernel, stride, padding),
+            torch.nn.functional.max_pool2d(qt, kernel, stride, padding).int_repr(),
+        )
     assert int_flatten(q).shape == (2, 126)
 
 
 Z8, W8 = torch.zeros(2, 4, dtype=torch.uint8), torch.zeros(3, 4, dtype=torch.int8)
 BAD = [
-    ('float-codes', lambda: int_linear(Z8.float(), 0.1, 0, W8, 0.1, 0, None, 0.1, 0), TypeError, 'q_x must be a tensor of integer codes'),
-    ('weight-out-of-range', lambda: int_linear(Z8, 0.1, 0, W8.int() + 200, 0.1, 0, None, 0.1, 0), ValueError, 'q_w holds codes outside -128..127'),
-    ('zero-scale', lambda: int_linear(Z8, 0.0, 0, W8, 0.1, 0, None, 0.1, 0), ValueError, 'x_scale must be finite and > 0'),
-    ('negative-w-scale', lambda: int_linear(Z8, 0.1, 0, W8, torch.tensor([0.1, -0.1, 0.1], dtype=torch.float64), 0, None, 0.1, 0), ValueError, 'w_scale must be finite and > 0'),
+    (
+        'float-codes',
+        lambda: int_linear(Z8.float(), 0.1, 0, W8, 0.1, 0, None, 0.1, 0),
+        TypeError,
+        'q_x must be a tensor of integer codes',
+    ),
+    (
+        'weight-out-of-range',
+        lambda: int_linear(Z8, 0.1, 0, W8.int() + 200, 0.1, 0, None, 0.1, 0),
+        ValueError,
+        'q_w holds codes outside -128..127',
+    ),
+    (
+        'zero-scale',
+        lambda: int_linear(Z8, 0.0, 0, W8, 0.1, 0, None, 0.1, 0),
+        ValueError,
+        'x_scale must be finite and > 0',
+    ),
+    (
+        'negative-w-scale',
+        lambda: int_linear(Z8, 0.1, 0, W8, torch.tensor([0.1, -0.1, 0.1], dtype=torch.float64), 0, None, 0.1, 0),
+        ValueError,
+        'w_scale must be finite and > 0',
+    ),
     ('zero-point-range', lambda: int_linear(Z8, 0.1, 256, W8, 0.1, 0, None, 0.1, 0), ValueError, 'x_zero_point=256'),
-    ('float-zero-point', lambda: int_linear(Z8, 0.1, 0.5, W8, 0.1, 0, None, 0.1, 0), TypeError, 'x_zero_point must be an int'),
-    ('mismatched-K', lambda: int_linear(Z8, 0.1, 0, torch.zeros(3, 5, dtype=torch.int8), 0.1, 0, None, 0.1, 0), ValueError, 'need q_x'),
-    ('per-channel-length', lambda: int_linear(Z8, 0.1, 0, W8, torch.ones(2, dtype=torch.float64), 0, None, 0.1, 0), ValueError, 'one per output channel'),
-    ('zero-points-vs-scales', lambda: int_linear(Z8, 0.1, 0, W8, torch.ones(3, dtype=torch.float64), torch.zeros(2, dtype=torch.long), None, 0.1, 0), ValueError, 'as many of each'),
+    (
+        'float-zero-point',
+        lambda: int_linear(Z8, 0.1, 0.5, W8, 0.1, 0, None, 0.1, 0),
+        TypeError,
+        'x_zero_point must be an int',
+    ),
+    (
+        'mismatched-K',
+        lambda: int_linear(Z8, 0.1, 0, torch.zeros(3, 5, dtype=torch.int8), 0.1, 0, None, 0.1, 0),
+        ValueError,
+        'need q_x',
+    ),
+    (
+        'per-channel-length',
+        lambda: int_linear(Z8, 0.1, 0, W8, torch.ones(2, dtype=torch.float64), 0, None, 0.1, 0),
+        ValueError,
+        'one per output channel',
+    ),
+    (
+        'zero-points-vs-scales',
+        lambda: int_linear(
+            Z8, 0.1, 0, W8, torch.ones(3, dtype=torch.float64), torch.zeros(2, dtype=torch.long), None, 0.1, 0
+        ),
+        ValueError,
+        'as many of each',
+    ),
     ('bias-shape', lambda: int_linear(Z8, 0.1, 0, W8, 0.1, 0, torch.zeros(4), 0.1, 0), ValueError, 'bias has shape'),
-    ('int-bias', lambda: int_linear(Z8, 0.1, 0, W8, 0.1, 0, torch.zeros(3, dtype=torch.int32), 0.1, 0), TypeError, 'bias must be a float tensor'),
+    (
+        'int-bias',
+        lambda: int_linear(Z8, 0.1, 0, W8, 0.1, 0, torch.zeros(3, dtype=torch.int32), 0.1, 0),
+        TypeError,
+        'bias must be a float tensor',
+    ),
     ('M>=1', lambda: int_linear(Z8, 0.1, 0, W8, 1.0, 0, None, 0.01, 0, requant='integer'), ValueError, 'M < 1'),
     ('M<=0', lambda: quantize_multiplier(-0.5), ValueError, 'M must be finite and > 0'),
-    ('requant-mode', lambda: int_linear(Z8, 0.1, 0, W8, 0.1, 0, None, 0.1, 0, requant='fixed'), ValueError, "requant='fixed'"),
-    ('conv-groups', lambda: int_conv2d(torch.zeros(1, 4, 3, 3, dtype=torch.uint8), 0.1, 0, torch.zeros(2, 2, 1, 1, dtype=torch.int8), 0.1, 0, None, 0.1, 0), ValueError, 'same C'),
+    (
+        'requant-mode',
+        lambda: int_linear(Z8, 0.1, 0, W8, 0.1, 0, None, 0.1, 0, requant='fixed'),
+        ValueError,
+        "requant='fixed'",
+    ),
+    (
+        'conv-groups',
+        lambda: int_conv2d(
+            torch.zeros(1, 4, 3, 3, dtype=torch.uint8),
+            0.1,
+            0,
+            torch.zeros(2, 2, 1, 1, dtype=torch.int8),
+            0.1,
+            0,
+            None,
+            0.1,
+            0,
+        ),
+        ValueError,
+        'same C',
+    ),
     ('pool-float', lambda: int_max_pool2d(torch.zeros(1, 1, 2, 2), 2), TypeError, 'integer codes'),
-    ('2d-w-scale', lambda: int_linear(Z8, 0.1, 0, W8, torch.ones(3, 1, dtype=torch.float64), 0, None, 0.1, 0), ValueError, 'w_scale has shape (3, 1)'),
-    ('nan-bias', lambda: int_linear(Z8, 0.1, 0, W8, 0.1, 0, torch.tensor([0.0, float('nan'), 0.0]), 0.1, 0), ValueError, 'bias holds NaN or inf'),
-    ('requantize-zero-scale', lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.0, 0), ValueError, 'scale must be finite and > 0'),
-    ('requantize-zero-point', lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 300), ValueError, 'zero_point=300'),
-    ('requantize-float-acc', lambda: requantize(torch.zeros(1, 3), None, 0.1, 0.1, 0.1, 0), TypeError, 'acc must be a tensor of integer codes'),
-    ('int-gemm-codes', lambda: int_gemm(Z8.int() + 300, 0, W8, torch.zeros(3, dtype=torch.long)), ValueError, 'q_x holds codes outside 0..255'),
-    ('high-mul-float', lambda: saturating_rounding_doubling_high_mul(torch.tensor([5.5]), 2**30), TypeError, 'a must hold integers'),
+    (
+        '2d-w-scale',
+        lambda: int_linear(Z8, 0.1, 0, W8, torch.ones(3, 1, dtype=torch.float64), 0, None, 0.1, 0),
+        ValueError,
+        'w_scale has shape (3, 1)',
+    ),
+    (
+        'nan-bias',
+        lambda: int_linear(Z8, 0.1, 0, W8, 0.1, 0, torch.tensor([0.0, float('nan'), 0.0]), 0.1, 0),
+        ValueError,
+        'bias holds NaN or inf',
+    ),
+    (
+        'requantize-zero-scale',
+        lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.0, 0),
+        ValueError,
+        'scale must be finite and > 0',
+    ),
+    (
+        'requantize-zero-point',
+        lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 300),
+        ValueError,
+        'zero_point=300',
+    ),
+    (
+        'requantize-float-acc',
+        lambda: requantize(torch.zeros(1, 3), None, 0.1, 0.1, 0.1, 0),
+        TypeError,
+        'acc must be a tensor of integer codes',
+    ),
+    (
+        'int-gemm-codes',
+        lambda: int_gemm(Z8.int() + 300, 0, W8, torch.zeros(3, dtype=torch.long)),
+        ValueError,
+        'q_x holds codes outside 0..255',
+    ),
+    (
+        'high-mul-float',
+        lambda: saturating_rounding_doubling_high_mul(torch.tensor([5.5]), 2**30),
+        TypeError,
+        'a must hold integers',
+    ),
     ('shift-float', lambda: rounding_right_shift(torch.tensor([5]), 1.5), TypeError, 'shift must hold integers'),
-    ('high-mul-beyond-int32', lambda: saturating_rounding_doubling_high_mul(torch.tensor([2**40]), 2**30), ValueError, 'outside int32'),
+    (
+        'high-mul-beyond-int32',
+        lambda: saturating_rounding_doubling_high_mul(torch.tensor([2**40]), 2**30),
+        ValueError,
+        'outside int32',
+    ),
     ('multiplier-string', lambda: quantize_multiplier('0.5'), TypeError, 'M must be a float'),
     ('quantize-nan', lambda: quantize_codes(torch.tensor([float('nan')]), 0.1, 0), ValueError, 'x holds NaN'),
     ('quantize-zero-scale', lambda: quantize_codes(torch.zeros(2), 0.0, 0), ValueError, 'scale must be finite and > 0'),
-    ('pool-padding', lambda: int_max_pool2d(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), 2, 2, padding=2), ValueError, 'at most half of kernel_size'),
+    (
+        'pool-padding',
+        lambda: int_max_pool2d(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), 2, 2, padding=2),
+        ValueError,
+        'at most half of kernel_size',
+    ),
     ('model-type', lambda: IntegerModel.from_quantized('model'), TypeError, 'torch.nn.Module'),
-    ('float-model', lambda: IntegerModel.from_quantized(torch.nn.Sequential(torch.nn.Linear(2, 2))), ValueError, '0 (torch.nn.modules.linear.Linear)'),
+    (
+        'float-model',
+        lambda: IntegerModel.from_quantized(torch.nn.Sequential(torch.nn.Linear(2, 2))),
+        ValueError,
+        '0 (torch.nn.modules.linear.Linear)',
+    ),
 ]
 
 
 @pytest.mark.parametrize('call,error,message', [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_input(call, error, message):
-    with pytest.raises(error, match=message.replace('(', r'\(').replace(')', r'\)').replace('.', r'\.').replace('?', r'\?')): call()
+    with pytest.raises(
+        error, match=message.replace('(', r'\(').replace(')', r'\)').replace('.', r'\.').replace('?', r'\?')
+    ):
+        call()
 
 
 def test_unsupported_module_is_named(converted):
     dynamic = PTQProcessor().dynamic_quantization(SampleNet())
-    with pytest.raises(ValueError, match=r'fc1 \(torch\.ao\.nn\.quantized\.dynamic'): IntegerModel.from_quantized(dynamic)
+    with pytest.raises(ValueError, match=r'fc1 \(torch\.ao\.nn\.quantized\.dynamic'):
+        IntegerModel.from_quantized(dynamic)
 
 
 def test_saturation_needs_integer_arithmetic(converted):
     conv1 = converted['models']['x86', 'samplenet'].conv1
-    with pytest.raises(ValueError, match="saturate_int16=True needs integer arithmetic"): IntLayer(conv1, 'fakequant', saturate_int16=True)
+    with pytest.raises(ValueError, match="saturate_int16=True needs integer arithmetic"):
+        IntLayer(conv1, 'fakequant', saturate_int16=True)
 
 
 def test_unreproduced_onednn_layout_is_refused(monkeypatch):
     "oneDNN's AVX-512 kernel without VNNI on a one-channel convolution: a clear error unless saturation is turned off."
-    monkeypatch.setattr(integer, '_this_process', lambda library: dict(fbgemm='avx512', onednn='avx512_core')[library])  # Skylake-SP
-    w = torch.quantize_per_channel(torch.randn(4, 1, 3, 3), torch.full((4,), 0.01, dtype=torch.float64),
-                                   torch.zeros(4, dtype=torch.long), 0, torch.qint8)
+    monkeypatch.setattr(
+        integer, '_this_process', lambda library: dict(fbgemm='avx512', onednn='avx512_core')[library]
+    )  # Skylake-SP
+    w = torch.quantize_per_channel(
+        torch.randn(4, 1, 3, 3),
+        torch.full((4,), 0.01, dtype=torch.float64),
+        torch.zeros(4, dtype=torch.long),
+        0,
+        torch.qint8,
+    )
     with quantized_engine('onednn'):
         m = nnq.Conv2d(1, 4, 3)
         m.set_weight_bias(w, None)
-    with pytest.raises(ValueError, match='does not reproduce'): IntLayer(m)
+    with pytest.raises(ValueError, match='does not reproduce'):
+        IntLayer(m)
     assert IntLayer(m, saturate_int16=False).kernel == 'onednn'
 
 
 def _nearest_float32(value):
     "The float32 nearest to a Fraction, ties to even: the exact reference for one rounding."
     from fractions import Fraction
+
     f = torch.tensor(float(value), dtype=torch.float32)  # within one float32 step of the answer
     candidates = [torch.nextafter(f, torch.tensor(-float('inf'))), f, torch.nextafter(f, torch.tensor(float('inf')))]
-    def distance(c): return abs(Fraction(c.item()) - value)
+
+    def distance(c):
+        return abs(Fraction(c.item()) - value)
+
     best = min(distance(c) for c in candidates)
     ties = [c for c in candidates if distance(c) == best]
     return min(ties, key=lambda c: c.view(torch.int32).item() % 2)  # even mantissa on a tie
@@ -339,10 +548,11 @@ def test_fma_rounds_once():
     "fbgemm's fused bias step: float32(a·b + c) with one rounding, against exact rational arithmetic, ties included."
     from fractions import Fraction
     from quantnb.integer import _fma_f32
+
     g = torch.Generator().manual_seed(0)
     a = (torch.randn(3000, generator=g) * 10).float()
     b = torch.rand(3000, generator=g).float() * 1e3
-    c = torch.randint(-2**26, 2**26, (3000,), generator=g).float()
+    c = torch.randint(-(2**26), 2**26, (3000,), generator=g).float()
     ties_a, ties_b = torch.tensor([1.0, 3.0]), torch.tensor([2.0**-25, 2.0**-24])  # c + a·b exactly halfway
     a, b, c = torch.cat([a, ties_a]), torch.cat([b, ties_b]), torch.cat([c, torch.tensor([1.0, 1.0])])
     ours = _fma_f32(a, b, c)
@@ -351,56 +561,120 @@ def test_fma_rounds_once():
 
 
 def test_qnnpack_weights_are_not_taken_for_fbgemm():
-    if 'qnnpack' not in torch.backends.quantized.supported_engines: pytest.skip('no QNNPACK in this build')
+    if 'qnnpack' not in torch.backends.quantized.supported_engines:
+        pytest.skip('no QNNPACK in this build')
     with quantized_engine('qnnpack'):
         linear = nnq.Linear(5, 3)
         conv = nnq.Conv2d(2, 3, 3)
     for m in (linear, conv):
-        with pytest.raises(ValueError, match='cannot tell which library'): packed_library(m)
+        with pytest.raises(ValueError, match='cannot tell which library'):
+            packed_library(m)
 
 
 def test_new_arguments_are_checked(converted):
     model, images = converted['models']['x86', 'samplenet'], converted['images']
     z8, w8 = torch.zeros(2, 4, dtype=torch.uint8), torch.zeros(3, 4, dtype=torch.int8)
     cases = [
-        (lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, kernel='onednn-amx'), ValueError, 'resolve it'),
+        (
+            lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, kernel='onednn-amx'),
+            ValueError,
+            'resolve it',
+        ),
         (lambda: requantize(torch.full((1, 3), 2**40), None, 0.1, 0.1, 0.1, 0), ValueError, 'outside'),
         (lambda: int_linear(z8, 0.1, 0, w8, 0.1, 0, None, 0.1, 0, relu='no'), TypeError, 'relu must be True or False'),
         (lambda: int_linear(z8, 0.1, 0, w8, 0.1, 0, None, 0.1, 0, kernel='mkl'), ValueError, "kernel='mkl'"),
         (lambda: int_linear(z8, 0.1, 0, w8, 0.1, 3, None, 0.1, 0, kernel='onednn'), ValueError, 'symmetric weights'),
-        (lambda: int_conv2d(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), 0.1, 0, torch.zeros(2, 1, 3, 3, dtype=torch.int8),
-                            0.1, 0, None, 0.1, 0, padding=-1, saturate_int16=True), ValueError, 'padding'),
+        (
+            lambda: int_conv2d(
+                torch.zeros(1, 1, 4, 4, dtype=torch.uint8),
+                0.1,
+                0,
+                torch.zeros(2, 1, 3, 3, dtype=torch.int8),
+                0.1,
+                0,
+                None,
+                0.1,
+                0,
+                padding=-1,
+                saturate_int16=True,
+            ),
+            ValueError,
+            'padding',
+        ),
         (lambda: onednn_weight_scales(-0.1, linear=True), ValueError, 'finite and > 0'),
         (lambda: x86_library('conv', groups=0), ValueError, 'groups=0'),
         (lambda: x86_library('conv', symmetric='no'), TypeError, 'symmetric must be True or False'),
         (lambda: fbgemm_isa(['avx2'], {}), TypeError, 'set of CPU flag names'),
         (lambda: IntLayer(model.conv1, requant='bogus'), ValueError, "requant='bogus'"),
-        (lambda: IntegerModel.from_quantized(model, saturate_int16='yes'), TypeError, 'saturate_int16 must be True or False'),
+        (
+            lambda: IntegerModel.from_quantized(model, saturate_int16='yes'),
+            TypeError,
+            'saturate_int16 must be True or False',
+        ),
         (lambda: parity_report(model, (images, None)), TypeError, r'not \(images, labels\)'),
         (lambda: parity_report(model, images * float('nan')), ValueError, 'finite'),
         (lambda: library_parity(model, []), ValueError, 'batches is empty'),
         (lambda: packed_library(torch.nn.Conv2d(1, 1, 1)), TypeError, 'statically quantized'),
         (lambda: IntLayer(torch.nn.Linear(2, 2)), TypeError, 'statically quantized'),
         (lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, relu='no'), TypeError, 'relu'),
-        (lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, torch.tensor([0.1, 0.2, 0.3]), 0.1, 0.1, 0), TypeError, 'one scale per tensor'),
-        (lambda: int_gemm(z8, 0, w8, torch.zeros(3, dtype=torch.long), saturate_int16='no'), TypeError, 'saturate_int16'),
+        (
+            lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, torch.tensor([0.1, 0.2, 0.3]), 0.1, 0.1, 0),
+            TypeError,
+            'one scale per tensor',
+        ),
+        (
+            lambda: int_gemm(z8, 0, w8, torch.zeros(3, dtype=torch.long), saturate_int16='no'),
+            TypeError,
+            'saturate_int16',
+        ),
         (lambda: onednn_weight_scales(0.1, 'yes'), TypeError, 'linear must be True or False'),
         (lambda: x86_library('conv', ['avx512_vnni']), TypeError, 'set of CPU flag names'),
         (lambda: onednn_isa({'avx2'}, {'ONEDNN_MAX_CPU_ISA': 'AVX'}), ValueError, 'below AVX2'),
         (lambda: library_parity(model, images), TypeError, 'iterable of batches'),
         (lambda: kernel_errors(model, (images, None)), TypeError, r'not \(images, labels\)'),
-        (lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, kernel='onednn'), TypeError, 'onednn_weight_scales'),
+        (
+            lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, kernel='onednn'),
+            TypeError,
+            'onednn_weight_scales',
+        ),
+        (
+            lambda: requantize(
+                torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, requant='integer', kernel='fbgemm'
+            ),
+            ValueError,
+            'leave kernel=None',
+        ),
+        (lambda: fbgemm_isa({'avx2', 'avx512_vnni'}, {}), ValueError, 'no CPU has that'),
+        (lambda: onednn_conv_uses_amx(1, 1, 1, (3,), (4, 4), (2, 2), (0, 0)), ValueError, 'kernel_size'),
+        (lambda: onednn_conv_uses_amx(1, 1, 1, (3, 3), (4, 0), (2, 2), (0, 0)), ValueError, r'input_hw\[1\]'),
+        (lambda: onednn_conv_uses_amx(1, 1, 1, (3, 3), (4, 4), (2, 2), (0, -1)), ValueError, r'padding\[1\]'),
+        (lambda: onednn_conv_uses_amx(1, 1, 1, (3, 3), (4, 4), (2, 2), (0, 0), l1_bytes=0), ValueError, 'l1_bytes'),
+        (lambda: quantize_codes(torch.tensor([3e9]), 1.0, 0), ValueError, 'steps of scale'),
+        (lambda: quantize_codes(torch.tensor([float('inf')]), 1.0, 0), ValueError, 'steps of scale'),
     ]
     for call, error, message in cases:
-        with pytest.raises(error, match=message): call()
+        with pytest.raises(error, match=message):
+            call()
 
 
-@pytest.mark.parametrize('rows,k,n,amx', [(1, 300, 256, False), (2, 300, 256, True), (7, 220, 24, False), (4, 300, 64, False),
-                                          (64, 300, 64, True), (64, 16, 64, False), (1, 256, 1024, False), (1, 257, 1024, True)],
-                         ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    'rows,k,n,amx',
+    [
+        (1, 300, 256, False),
+        (2, 300, 256, True),
+        (7, 220, 24, False),
+        (4, 300, 64, False),
+        (64, 300, 64, True),
+        (64, 16, 64, False),
+        (1, 256, 1024, False),
+        (1, 257, 1024, True),
+    ],
+    ids=lambda v: str(v),
+)
 def test_onednn_matmul_amx_rule(rows, k, n, amx):
     "brgemm_matmul_utils.cpp's small shapes (kept off AMX), on shapes around each threshold."
     from quantnb.integer import onednn_matmul_uses_amx
+
     assert onednn_matmul_uses_amx(rows, k, n) == amx
 
 
@@ -408,7 +682,10 @@ def test_onednn_matmul_amx_rule(rows, k, n, amx):
 def test_multipliers_above_one_follow_the_kernel(engine):
     "M >= 1 and huge biases: values beyond int32 and the saturating zero-point sum, as each library computes them."
     g = torch.Generator().manual_seed(0)
-    q_x, q_w = torch.randint(0, 256, (16, 300), generator=g).to(torch.uint8), torch.randint(-127, 128, (32, 300), generator=g).to(torch.int8)
+    q_x, q_w = (
+        torch.randint(0, 256, (16, 300), generator=g).to(torch.uint8),
+        torch.randint(-127, 128, (32, 300), generator=g).to(torch.int8),
+    )
     for scale, zero_point in ((1e-5, 100), (1e-4, 250), (2e-3, 5)):
         with quantized_engine(engine):
             m = nnq.Linear(300, 32)
@@ -421,23 +698,28 @@ def test_multipliers_above_one_follow_the_kernel(engine):
 def _near_half_conv(batch, channels, size, kernel_size, engine='onednn'):
     "A oneDNN-packed Conv2d whose first output of each channel lies next to a half-code, and its input codes."
     import torch.nn.functional as F
+
     g = torch.Generator().manual_seed(batch * 100 + size)
     q = torch.randint(0, 128, (batch, channels, size, size), generator=g).to(torch.uint8)
     w_scale = torch.rand(256, dtype=torch.float64, generator=g) * 0.02 + 1e-4
     q_w = torch.randint(-127, 128, (256, channels, kernel_size, kernel_size), generator=g).to(torch.int8)
     acc = F.conv2d(q.double() - 3, q_w.double())[0, :, 0, 0]
-    half = torch.randint(-100, 100, (256,), generator=g) + 0.5
-    bias = ((half + (torch.rand(256, generator=g, dtype=torch.float64) - 0.5) * 2**-16) * 0.0771 - acc * 0.0123 * w_scale).float()
+    bias = near_half_bias(acc, 0.0123, w_scale, 0.0771, g)
     with quantized_engine(engine):
         m = nnq.Conv2d(channels, 256, kernel_size)
-        m.set_weight_bias(torch._make_per_channel_quantized_tensor(q_w, w_scale, torch.zeros(256, dtype=torch.long), 0), bias)
+        m.set_weight_bias(
+            torch._make_per_channel_quantized_tensor(q_w, w_scale, torch.zeros(256, dtype=torch.long), 0), bias
+        )
     m.scale, m.zero_point = 0.0771, 17
     return m, q
 
 
 @pytest.mark.skipif(onednn_isa() != 'avx512_core_amx', reason='oneDNN takes one order per instruction set without AMX')
-@pytest.mark.parametrize('batch,channels,size,kernel_size', [(1, 1, 28, 3), (64, 32, 13, 3), (4, 16, 3, 2), (1, 2, 3, 2)],
-                         ids=['samplenet-conv1', 'samplenet-conv2', 'small-4-positions', 'small-1-image'])
+@pytest.mark.parametrize(
+    'batch,channels,size,kernel_size',
+    [(1, 1, 28, 3), (64, 32, 13, 3), (4, 16, 3, 2), (1, 2, 3, 2)],
+    ids=['samplenet-conv1', 'samplenet-conv2', 'small-4-positions', 'small-1-image'],
+)
 def test_amx_convolution_order_follows_the_small_shape_rule(batch, channels, size, kernel_size):
     "AMX (s_x·s_w first) for SampleNet's convolutions, the AVX-512 order for at most 4 output positions that fit L1."
     m, q = _near_half_conv(batch, channels, size, kernel_size)
@@ -446,8 +728,7 @@ def test_amx_convolution_order_follows_the_small_shape_rule(batch, channels, siz
 
 
 def test_onednn_conv_amx_rules():
-    "jit_brgemm_conv_utils.cpp: at most 4 output positions that fit L1, and the 3x3, 32-channel 640x640 shape, stay off AMX."
-    from quantnb.integer import onednn_conv_uses_amx
+    "jit_brgemm_conv_utils.cpp: <= 4 output positions that fit L1, and the 3x3, 32-channel 640x640 shape, stay off AMX."
     assert not onednn_conv_uses_amx(4, 16, 256, (2, 2), (3, 3), (2, 2), (0, 0))
     assert onednn_conv_uses_amx(64, 32, 64, (3, 3), (13, 13), (11, 11), (0, 0))
     assert not onednn_conv_uses_amx(1, 3, 32, (3, 3), (640, 640), (640, 640), (1, 1))
@@ -461,8 +742,10 @@ def test_outputs_near_int32_saturate_like_the_kernel(engine, zero_point):
     "round(y·M) just below 2^31 plus the zero point: fbgemm saturates in int16 (no wrap), oneDNN in float."
     with quantized_engine(engine):
         m = nnq.Linear(4, 8)
-        m.set_weight_bias(torch._make_per_tensor_quantized_tensor(torch.zeros(8, 4, dtype=torch.int8), 1.0, 0),
-                          torch.full((8,), 2147483520.0))
+        m.set_weight_bias(
+            torch._make_per_tensor_quantized_tensor(torch.zeros(8, 4, dtype=torch.int8), 1.0, 0),
+            torch.full((8,), 2147483520.0),
+        )
     m.scale, m.zero_point = 1.0, zero_point
     q = torch.zeros(2, 4, dtype=torch.uint8)
     ref = m(torch._make_per_tensor_quantized_tensor(q, 1.0, 0)).int_repr()
@@ -474,8 +757,11 @@ def test_amx_needs_what_onednn_requires():
     assert onednn_isa(FLAGS['vnni'] | {'amx_int8', 'amx_tile'}, {}) == 'avx512_core_vnni'
     assert onednn_isa(FLAGS['amx'], {}) == 'avx512_core_amx'
     from quantnb.integer import onednn_conv_uses_amx, onednn_matmul_uses_amx
-    with pytest.raises(ValueError, match='rows=0'): onednn_matmul_uses_amx(0, 300, 256)
-    with pytest.raises(ValueError, match='batch=-1'): onednn_conv_uses_amx(-1, 1, 1, (3, 3), (5, 5), (3, 3), (0, 0))
+
+    with pytest.raises(ValueError, match='rows=0'):
+        onednn_matmul_uses_amx(0, 300, 256)
+    with pytest.raises(ValueError, match='batch=-1'):
+        onednn_conv_uses_amx(-1, 1, 1, (3, 3), (5, 5), (3, 3), (0, 0))
     assert onednn_conv_uses_amx(2, 64, 64, (1, 1), (2, 2), (2, 2), (0, 0), l1_bytes=4096)  # 8192 > 4096·7/8/2
     assert not onednn_conv_uses_amx(2, 64, 64, (1, 1), (2, 2), (2, 2), (0, 0), l1_bytes=48 * 1024)
 
@@ -484,9 +770,38 @@ def test_huge_onednn_outputs_saturate():
     "A bias far beyond int64 output steps: oneDNN saturates in float (255), the twin too."
     with quantized_engine('onednn'):
         m = nnq.Linear(4, 2)
-        m.set_weight_bias(torch._make_per_tensor_quantized_tensor(torch.zeros(2, 4, dtype=torch.int8), 1.0, 0),
-                          torch.tensor([1e20, 3e38]))
+        m.set_weight_bias(
+            torch._make_per_tensor_quantized_tensor(torch.zeros(2, 4, dtype=torch.int8), 1.0, 0),
+            torch.tensor([1e20, 3e38]),
+        )
     m.scale, m.zero_point = 1.0, 0
     q = torch.zeros(1, 4, dtype=torch.uint8)
     ref = m(torch._make_per_tensor_quantized_tensor(q, 1.0, 0)).int_repr()
     assert torch.equal(IntLayer(m)(QCodes(q, 1.0, 0)).codes, ref) and ref.tolist() == [[255, 255]]
+
+
+@pytest.mark.parametrize('n', [1, 7, 8, 16, 33, 4096])
+@pytest.mark.parametrize('zero_point', [0, 10, 255])
+def test_quantize_codes_equals_pytorch_up_to_its_int32_limit(n, zero_point):
+    "Huge inputs below the refused range, every loop length (vectorized body and scalar tail) and zero point."
+    for value in (2.0**31 - 512, -3e9, -float('inf'), 1e9, 0.5, 2.5, -2.5):
+        x = torch.full((n,), value)
+        x[::3] = 1.5
+        ours = quantize_codes(x, 1.0, zero_point).codes
+        assert torch.equal(ours, torch.quantize_per_tensor(x, 1.0, zero_point, torch.quint8).int_repr()), value
+
+
+def test_reduced_precision_float32_keeps_the_accumulator_exact():
+    "With bfloat16/TF32 allowed for float32 matmuls, the exact accumulators switch to float64 and stay exact."
+    g = torch.Generator().manual_seed(0)
+    q_x = torch.randint(0, 256, (16, 200), generator=g).to(torch.uint8)
+    q_w = torch.randint(-128, 128, (8, 200), generator=g).to(torch.int8)
+    exact = (q_x.long() - 3) @ q_w.long().T
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision('medium')
+        assert integer._exact_dtype(1000) == torch.float64
+        assert torch.equal(int_gemm(q_x, 3, q_w, torch.zeros(1, dtype=torch.long)), exact)
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert integer._exact_dtype(1000) == torch.float32

@@ -1,4 +1,5 @@
-"The int16 saturation of x86 CPUs without VNNI, emulated with torch integer ops so that every CI machine sees it (notebook 05)."
+"The int16 saturation of x86 CPUs without VNNI, emulated with torch integer ops so that every machine sees it (05)."
+
 import itertools
 import warnings
 
@@ -30,7 +31,9 @@ def reference_vpmaddubsw(q_x, q_w):
 def test_emulation_matches_the_instruction_definition(seed):
     g = torch.Generator().manual_seed(seed)
     M, N, K = (int(v) for v in torch.randint(1, 9, (3,), generator=g))
-    top = torch.randint(0, 2, (M, 1), generator=g) * 128 + 127  # rows of 7-bit codes (the exact matmul) and of 8-bit codes (pair by pair)
+    top = (
+        torch.randint(0, 2, (M, 1), generator=g) * 128 + 127
+    )  # rows of 7-bit codes (the exact matmul) and of 8-bit codes (pair by pair)
     q_x = (torch.rand(M, K, generator=g) * (top + 1)).floor().to(torch.uint8)
     q_w = torch.randint(-128, 128, (N, K), generator=g, dtype=torch.int8)
     acc, saturated = vpmaddubsw_matmul(q_x, q_w, max_elements=7)  # tiny chunks: the chunking must not matter
@@ -39,7 +42,7 @@ def test_emulation_matches_the_instruction_definition(seed):
 
 
 def test_seven_bit_codes_never_saturate_and_eight_bit_ones_can():
-    "Adversarial operands: the largest codes each configuration can produce, against the largest weights of either sign."
+    "Adversarial operands: the largest codes each configuration can produce, against the largest weights of each sign."
     for w in (127, -128):
         assert vpmaddubsw_matmul(torch.full((1, 64), 127), torch.full((1, 64), w))[1] == 0
         assert vpmaddubsw_matmul(torch.full((1, 64), 255), torch.full((1, 64), w))[1] == 32
@@ -58,10 +61,14 @@ def test_long_reductions_are_exact():
 
 
 def test_bad_operands_are_clear_errors():
-    with pytest.raises(ValueError, match='q_x holds codes outside 0..255'): vpmaddubsw_matmul(torch.full((1, 2), -1), torch.ones(1, 2, dtype=torch.int8))
-    with pytest.raises(TypeError, match='q_w must be a tensor of integer codes'): vpmaddubsw_matmul(torch.ones(1, 2, dtype=torch.uint8), torch.ones(1, 2))
-    with pytest.raises(ValueError, match='same K'): vpmaddubsw_matmul(torch.ones(1, 2, dtype=torch.uint8), torch.ones(1, 3, dtype=torch.int8))
-    with pytest.raises(ValueError, match='no statically quantized Conv2d or Linear'): saturation_report(torch.nn.Linear(2, 2), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match='q_x holds codes outside 0..255'):
+        vpmaddubsw_matmul(torch.full((1, 2), -1), torch.ones(1, 2, dtype=torch.int8))
+    with pytest.raises(TypeError, match='q_w must be a tensor of integer codes'):
+        vpmaddubsw_matmul(torch.ones(1, 2, dtype=torch.uint8), torch.ones(1, 2))
+    with pytest.raises(ValueError, match='same K'):
+        vpmaddubsw_matmul(torch.ones(1, 2, dtype=torch.uint8), torch.ones(1, 3, dtype=torch.int8))
+    with pytest.raises(ValueError, match='no statically quantized Conv2d or Linear'):
+        saturation_report(torch.nn.Linear(2, 2), torch.zeros(1, 2))
 
 
 @pytest.fixture(scope='module')
@@ -69,18 +76,23 @@ def samplenet_models():
     model, calib = pretrained(), calibration_batches(num_batches=10)
     _, test_dl = get_dataloaders(test_subset=256)
     ptq = PTQProcessor()
-    return {'default': ptq.static_quantization(model, calib), '8-bit': ptq.static_quantization(model, calib, reduce_range=False),
-            'images': torch.cat([x for x, _ in test_dl])}
+    return {
+        'default': ptq.static_quantization(model, calib),
+        '8-bit': ptq.static_quantization(model, calib, reduce_range=False),
+        'images': torch.cat([x for x, _ in test_dl]),
+    }
 
 
 @pytest.fixture(scope='module')
 def samplenet_reports(samplenet_models):
-    return {name: saturation_report(samplenet_models[name], samplenet_models['images']) for name in ('default', '8-bit')}
+    return {
+        name: saturation_report(samplenet_models[name], samplenet_models['images']) for name in ('default', '8-bit')
+    }
 
 
 def test_default_configuration_never_saturates_on_samplenet(samplenet_reports):
-    """On real test images (not the calibration ones), through every quantized layer of SampleNet: a layer whose input codes
-    stay at or below 127 never saturates; codes above 127 (inputs beyond the calibrated range) may, but rarely."""
+    """On real test images (not the calibration ones), through every quantized layer of SampleNet: a layer whose
+    input codes stay at or below 127 never saturates; codes above 127 (beyond the calibrated range) may, rarely."""
     default, full_range = samplenet_reports['default'], samplenet_reports['8-bit']
     assert [r['layer'] for r in default] == ['conv1', 'conv2', 'fc1', 'fc2']
     assert all(r['saturated'] == 0 for r in default if r['max_input_code'] <= 127)
@@ -94,17 +106,25 @@ def test_full_range_activations_saturate_on_samplenet(samplenet_reports):
 
 
 def test_bad_codes_and_models():
-    with pytest.raises(ValueError, match='same K > 0'): vpmaddubsw_matmul(torch.ones(1, 0, dtype=torch.uint8), torch.ones(1, 0, dtype=torch.int8))
-    with pytest.raises(TypeError, match='integer codes'): vpmaddubsw_matmul(torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 2, dtype=torch.int8))
+    with pytest.raises(ValueError, match='same K > 0'):
+        vpmaddubsw_matmul(torch.ones(1, 0, dtype=torch.uint8), torch.ones(1, 0, dtype=torch.int8))
+    with pytest.raises(TypeError, match='integer codes'):
+        vpmaddubsw_matmul(torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 2, dtype=torch.int8))
     dynamic = PTQProcessor().dynamic_quantization(torch.nn.Sequential(torch.nn.Linear(4, 4)))
-    with pytest.raises(ValueError, match='statically quantized'): saturation_report(dynamic, torch.zeros(1, 4))
+    with pytest.raises(ValueError, match='statically quantized'):
+        saturation_report(dynamic, torch.zeros(1, 4))
 
 
 def test_seven_bit_codes_exceed_127_outside_the_calibrated_range(samplenet_models):
     "reduce_range sets the scale; quantize/requantize still clamp to 0..255. Inputs brighter than the calibration data"
     "therefore get codes above 127 (notebook 04 says so): the guarantee holds for in-range inputs only."
     model, images = samplenet_models['default'], samplenet_models['images']
-    def share_above_127(x): return {name: (q.int_repr() > 127).float().mean().item() for name, (_, q) in _layer_inputs(model, x).items()}
+
+    def share_above_127(x):
+        return {name: (q.int_repr() > 127).float().mean().item() for name, (_, q) in _layer_inputs(model, x).items()}
+
     ordinary, bright = share_above_127(images), share_above_127(images * 3)
-    assert ordinary['conv1'] == 0 and max(ordinary.values()) < 1e-3  # test images: within the quant stub's range; rare beyond
+    assert (
+        ordinary['conv1'] == 0 and max(ordinary.values()) < 1e-3
+    )  # test images: within the quant stub's range; rare beyond
     assert min(bright.values()) > 1e-3  # three times brighter: every layer sees codes above 127
