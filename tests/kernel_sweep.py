@@ -182,6 +182,37 @@ def model_check(engine, seeds=range(3)) -> dict:
     return dict(agree=agree, exact_int32_differs=exact_differs)
 
 
+GROUPWISE_SHAPES = [  # (C, O, kernel, stride, padding): fbgemm's groupwise path for the first four, im2col after
+    (8, 8, 3, 1, 1),
+    (16, 16, 3, 1, 1),
+    (8, 8, 3, 2, 1),
+    (16, 16, 3, 2, 1),
+    (8, 8, 3, 1, 0),
+    (8, 16, 3, 1, 1),
+    (4, 4, 3, 1, 1),
+    (16, 16, 1, 1, 0),
+    (8, 8, 3, (1, 2), 1),
+]
+
+
+def groupwise_check(engine) -> dict:
+    "Convolutions near fbgemm's groupwise path, 8-bit codes and extreme weights: the default twin against PyTorch."
+    g = torch.Generator().manual_seed(0)
+    result = {}
+    for C, O, k, stride, padding in GROUPWISE_SHAPES:
+        q_x = torch.randint(200, 256, (2, C, 9, 9), generator=g).to(torch.uint8)
+        w = torch.where(torch.rand(O, C, k, k, generator=g) < 0.5, -127, 127).to(torch.int8)
+        with quantized_engine(engine):
+            m = nnq.Conv2d(C, O, k, stride=stride, padding=padding)
+            m.set_weight_bias(torch._make_per_tensor_quantized_tensor(w, 0.01, 0), None)
+        m.scale, m.zero_point = 50.0, 128
+        reference = m(torch._make_per_tensor_quantized_tensor(q_x, 0.02, 0)).int_repr()
+        ours = IntLayer(m)(QCodes(q_x, 0.02, 0)).codes
+        result[str((C, O, k, stride, padding))] = torch.equal(ours, reference)
+    return result
+
+
 if __name__ == '__main__':
     engine = sys.argv[1]
-    print(json.dumps(dict(sweep(engine, range(int(sys.argv[2]))), models=model_check(engine))))
+    stats = sweep(engine, range(int(sys.argv[2])))
+    print(json.dumps(dict(stats, models=model_check(engine), groupwise=groupwise_check(engine))))

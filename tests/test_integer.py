@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.ao.nn.quantized as nnq
+import torch.ao.quantization as tq
 
 from quantnb.data import calibration_batches
 from quantnb.integer import (
@@ -37,10 +38,12 @@ from quantnb.integer import (
     parity_report,
     quantize_codes,
     quantize_multiplier,
+    quantized_bias,
     requantize,
     rounding_right_shift,
     saturates_int16,
     saturating_rounding_doubling_high_mul,
+    vpmaddubsw_matmul,
     x86_library,
 )
 import quantnb.integer as integer
@@ -104,6 +107,7 @@ def test_float_mode_equals_pytorch_with_fewer_instructions(engine, variable, cap
     if stats['onednn_isa' if engine == 'onednn' else 'fbgemm_isa'] in ('avx2', 'avx512', 'avx512_core'):
         assert stats['models']['exact_int32_differs'], 'the 8-bit nets never saturated: the check would not see it'
     assert stats['fbgemm_isa'] == fbgemm_isa(env=env) and stats['onednn_isa'] == onednn_isa(env=env)
+    assert all(stats['groupwise'].values()), stats['groupwise']
 
 
 def _conv(engine, symmetric=True, groups=1):
@@ -571,7 +575,7 @@ def test_qnnpack_weights_are_not_taken_for_fbgemm():
             packed_library(m)
 
 
-def test_new_arguments_are_checked(converted):
+def test_arguments_are_checked(converted):
     model, images = converted['models']['x86', 'samplenet'], converted['images']
     z8, w8 = torch.zeros(2, 4, dtype=torch.uint8), torch.zeros(3, 4, dtype=torch.int8)
     cases = [
@@ -649,8 +653,42 @@ def test_new_arguments_are_checked(converted):
         (lambda: onednn_conv_uses_amx(1, 1, 1, (3, 3), (4, 0), (2, 2), (0, 0)), ValueError, r'input_hw\[1\]'),
         (lambda: onednn_conv_uses_amx(1, 1, 1, (3, 3), (4, 4), (2, 2), (0, -1)), ValueError, r'padding\[1\]'),
         (lambda: onednn_conv_uses_amx(1, 1, 1, (3, 3), (4, 4), (2, 2), (0, 0), l1_bytes=0), ValueError, 'l1_bytes'),
-        (lambda: quantize_codes(torch.tensor([3e9]), 1.0, 0), ValueError, 'steps of scale'),
-        (lambda: quantize_codes(torch.tensor([float('inf')]), 1.0, 0), ValueError, 'steps of scale'),
+        (lambda: IntegerModel(model), TypeError, 'from_quantized'),
+        (lambda: QCodes(torch.zeros(2, dtype=torch.uint8), 0.1, 2.9), TypeError, 'Python int'),
+        (lambda: QCodes(torch.zeros(2), 0.1, 2), TypeError, 'integer codes'),
+        (lambda: QCodes(torch.zeros(2, dtype=torch.uint8), -0.1, 2), ValueError, 'finite and > 0'),
+        (
+            lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.5, 1.0, 1.0, torch.tensor([1, 2, 3])),
+            TypeError,
+            'one zero point per tensor',
+        ),
+        (lambda: requantize(torch.zeros(3, dtype=torch.long), None, 0.5, 1.0, 1.0, 0), ValueError, r'\(M, N\)'),
+        (lambda: library_parity(model, (images, torch.zeros(len(images)))), TypeError, 'iterable of batches'),
+        (lambda: quantized_bias(torch.tensor([float('nan')]), 0.1, 0.1), ValueError, 'NaN or inf'),
+        (lambda: quantized_bias(torch.tensor([1.0]), 0.0, 0.1), ValueError, 'x_scale must be finite and > 0'),
+        (lambda: near_half_bias(torch.zeros(2, 3), 0.1, 0.1, 0.1, torch.Generator()), ValueError, 'one row'),
+        (
+            lambda: int_conv2d(z8[None, None], 0.1, 0, torch.zeros(1, 1, 5, 5, dtype=torch.int8), 0.1, 0, None, 0.1, 0),
+            ValueError,
+            'no output position',
+        ),
+        (
+            lambda: int_conv2d(
+                z8[None, None],
+                0.1,
+                0,
+                torch.zeros(1, 1, 1, 1, dtype=torch.int8),
+                0.1,
+                0,
+                None,
+                0.1,
+                0,
+                stride=torch.tensor(2),
+            ),
+            TypeError,
+            'stride must be an int or two ints',
+        ),
+        (lambda: int_gemm(z8, 0, w8, torch.zeros(2, dtype=torch.long)), ValueError, 'w_zero_point has 2 values'),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message):
@@ -781,14 +819,46 @@ def test_huge_onednn_outputs_saturate():
 
 
 @pytest.mark.parametrize('n', [1, 7, 8, 16, 33, 4096])
-@pytest.mark.parametrize('zero_point', [0, 10, 255])
-def test_quantize_codes_equals_pytorch_up_to_its_int32_limit(n, zero_point):
-    "Huge inputs below the refused range, every loop length (vectorized body and scalar tail) and zero point."
-    for value in (2.0**31 - 512, -3e9, -float('inf'), 1e9, 0.5, 2.5, -2.5):
+@pytest.mark.parametrize('zero_point', [0, 10, 127, 128, 200, 255])
+def test_quantize_codes_equals_pytorch_on_huge_values(n, zero_point):
+    "Every loop length (vectorized body and scalar tail), zero points on both sides of PyTorch's int32 overflow."
+    values = (2.0**31 - 1024, 2.0**31 - 256, 2.0**31 - 128, 2.0**31, 3e9, float('inf'), -3e9, -float('inf'), 2.5)
+    for value in values:
         x = torch.full((n,), value)
         x[::3] = 1.5
         ours = quantize_codes(x, 1.0, zero_point).codes
         assert torch.equal(ours, torch.quantize_per_tensor(x, 1.0, zero_point, torch.quint8).int_repr()), value
+
+
+def test_torch_functions_on_codes_are_named():
+    "A forward that calls F.relu on what flows between layers fails with a message naming it, not deep in PyTorch."
+
+    class FunctionalReLU(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant, self.fc, self.dequant = tq.QuantStub(), torch.nn.Linear(4, 3), tq.DeQuantStub()
+
+        def forward(self, x):
+            return self.dequant(self.fc(torch.nn.functional.relu(self.quant(x))))
+
+    model = PTQProcessor().static_quantization(FunctionalReLU().eval(), [(torch.randn(8, 4), None)])
+    twin = IntegerModel.from_quantized(model)
+    with pytest.raises(TypeError, match=r'relu\(\) was called on QCodes'):
+        twin(torch.randn(2, 4))
+
+
+def test_empty_batches_give_empty_outputs(converted):
+    model = converted['models']['x86', 'samplenet']
+    empty = torch.zeros(0, 1, 28, 28)
+    with torch.no_grad():
+        assert IntegerModel.from_quantized(model)(empty).shape == model(empty).shape == (0, 10)
+
+
+def test_codes_of_any_integer_dtype_are_taken():
+    "Range checks compare Python ints: an int8 tensor of small codes is not refused by a wrapped bound."
+    q = torch.arange(16, dtype=torch.int8).reshape(1, 1, 4, 4)
+    assert int_max_pool2d(q, 2).tolist() == [[[[5, 7], [13, 15]]]]
+    assert vpmaddubsw_matmul(torch.full((1, 2), 100, dtype=torch.int8), torch.ones(1, 2, dtype=torch.int8))[0] == 200
 
 
 def test_reduced_precision_float32_keeps_the_accumulator_exact():

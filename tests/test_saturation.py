@@ -90,7 +90,7 @@ def samplenet_reports(samplenet_models):
     }
 
 
-def test_default_configuration_never_saturates_on_samplenet(samplenet_reports):
+def test_default_configuration_saturates_only_beyond_127_on_samplenet(samplenet_reports):
     """On real test images (not the calibration ones), through every quantized layer of SampleNet: a layer whose
     input codes stay at or below 127 never saturates; codes above 127 (beyond the calibrated range) may, rarely."""
     default, full_range = samplenet_reports['default'], samplenet_reports['8-bit']
@@ -116,8 +116,8 @@ def test_bad_codes_and_models():
 
 
 def test_seven_bit_codes_exceed_127_outside_the_calibrated_range(samplenet_models):
-    "reduce_range sets the scale; quantize/requantize still clamp to 0..255. Inputs brighter than the calibration data"
-    "therefore get codes above 127 (notebook 04 says so): the guarantee holds for in-range inputs only."
+    """reduce_range sets the scale; quantize/requantize still clamp to 0..255. Inputs beyond the calibration data
+    therefore get codes above 127: the guarantee holds for in-range inputs only."""
     model, images = samplenet_models['default'], samplenet_models['images']
 
     def share_above_127(x):
