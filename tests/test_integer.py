@@ -33,6 +33,7 @@ from quantnb.integer import (
     int_max_pool2d,
     onednn_conv_uses_amx,
     onednn_isa,
+    onednn_matmul_uses_amx,
     onednn_weight_scales,
     packed_library,
     parity_report,
@@ -711,7 +712,6 @@ def test_arguments_are_checked(converted):
 )
 def test_onednn_matmul_amx_rule(rows, k, n, amx):
     "brgemm_matmul_utils.cpp's small shapes (kept off AMX), on shapes around each threshold."
-    from quantnb.integer import onednn_matmul_uses_amx
 
     assert onednn_matmul_uses_amx(rows, k, n) == amx
 
@@ -794,7 +794,6 @@ def test_amx_needs_what_onednn_requires():
     "oneDNN's avx512_core_amx also needs AMX-BF16, AVX512-FP16, AVX512-BF16 and AVX-VNNI (cpu_isa_traits.hpp)."
     assert onednn_isa(FLAGS['vnni'] | {'amx_int8', 'amx_tile'}, {}) == 'avx512_core_vnni'
     assert onednn_isa(FLAGS['amx'], {}) == 'avx512_core_amx'
-    from quantnb.integer import onednn_conv_uses_amx, onednn_matmul_uses_amx
 
     with pytest.raises(ValueError, match='rows=0'):
         onednn_matmul_uses_amx(0, 300, 256)
@@ -875,3 +874,60 @@ def test_reduced_precision_float32_keeps_the_accumulator_exact():
     finally:
         torch.set_float32_matmul_precision(before)
     assert integer._exact_dtype(1000) == torch.float32
+
+
+def _near_half_linear(rows, k, n, seed=0):
+    "A oneDNN-packed Linear whose first row of outputs lies next to half-codes, and its input."
+    g = torch.Generator().manual_seed(seed)
+    q_x = torch.randint(0, 128, (rows, k), generator=g).to(torch.uint8)
+    q_w = torch.randint(-127, 128, (n, k), generator=g).to(torch.int8)
+    w_scale = torch.rand(n, dtype=torch.float64, generator=g) * 0.01 + 1e-3
+    bias = near_half_bias((q_x[0].double() - 9) @ q_w.double().T, 0.02, w_scale, 0.05, g, spread=60)
+    with quantized_engine('onednn'):
+        layer = nnq.Linear(k, n)
+        layer.set_weight_bias(
+            torch._make_per_channel_quantized_tensor(q_w, w_scale, torch.zeros(n, dtype=torch.long), 0), bias
+        )
+    layer.scale, layer.zero_point = 0.05, 100
+    return layer, torch._make_per_tensor_quantized_tensor(q_x, 0.02, 9)
+
+
+@pytest.mark.skipif(onednn_isa() != 'avx512_core_amx', reason='the AMX dispatch exists only on CPUs with AMX')
+@pytest.mark.parametrize(
+    'rows,k,n,amx',
+    [
+        (1, 256, 256, False),
+        (1, 255, 256, False),
+        (1, 300, 257, True),
+        (2, 300, 256, True),
+        (64, 16, 256, False),
+        (64, 17, 256, True),
+    ],
+    ids=str,
+)
+def test_amx_matmul_thresholds_against_pytorch(rows, k, n, amx):
+    "On each side of oneDNN's small-shape thresholds: the predicted order gives PyTorch's codes, and the other does not."
+    assert onednn_matmul_uses_amx(rows, k, n) == amx
+    layer, x = _near_half_linear(rows, k, n)
+    reference = layer(x).int_repr()[0]
+    codes = QCodes(x.int_repr(), x.q_scale(), x.q_zero_point())
+    predicted = IntLayer(layer)(codes).codes[0]
+    other = IntLayer(layer, kernel='onednn' if amx else 'onednn-combined')(codes).codes[0]
+    assert torch.equal(predicted, reference)
+    assert not torch.equal(other, reference), 'the two orders agree here: the shape cannot tell them apart'
+
+
+@pytest.mark.parametrize('engine', ['fbgemm', 'onednn'])
+@pytest.mark.parametrize('dilation,padding', [(2, 0), (2, 2), ((1, 3), (0, 1))], ids=str)
+def test_dilated_convolutions_equal_pytorch(engine, dilation, padding):
+    g = torch.Generator().manual_seed(0)
+    q_x = torch.randint(0, 128, (2, 3, 11, 12), generator=g).to(torch.uint8)
+    w_scale = torch.rand(5, dtype=torch.float64, generator=g) * 0.01 + 1e-3
+    q_w = torch.randint(-127, 128, (5, 3, 3, 3), generator=g).to(torch.int8)
+    with quantized_engine(engine):
+        m = nnq.Conv2d(3, 5, 3, padding=padding, dilation=dilation)
+        weight = torch._make_per_channel_quantized_tensor(q_w, w_scale, torch.zeros(5, dtype=torch.long), 0)
+        m.set_weight_bias(weight, torch.randn(5, generator=g))
+    m.scale, m.zero_point = 0.2, 60
+    reference = m(torch._make_per_tensor_quantized_tensor(q_x, 0.02, 9)).int_repr()
+    assert torch.equal(IntLayer(m)(QCodes(q_x, 0.02, 9)).codes, reference)
