@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from quantnb.data import atomic_write
+from quantnb.core import atomic_write
 
 PATH = Path(__file__).resolve().parents[1] / 'BENCHMARKS.md'
 

@@ -15,9 +15,9 @@ import torch
 
 from quantnb.data import calibration_batches, get_dataloaders
 from quantnb.integer import IntegerModel
-from quantnb.measure import cpu_info, markdown_table
+from quantnb.measure import cpu_info, interleaved_latency, markdown_table
 from quantnb.models import pretrained
-from quantnb.ptq import PTQProcessor, interleaved_latency
+from quantnb.ptq import PTQProcessor
 
 from bench_md import replace_section
 

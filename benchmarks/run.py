@@ -19,10 +19,9 @@ import warnings
 
 import torch
 
-from quantnb.data import progress
-from quantnb.measure import evaluate, markdown_table
+from quantnb.core import progress
+from quantnb.measure import evaluate, interleaved_latency, markdown_table
 from quantnb.pipeline import ModelQuantizationPipeline, deployed_size_bytes, machine
-from quantnb.ptq import interleaved_latency
 
 from bench_md import replace_section
 

@@ -32,12 +32,14 @@ from fastcore.basics import patch
 from matplotlib.figure import Figure
 
 from .affine import qtype, quant_error
-from .data import atomic_write, iter_batches, progress
-from .fakequant import QuantizedLayer, _fake_quantize_ste, calc_qparams, calibrate, pack_codes, quantize, quantize_layers, state_size_bytes
+from .data import iter_batches
+from .core import atomic_write, median, progress
+from .fakequant import QuantizedLayer, fake_quantize_unchecked, calc_qparams, calibrate, pack_codes, quantize, quantize_layers, state_size_bytes
 from .integer import VNNI_ISAS, fbgemm_isa, onednn_isa, x86_library
-from .measure import evaluate, markdown_table, model_size_bytes
+from .measure import evaluate, interleaved_latency, markdown_table, model_size_bytes
 from .qat import QATLayer
-from .ptq import _explain, _graph, _median, fusable_groups, interleaved_latency, quantized_engine, static_qconfig, take_batches
+from .ptq import explain_quantized_error, traced_graph, fusable_groups, quantized_engine, static_qconfig, take_batches
+
 
 # %% ../nbs/07_analysis.ipynb #8fe1e0e1
 def sqnr_db(x:torch.Tensor, # reference (float, or quantized: dequantized first)
@@ -442,7 +444,7 @@ def _measure_performance(self:QuantizationAnalyzer, original_model, quantized_mo
     "Accuracy, latency (ms per batch, interleaved) and serialized size of both models; the seed's keys first."
     acc = [evaluate(m, test_data)['accuracy'] for m in (original_model, quantized_model)]
     example = take_batches(test_data, 1, 'test_data')[0][:self.latency_batch_size]
-    ms = [_median(t) for t in interleaved_latency({'o': original_model, 'q': quantized_model}, example, self.iters, threads=self.threads).values()]
+    ms = [median(t) for t in interleaved_latency({'o': original_model, 'q': quantized_model}, example, self.iters, threads=self.threads).values()]
     size = [deployable_size_bytes(m) for m in (original_model, quantized_model)]
     return dict(original_accuracy=acc[0], quantized_accuracy=acc[1], accuracy_drop_percent=100 * (acc[0] - acc[1]) / acc[0] if acc[0] else 0.0,
                 original_inference_time_ms=ms[0], quantized_inference_time_ms=ms[1], speedup_factor=ms[0] / ms[1],
@@ -501,7 +503,7 @@ def _print_analysis_results(self:QuantizationAnalyzer, results:dict): print(Anal
 # %% ../nbs/07_analysis.ipynb #f8739abb
 def _switched_forward(layer:QuantizedLayer, weights:bool, activations:bool, x):
     "`layer`'s forward with its weight and its input quantized or not, independently."
-    x = _fake_quantize_ste(x, *layer.act_qparams(), layer.act_dtype, None) if activations else x
+    x = fake_quantize_unchecked(x, *layer.act_qparams(), layer.act_dtype, None) if activations else x
     return layer._apply_layer(x, layer.quantized_weight() if weights else layer.base_layer.weight)
 
 @contextlib.contextmanager
@@ -805,7 +807,7 @@ def _module_findings(model, backend) -> list:
 def _trial_findings(model, example, backend) -> list:
     "Prepare, calibrate on `example`, convert and run a copy: observers that saw nothing, collapsed scales, conversion errors."
     found, trial = [], copy.deepcopy(model).eval()
-    groups = fusable_groups(trial) if _graph(trial) is not None else []
+    groups = fusable_groups(trial) if traced_graph(trial) is not None else []
     if groups: tq.fuse_modules(trial, groups, inplace=True)
     trial.qconfig = static_qconfig()
     with warnings.catch_warnings(), torch.no_grad():
@@ -821,7 +823,7 @@ def _trial_findings(model, example, backend) -> list:
         try:
             tq.convert(trial, inplace=True); trial(example)
         except Exception as e:
-            found.append(_finding('convert-run', 'error', 'model', (_explain(e) or f'{type(e).__name__}: {str(e)[:160]}'),
+            found.append(_finding('convert-run', 'error', 'model', (explain_quantized_error(e) or f'{type(e).__name__}: {str(e)[:160]}'),
                                   'fix the findings above; run check_quantizable again'))
     return found
 
@@ -833,7 +835,7 @@ def check_quantizable(model:nn.Module, # the float model to quantize in eager mo
     _check_models(model)
     if not isinstance(example, torch.Tensor): raise TypeError(f'example must be one input batch (a tensor), not {type(example).__name__}')
     found = _module_findings(model, backend)
-    graph = _graph(model)
+    graph = traced_graph(model)
     if graph is None: found.append(_finding('trace', 'warning', 'model', 'torch.fx cannot trace forward: the dataflow checks were skipped', 'make forward traceable (no data-dependent control flow)'))
     else: found += _graph_findings(model, graph)
     if backend in torch.backends.quantized.supported_engines:

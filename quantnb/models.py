@@ -25,9 +25,11 @@ from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules, fuse_mod
 from torch.utils.data import Subset
 
 import quantnb
-from .data import (_check_int, _check_seed, atomic_write, cache_dir, data_spec, fast_mode, is_writable, iter_batches,
-                   progress, tensor_dataset, tensor_loader)
-from .measure import _check_model, evaluate
+from .data import data_spec, iter_batches, tensor_dataset, tensor_loader
+from .core import atomic_write, cache_dir, check_int, check_model, check_seed, fast_mode, is_writable, progress
+from .measure import evaluate
+from .core import check_reiterable, file_lock
+
 
 # %% ../nbs/01b_models.ipynb #6303ce1e
 class SampleNet(nn.Module):
@@ -35,7 +37,7 @@ class SampleNet(nn.Module):
     def __init__(self, num_classes:int=10):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int): raise TypeError(f"num_classes={num_classes!r} must be an int")
-        _check_int(num_classes, 'num_classes', 2)
+        check_int(num_classes, 'num_classes', 2)
         self.quant, self.dequant = QuantStub(), DeQuantStub()
         self.conv1, self.relu1 = nn.Conv2d(1, 32, 3, 1), nn.ReLU()
         self.conv2, self.relu2 = nn.Conv2d(32, 64, 3, 1), nn.ReLU()
@@ -91,19 +93,13 @@ def _check_number(v, name, low=None, high=None, low_open=False):
         raise ValueError(f"{name}={v!r} must be finite and {'>' if low_open else '>='} {low}" + ('' if high is None else f" and <= {high}"))
     return v
 
-def _check_reiterable(dl, name):
-    "`dl` must be iterable more than once (one pass per epoch): a DataLoader or a list, not a generator."
-    if isinstance(dl, (torch.Tensor, str, bytes)) or dl is None or not hasattr(dl, '__iter__'):
-        raise TypeError(f"{name} must be a DataLoader or a list of (images, labels) batches, not {type(dl).__name__}")
-    if iter(dl) is dl: raise TypeError(f"{name} is a one-shot iterator ({type(dl).__name__}): training passes over it every epoch; use list({name}) or a DataLoader")
-
 def _check_train_args(model, train_dl, valid_dl, epochs, lr, seed, weight_decay, label_smoothing):
-    if not any(p.requires_grad for p in _check_model(model).parameters()):
+    if not any(p.requires_grad for p in check_model(model).parameters()):
         raise ValueError(f"model has no trainable parameters ({type(model).__name__}): there is nothing to train")
     if isinstance(epochs, bool) or not isinstance(epochs, int): raise TypeError(f"epochs={epochs!r} must be an int")
-    _check_int(epochs, 'epochs'); _check_seed(seed)
+    check_int(epochs, 'epochs'); check_seed(seed)
     _check_number(lr, 'lr', 0, low_open=True); _check_number(weight_decay, 'weight_decay', 0); _check_number(label_smoothing, 'label_smoothing', 0, 1)
-    _check_reiterable(train_dl, 'train_dl'); _check_reiterable(valid_dl, 'valid_dl')
+    check_reiterable(train_dl, 'train_dl'); check_reiterable(valid_dl, 'valid_dl')
     if not hasattr(train_dl, '__len__') or len(train_dl) == 0: raise ValueError("train_dl has no batches: pass a non-empty DataLoader or list")
 
 # %% ../nbs/01b_models.ipynb #6b73fd57
@@ -145,7 +141,7 @@ def train_valid_loaders(dataset='fashion-mnist', # 'fashion-mnist' or 'mnist'
                         valid_batch_size:int=1000
                        ) -> tuple: # `(train_loader, valid_loader)`, disjoint, both from the training images
     "A seeded split of the training images into training and validation loaders; the test set is not touched."
-    data_spec(dataset); _check_int(batch_size, 'batch_size'); _check_int(valid_batch_size, 'valid_batch_size'); _check_seed(seed)
+    data_spec(dataset); check_int(batch_size, 'batch_size'); check_int(valid_batch_size, 'valid_batch_size'); check_seed(seed)
     ds = tensor_dataset(dataset, train=True)  # batches by indexing, bit-for-bit the per-image transform's (notebook 01)
     if isinstance(valid_size, bool) or not isinstance(valid_size, int) or not 1 <= valid_size < len(ds):
         raise ValueError(f'valid_size={valid_size!r} must be an int between 1 and {len(ds) - 1}')
@@ -168,9 +164,9 @@ def training_recipe(arch='samplenet', dataset='fashion-mnist', epochs:int=3, see
     "Everything that shapes a trained checkpoint; its hash names the cache file."
     if arch not in ARCHS: raise ValueError(f'arch={arch!r} is unknown: use one of {list(ARCHS)}')
     if unknown := set(overrides) - set(RECIPE): raise ValueError(f'{sorted(unknown)} not recipe keys: use any of {list(RECIPE)}')
-    data_spec(dataset); _check_seed(seed)
+    data_spec(dataset); check_seed(seed)
     if isinstance(epochs, bool) or not isinstance(epochs, int): raise TypeError(f"epochs={epochs!r} must be an int")
-    _check_int(epochs, 'epochs')
+    check_int(epochs, 'epochs')
     _check_recipe_values({**RECIPE, **overrides})
     fast = fast_mode()
     return dict(arch=arch, dataset=dataset, epochs=epochs, seed=seed, **{**RECIPE, **overrides},
@@ -179,7 +175,7 @@ def training_recipe(arch='samplenet', dataset='fashion-mnist', epochs:int=3, see
 
 def _check_recipe_values(r):
     _check_number(r['lr'], 'lr', 0, low_open=True); _check_number(r['weight_decay'], 'weight_decay', 0)
-    _check_number(r['label_smoothing'], 'label_smoothing', 0, 1); _check_int(r['batch_size'], 'batch_size')
+    _check_number(r['label_smoothing'], 'label_smoothing', 0, 1); check_int(r['batch_size'], 'batch_size')
 
 def checkpoint_path(recipe:dict) -> Path:
     "Where the checkpoint for `recipe` is cached."
@@ -224,14 +220,6 @@ def load_checkpoint(path:Path, # a cached checkpoint, as `checkpoint_path` names
         with contextlib.suppress(OSError): atomic_write(hash_file, lambda tmp: Path(tmp).write_text(digest))
     return ckpt
 
-@contextlib.contextmanager
-def _lock(path):
-    "An exclusive lock on `path`'s recipe across processes, so that concurrent first calls train once."
-    with open(path.with_name(f'.{path.name}.lock'), 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
-
 def _train_checkpoint(recipe):
     "Train the model `recipe` describes; seeded before construction, so the same recipe gives the same weights in any process (same hardware and PyTorch build)."
     train_dl, valid_dl = train_valid_loaders(recipe['dataset'], recipe['batch_size'], recipe['valid_size'], recipe['subset'], recipe['seed'])
@@ -259,7 +247,7 @@ def pretrained(arch='samplenet', # 'samplenet' or 'samplenet-bn'
     path = checkpoint_path(recipe)
     ckpt = load_checkpoint(path, recipe)
     if ckpt is None and is_writable(path.parent):
-        with _lock(path): ckpt = load_checkpoint(path, recipe) or _save_checkpoint(_train_checkpoint(recipe), path)
+        with file_lock(path): ckpt = load_checkpoint(path, recipe) or _save_checkpoint(_train_checkpoint(recipe), path)
     elif ckpt is None:
         warnings.warn(f'cache folder {path.parent} is not writable: training in memory; the model will not be cached '
                       f'(set $QUANTNB_CACHE to a writable folder)')

@@ -16,8 +16,9 @@ import torch
 from fastcore.basics import patch
 from torch.ao.quantization.observer import UniformQuantizationObserverBase
 
-from .affine import _EPS, QType, _check_axis, _check_float, fake_quantize, min_max, qparams_from_range, qtype, quant_error
-from .data import _check_int, iter_batches
+from .affine import EPS, QType, check_axis, check_float, fake_quantize, min_max, qparams_from_range, qtype, quant_error
+from .data import iter_batches
+from .core import check_int
 
 # %% ../nbs/02_observers.ipynb #4be3b082
 def _torch_dtype(qt):
@@ -59,7 +60,7 @@ def code_type(dtype='uint8', # codes: 'uint8', 'int8', 'int4', ... or `torch.qui
 def _refuse_ignored(cls, ch_axis, kwargs):
     "Raise for arguments of PyTorch's observers that quantnb's would otherwise ignore."
     if 'qscheme' in kwargs: raise ValueError('qscheme: pass symmetric=True/False and ch_axis instead (quantnb derives the qscheme)')
-    if kwargs.get('eps', _EPS) != _EPS: raise ValueError(f"eps={kwargs['eps']}: quantnb floors the scale at float32's epsilon ({_EPS}) only")
+    if kwargs.get('eps', EPS) != EPS: raise ValueError(f"eps={kwargs['eps']}: quantnb floors the scale at float32's epsilon ({EPS}) only")
     if ch_axis is not None and not cls.per_channel:
         raise ValueError(f'ch_axis={ch_axis}: {cls.__name__} observes per tensor; use MinMaxObserver or MSEObserver per channel')
 
@@ -96,7 +97,7 @@ class QuantnbObserver(UniformQuantizationObserverBase):
 
     def _observed(self, x):
         "`x` detached as float32, after the checks every observer needs."
-        _check_float(x, 'the observed tensor')
+        check_float(x, 'the observed tensor')
         return x.detach().float()
 
     def clip_range(self) -> tuple:
@@ -143,7 +144,7 @@ class HistogramObserver(QuantnbObserver):
     "A running histogram of the data; the range is the one with the least L2 quantization error, searched as PyTorch does."
     def __init__(self, dtype='uint8', symmetric:bool=False, bins:int=2048, upsample_rate:int=16, **kwargs):
         super().__init__(dtype, symmetric, **kwargs)
-        self.bins, self.upsample_rate = _check_int(bins, 'bins', 2), _check_int(upsample_rate, 'upsample_rate', 1)
+        self.bins, self.upsample_rate = check_int(bins, 'bins', 2), check_int(upsample_rate, 'upsample_rate', 1)
         self.register_buffer('histogram', torch.zeros(bins))
 
     def forward(self, x):
@@ -240,12 +241,12 @@ class MSEObserver(HistogramObserver):
     per_channel = True
     def __init__(self, dtype='uint8', symmetric:bool=False, ch_axis:int|None=None, n_factors:int=100, bins:int=2048, **kwargs):
         super().__init__(dtype, symmetric, bins, ch_axis=ch_axis, **kwargs)
-        self.n_factors, self.observed = _check_int(n_factors, 'n_factors', 1), None
+        self.n_factors, self.observed = check_int(n_factors, 'n_factors', 1), None
 
     def forward(self, x):
         if self.ch_axis is None: return super().forward(x)
         x_ = self._observed(x)
-        x_ = x_.movedim(_check_axis(x_, self.ch_axis), 0).flatten(1)  # channels x values, every batch kept
+        x_ = x_.movedim(check_axis(x_, self.ch_axis), 0).flatten(1)  # channels x values, every batch kept
         if self.observed is not None and len(x_) != len(self.observed):
             raise ValueError(f'MSEObserver(ch_axis={self.ch_axis}) saw {len(x_)} channels after {len(self.observed)}: '
                              'use one observer per tensor')
@@ -344,7 +345,7 @@ def clipping_error_curve(x:torch.Tensor, # the data to quantize (e.g. held-out a
                          n:int=200 # number of upper ends tried, up to `x.max()`
                         ) -> dict: # `max_val`, and the `rounding`, `clipping` and `total` mean squared errors for each
     "The mean squared error of fake-quantizing `x` with the range `[min(x.min(), 0), max_val]`, split into values inside the range (rounding) and beyond it (clipping)."
-    x = _check_float(x, 'x').flatten()
+    x = check_float(x, 'x').flatten()
     lo, top = min(x.min().item(), 0.0), x.max().item()
     if top <= 0: raise ValueError('x has no positive values: the curve moves the upper end of the range from 0 to x.max()')
     max_vals = torch.linspace(top / n, top, n)

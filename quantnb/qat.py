@@ -29,10 +29,10 @@ from torch.utils.data import DataLoader
 from torch.ao.nn.intrinsic.qat import freeze_bn_stats
 
 import quantnb
-from .data import _check_int, atomic_write, cache_dir, iter_batches, progress
+from .data import iter_batches
+from .core import atomic_write, cache_dir, check_int, check_model, check_reiterable, file_lock, progress
 from .fakequant import pack_codes
-from .measure import _check_model, evaluate
-from .models import _check_reiterable, _lock
+from .measure import evaluate
 from .ptq import fusable_groups, quantized_engine, take_batches
 
 # %% ../nbs/06_qat.ipynb #80eb9c76
@@ -95,7 +95,7 @@ class QATProcessor:
 
     def prepare_qat_model(self, model:nn.Module, optimizer:torch.optim.Optimizer, dtype=torch.qint8) -> tuple:
         "`(prepared_model, optimizer)`: a fused, fake-quantized copy of `model` in train mode, and `optimizer` rebuilt over its parameters."
-        _check_model(model)
+        check_model(model)
         if dtype not in self.supported_dtypes: raise ValueError(f'dtype={dtype}: eager-mode QAT on {self.backend} quantizes to torch.qint8 weights; pass dtype=torch.qint8')
         if not any(p.requires_grad for p in model.parameters()): raise ValueError(f'model ({type(model).__name__}) has no trainable parameters: there is nothing to train')
         if not isinstance(optimizer, torch.optim.Optimizer): raise TypeError(f'optimizer must be a torch.optim.Optimizer over model.parameters(), not {type(optimizer).__name__}')
@@ -167,10 +167,10 @@ def train_with_qat(self:QATProcessor, model:nn.Module, # prepared by `prepare_qa
                    freeze_bn_after=None # the same for BatchNorm statistics (fused conv-BN models)
                   ) -> tuple: # `(model, history)`; history has the seed's keys plus seconds and the freeze states
     "Train a prepared model; the seed's history keys (`train_loss`, `train_acc`, `val_loss`, `val_acc`, accuracies in [0, 1])."
-    _check_model(model)
+    check_model(model)
     if not any(isinstance(m, tq.FakeQuantizeBase) for m in model.modules()): raise ValueError('model has no fake-quantize modules: prepare it with prepare_qat_model first')
     if isinstance(epochs, bool) or not isinstance(epochs, int): raise TypeError(f'epochs={epochs!r} must be an int')
-    _check_int(epochs, 'epochs'); _check_reiterable(train_loader, 'train_loader'); _check_reiterable(val_loader, 'val_loader')
+    check_int(epochs, 'epochs'); check_reiterable(train_loader, 'train_loader'); check_reiterable(val_loader, 'val_loader')
     if not isinstance(optimizer, torch.optim.Optimizer): raise TypeError(f'optimizer must be a torch.optim.Optimizer, not {type(optimizer).__name__}')
     _param_map(model, optimizer)
     steps = len(train_loader)
@@ -201,7 +201,7 @@ def plot_qat_history(history:dict, ax=None, label:str=''):
 @patch
 def convert_to_quantized(self:QATProcessor, model:nn.Module) -> nn.Module:
     "An int8 copy of the trained QAT `model` (eval mode, converted on the processor's engine); the trained model is left as it was."
-    _check_model(model)
+    check_model(model)
     if not any(isinstance(m, tq.FakeQuantizeBase) for m in model.modules()): raise ValueError('model has no fake-quantize modules: train it with prepare_qat_model / train_with_qat first')
     with quantized_engine(self.backend): return tq.convert(copy.deepcopy(model).eval(), inplace=False)
 
@@ -217,7 +217,7 @@ def torchao_qat(self:QATProcessor, model:nn.Module, # a float model (not changed
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
     from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval, move_exported_model_to_train
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
-    _check_model(model); _check_int(epochs, 'epochs'); _check_reiterable(train_loader, 'train_loader'); _check_reiterable(val_loader, 'val_loader')
+    check_model(model); check_int(epochs, 'epochs'); check_reiterable(train_loader, 'train_loader'); check_reiterable(val_loader, 'val_loader')
     example = take_batches(train_loader, 1, 'train_loader')[0]
     exported = torch.export.export(copy.deepcopy(model).train(), (example,), dynamic_shapes=({0: torch.export.Dim('batch')},)).module()
     config = xiq.get_default_x86_inductor_quantization_config(is_qat=True, reduce_range=reduce_range)
@@ -276,7 +276,7 @@ def mse_scale(x:torch.Tensor, # a weight `(channels, ...)` (per-channel steps) o
 
 def lsq_init_scale(w:torch.Tensor, qmax:int) -> torch.Tensor:
     "Esser et al. 2020's starting step, per output channel here: $2\\,\\mathrm{mean}|w| / \\sqrt{Q_p}$ ($Q_p$ = `qmax`)."
-    _check_values(w, 'w'); _check_int(qmax, 'qmax')
+    _check_values(w, 'w'); check_int(qmax, 'qmax')
     if w.ndim < 2 or not w.is_floating_point(): raise ValueError(f'w must be a float weight (out_channels, ...), not {w.dtype} of shape {tuple(w.shape)}: one step per output channel')
     return 2 * w.detach().reshape(len(w), -1).abs().mean(1).clamp(min=1e-8) / math.sqrt(qmax)
 
@@ -328,7 +328,7 @@ class ActFakeQuant(nn.Module):
     "Per-tensor fake quantization of a layer's input: unsigned codes after a ReLU, signed otherwise; LSQ's gradient scale counts one example's values. Its step must be calibrated (`prepare_lowbit`) before it runs."
     def __init__(self, bits:int, method:str='lsq', signed:bool=False):
         super().__init__()
-        _check_int(bits, 'act_bits', 2, 8); _check_method(method)
+        check_int(bits, 'act_bits', 2, 8); _check_method(method)
         self.bits, self.method, self.signed = bits, method, signed
         self.qmin, self.qmax = (-2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
         if method == 'lsq': self.scale = nn.Parameter(torch.ones(()))
@@ -407,7 +407,7 @@ def prepare_lowbit(model:nn.Module, # a trained float model (BatchNorm is folded
                    weight_init:str='mse' # the weight steps' start: 'mse' (PTQ's best rounding) or 'lsq' (Esser et al.'s 2 mean|w| / sqrt(Qp))
                   ) -> nn.Module:
     "A copy of `model` with every Conv2d and Linear a `QATLayer`, weights per-channel and activations per-tensor; activation steps set by PTQ (MSE), weight steps by `weight_init`."
-    _check_model(model)
+    check_model(model)
     _check_method(method); _check_weight_init(weight_init)
     lowbit_range(weight_bits)
     _check_act_bits(act_bits, input_bits)
@@ -417,8 +417,8 @@ def prepare_lowbit(model:nn.Module, # a trained float model (BatchNorm is folded
     return model
 
 def _check_act_bits(act_bits, input_bits):
-    if act_bits is not None: _check_int(act_bits, 'act_bits', 2, 8)
-    if input_bits is not None: _check_int(input_bits, 'input_bits', 2, 8)
+    if act_bits is not None: check_int(act_bits, 'act_bits', 2, 8)
+    if input_bits is not None: check_int(input_bits, 'input_bits', 2, 8)
 
 def _wrap(model, weight_bits, act_bits, method, input_bits=None, weight_init='mse'):
     "BN folded, every Conv2d and Linear wrapped (the first in module order, which sees the images in a sequential model, with `input_bits` when set); weight steps set, activation steps not yet."
@@ -480,12 +480,6 @@ def _state_hash(model) -> str:
     buffer = io.BytesIO(); torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
     return hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
 
-@contextlib.contextmanager
-def _locked(path):
-    "The cache's cross-process lock (`quantnb.models`'), once the cache folder exists."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(path): yield
-
 def _load_cached(path):
     "The cached `(state_dict, history)` at `path`, verified against its SHA-256 sidecar; None when absent or damaged."
     sidecar = path.with_name(path.name + '.sha256')
@@ -518,12 +512,12 @@ def lowbit_qat(model:nn.Module, # a trained float model; not changed
                cache:bool=True # load / store the result in `cache_dir()/'qat'`, keyed by everything above, the weights and the data
               ) -> tuple: # `(qat_model, history)`: the fake-quantized model in eval mode; history as `train_with_qat`'s
     "From-scratch low-bit QAT (Nagel et al. 2021's recipe): fold BN, per-channel weight and per-tensor activation steps set by PTQ (MSE; weights: `weight_init`), then train weights and (LSQ) steps."
-    _check_model(model)
+    check_model(model)
     _check_method(method); _check_weight_init(weight_init)
-    lowbit_range(weight_bits); _check_int(epochs, 'epochs', 0); _check_int(calib_batches, 'calib_batches')
+    lowbit_range(weight_bits); check_int(epochs, 'epochs', 0); check_int(calib_batches, 'calib_batches')
     _check_act_bits(act_bits, input_bits)
-    if max_batches is not None: _check_int(max_batches, 'max_batches')
-    _check_reiterable(train_loader, 'train_loader'); _check_reiterable(valid_loader, 'valid_loader')
+    if max_batches is not None: check_int(max_batches, 'max_batches')
+    check_reiterable(train_loader, 'train_loader'); check_reiterable(valid_loader, 'valid_loader')
     config = dict(weight_bits=weight_bits, act_bits=act_bits, method=method, epochs=epochs, lr=lr, weight_decay=weight_decay, max_batches=max_batches,
                   calib_batches=calib_batches, seed=seed, model=_state_hash(model), arch=type(model).__name__, train=_fingerprint(train_loader),
                   valid=_fingerprint(valid_loader), quantnb=quantnb.__version__, torch='.'.join(torch.__version__.split('.')[:2]))
@@ -533,7 +527,7 @@ def lowbit_qat(model:nn.Module, # a trained float model; not changed
     if weight_init != 'mse': config['weight_init'] = weight_init
     path = cache_dir() / 'qat' / f"{hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]}.pt"
     train_loader = _seeded_order(train_loader, seed)  # the order depends on seed, not on how often the caller iterated its loader
-    with (_locked(path) if cache else contextlib.nullcontext()):
+    with (file_lock(path) if cache else contextlib.nullcontext()):
         cached = _load_cached(path) if cache else None
         qat_model = _wrap(model, weight_bits, act_bits, method, input_bits, weight_init)
         if (act_bits, input_bits) != (None, None) and not cached: _calibrate_acts(qat_model, take_batches(train_loader, calib_batches, 'train_loader'), input_bits)

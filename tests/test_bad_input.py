@@ -16,18 +16,16 @@ from hypothesis import given, settings, strategies as st
 from quantnb.affine import (QuantizationBasics, calc_qparams, compression_ratio, dequantize, fake_quantize, min_max,
                             plot_quant_grid, plot_sqnr_vs_bits, plot_staircase, qparams_from_range, qrange, qtype,
                             quant_error, quantize, sqnr_vs_bits)
-from quantnb.data import (atomic_write, calibration_batches, check_idx, class_names, data_spec, find_idx_files,
-                          get_dataloaders, iter_batches, load_dataset, plot_images, prepare_root, progress,
-                          read_verified, search_dirs)
-from quantnb.measure import benchmark_latency, evaluate, markdown_table, model_size_bytes
+from quantnb.data import (calibration_batches, check_idx, class_names, data_spec, find_idx_files, get_dataloaders, iter_batches, load_dataset, plot_images, prepare_root, read_verified, search_dirs)
+from quantnb.core import atomic_write, progress
+from quantnb.measure import benchmark_latency, evaluate, interleaved_latency, markdown_table, model_size_bytes
 from quantnb.fakequant import (CustomQuantizer, LSQFakeQuantize, QuantizedConv2d, QuantizedLayer, QuantizedLinear, calibrate,
                                fake_quantize_ste, pack_codes, packed_state_dict, quantize_layers, quantized_layers,
                                unpack_codes)
 from quantnb.observers import (EntropyObserver, HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver,
                                MSEObserver, PercentileObserver, clipping_error_curve, code_type, compare_observers,
                                plot_clipping_error)
-from quantnb.ptq import (PTQProcessor, compare_models, fusable_groups, interleaved_latency, ptq_table, quantized_engine,
-                         static_qconfig, take_batches)
+from quantnb.ptq import (PTQProcessor, compare_models, fusable_groups, ptq_table, quantized_engine, static_qconfig, take_batches)
 from quantnb.models import (SampleNet, SampleNetBN, checkpoint_path, load_checkpoint, plot_history, pretrained, train,
                             train_valid_loaders, training_recipe)
 

@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 
 import quantnb.models as qm
-from quantnb.data import atomic_write, clean_stale_temps, find_idx_files, data_spec, is_writable, load_dataset
+from quantnb.data import find_idx_files, data_spec, load_dataset
+from quantnb.core import atomic_write, clean_stale_temps, is_writable
 from quantnb.models import SampleNet, checkpoint_path, load_checkpoint, pretrained, training_recipe
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 import quantnb.models as qm
-from quantnb.data import atomic_write
+from quantnb.core import atomic_write
 from quantnb.models import RECIPE, SampleNet, SampleNetBN, checkpoint_path, pretrained, train, train_valid_loaders, training_recipe
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from quantnb.observers import OBSERVERS
-from quantnb.pipeline import (STEPS, DemoResult, _jsonable, check_out_dir, demo_settings, plot_accuracy_vs_size, plot_latency,
-                              quantnb_module, report_markdown, StepUnavailable)
+from quantnb.pipeline import (STEPS, DemoResult, _jsonable, check_out_dir, demo_settings, plot_accuracy_vs_size,
+                              plot_latency, report_markdown)
 from test_cli import fast_demo
 
 ROW_OF_STEP = {'fp32 model': 'fp32', 'dynamic int8': 'dynamic int8', 'static int8': 'static int8', 'QAT int8': 'QAT int8',
@@ -94,10 +94,6 @@ BAD_SETTINGS = {'epochs 0': (dict(epochs=0), 'epochs'), 'qat_epochs 1.5': (dict(
 @pytest.mark.parametrize('kwargs,named', BAD_SETTINGS.values(), ids=BAD_SETTINGS.keys())
 def test_bad_settings_name_the_argument(kwargs, named):
     with pytest.raises((ValueError, TypeError), match=named): demo_settings(**kwargs)
-
-
-def test_a_missing_module_is_unavailable_not_faked():
-    with pytest.raises(StepUnavailable, match='quantnb.not_there cannot be imported'): quantnb_module('not_there')
 
 
 def test_jsonable_keeps_numbers_and_drops_non_finite():

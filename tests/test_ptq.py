@@ -11,7 +11,8 @@ from torch.ao.nn.quantized import FloatFunctional
 from quantnb.data import calibration_batches, get_dataloaders
 from quantnb.models import train
 from quantnb.observers import MSEObserver
-from quantnb.ptq import PTQProcessor, compare_models, fusable_groups, interleaved_latency, static_qconfig, take_batches
+from quantnb.ptq import PTQProcessor, compare_models, fusable_groups, static_qconfig, take_batches
+from quantnb.measure import interleaved_latency
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)
 warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)

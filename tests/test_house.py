@@ -1,0 +1,87 @@
+"""House rules of the library (quantnb/*.py, written by nbdev from the notebooks): where a helper lives, and how
+long a line may be."""
+import ast
+from pathlib import Path
+
+import pytest
+
+LIBRARY = sorted(p for p in (Path(__file__).parents[1] / 'quantnb').glob('*.py') if p.name != '_modidx.py')
+GUARDS = (ast.Return, ast.Raise, ast.Continue, ast.Break, ast.Pass)
+
+
+def _tree(path):
+    return ast.parse(path.read_text())
+
+
+def _quantnb_imports(tree):
+    "`(module, name)` of every `from quantnb.x import name` (nbdev writes them as `from .x import name`)."
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or '').startswith('quantnb')):
+            for alias in node.names:
+                yield node.module, alias.name
+
+
+def test_no_module_imports_a_private_name_of_another():
+    "A private name used by another module is a public helper in the wrong place."
+    found = [f'{p.stem} imports {name} from {module}' for p in LIBRARY for module, name in _quantnb_imports(_tree(p))
+             if name.startswith('_')]
+    assert not found, found
+
+
+def _top_level_names(tree):
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield node.name
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            yield from (t.id for t in targets if isinstance(t, ast.Name) and t.id != '__all__')
+
+
+def test_no_name_is_defined_in_two_modules():
+    homes = {}
+    for p in LIBRARY:
+        for name in _top_level_names(_tree(p)):
+            homes.setdefault(name, []).append(p.stem)
+    twice = {name: modules for name, modules in homes.items() if len(modules) > 1}
+    assert not twice, twice
+
+
+def _generated_lines(path):
+    "Line numbers nbdev writes itself: the `__all__` list, which it wraps at its own width."
+    for node in _tree(path).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == '__all__' for t in node.targets):
+            return set(range(node.lineno, node.end_lineno + 1))
+    return set()
+
+
+@pytest.mark.parametrize('path', LIBRARY, ids=lambda p: p.name)
+def test_library_lines_fit_in_120_characters(path):
+    generated = _generated_lines(path)
+    long = [n for n, line in enumerate(path.read_text().splitlines(), 1) if len(line) > 120 and n not in generated]
+    assert not long, f'{path.name}: lines {long[:20]} ({len(long)} in all) are longer than 120 characters'
+
+
+def _shared_lines(tree):
+    "Lines that start two statements, except one-line guards such as `if x is None: return y`."
+    starts = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt):
+                starts.setdefault(child.lineno, []).append((node, child))
+    shared = []
+    for line, pairs in starts.items():
+        if len(pairs) < 2:
+            continue
+        guard = all(isinstance(parent, ast.If) and isinstance(child, (ast.If, *GUARDS)) and not parent.orelse
+                    for parent, child in pairs) or (
+            len(pairs) == 2 and isinstance(pairs[0][1], ast.If) and pairs[1][0] is pairs[0][1]
+            and isinstance(pairs[1][1], GUARDS) and not pairs[0][1].orelse)
+        if not guard:
+            shared.append(line)
+    return sorted(shared)
+
+
+@pytest.mark.parametrize('path', LIBRARY, ids=lambda p: p.name)
+def test_one_statement_per_line(path):
+    shared = _shared_lines(_tree(path))
+    assert not shared, f'{path.name}: lines {shared[:20]} ({len(shared)} in all) hold two statements'
