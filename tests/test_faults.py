@@ -154,10 +154,19 @@ def test_a_killed_writer_leaves_no_orphaned_temp_file(tmp_path):
     assert not list(tmp_path.glob('.*.tmp')) and not (tmp_path / 'data.bin').exists()
 
 
-def test_old_temp_files_of_unknown_writers_are_cleaned(tmp_path):
-    live = tmp_path / f'.x.pt.{os.getpid()}-abcd.tmp'; live.write_bytes(b'in progress')
-    old = tmp_path / '.x.pt.k3j4h5.tmp'; old.write_bytes(b'old'); os.utime(old, (time.time() - 7200,) * 2)
-    assert clean_stale_temps(tmp_path) == [old] and live.exists(), 'a live writer keeps its file'
+def test_only_quantnbs_abandoned_temp_files_are_cleaned(tmp_path):
+    "A live writer's file stays until it is old; a file of another program's pattern is never touched, however old."
+    live = tmp_path / f'.x.pt.{os.getpid()}-0123abcd.tmp'
+    live.write_bytes(b'in progress')
+    abandoned = tmp_path / f'.y.pt.{os.getpid()}-4567cdef.tmp'
+    abandoned.write_bytes(b'old')
+    os.utime(abandoned, (time.time() - 7200,) * 2)
+    users = tmp_path / '.x.pt.k3j4h5.tmp'
+    users.write_bytes(b'not quantnb')
+    os.utime(users, (time.time() - 7200,) * 2)
+    assert clean_stale_temps(tmp_path) == [abandoned]
+    assert live.exists(), 'a live writer keeps its file'
+    assert users.exists(), "another program's file is left alone"
 
 
 # --- two real processes, fast mode, a small subset: the code path of pretrained() unchanged ---------------------------
