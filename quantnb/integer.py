@@ -209,14 +209,14 @@ def _requant_integer(acc, bias, x_scale, w_scale, scale):
     high = saturating_rounding_doubling_high_mul(acc.clamp(INT32_MIN, INT32_MAX), m0)
     return rounding_right_shift(high, shift)
 
-# %% ../nbs/05_integer.ipynb #7672ed54
+# %% ../nbs/05_integer.ipynb #9cc3231b
 def _fma_f32(a:torch.Tensor, b:torch.Tensor, c:torch.Tensor) -> torch.Tensor:
     "float32(a·b + c) rounded once, as an FMA instruction computes it (a, b, c float32)."
     p = a.double() * b.double()  # the product is exact in float64 (24 + 24 bits)
     q = c.double()
     s = p + q
     v = s - p
-    error = (p - (s - v)) + (q - v)  # Knuth's TwoSum: the exact rounding error of s, so s + error == p + c
+    error = (p - (s - v)) + (q - v)  # the exact rounding error of s (Knuth's TwoSum), so s + error == p + c
     f = s.float()
     # if s lies exactly halfway between two float32 values, f is one of them and 2s - f, the same distance on the
     # other side, is the other; a float64 that is a float32 value survives the round trip to float32 unchanged
@@ -277,8 +277,8 @@ def _check_requant_kernel(requant, kernel, w_scale):
                         "onednn_weight_scales(w_scale, linear=...), which differ for Linear layers")
     return kernel
 
-# %% ../nbs/05_integer.ipynb #36cb0373
-def requantize(acc:torch.Tensor, # int64 (M, N) accumulator without bias
+# %% ../nbs/05_integer.ipynb #d9685b67
+def requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bias
                bias, # float bias (N,) or None
                x_scale:float, # the input's scale
                w_scale, # a float (per tensor) or a 1-D tensor (N,) (per channel)
@@ -286,11 +286,11 @@ def requantize(acc:torch.Tensor, # int64 (M, N) accumulator without bias
                relu:bool=False, # fused ReLU: clamp at the output zero point
                requant:str='float', # 'float': a kernel library's float32 arithmetic; 'integer': Q31 fixed point
                kernel:str|None=None # float only: 'fbgemm' (None), 'onednn' or 'onednn-combined'
-              ) -> torch.Tensor: # uint8 (M, N) output codes
+              ) -> torch.Tensor: # uint8 (rows, N) output codes
     "uint8 output codes from an int32 accumulator, as fbgemm's or oneDNN's kernels compute them, or in integers only."
     _check_codes(acc, 'acc', INT32_MIN, INT32_MAX)  # the kernels' accumulator is int32
     if acc.dim() != 2:
-        raise ValueError(f'acc must be (M, N): one row per output position, got shape {tuple(acc.shape)}')
+        raise ValueError(f'acc must be (rows, N): one row per output position, got shape {tuple(acc.shape)}')
     _check_activation_scale(x_scale, 'x_scale')
     _check_activation_scale(scale, 'scale')
     _check_activation_zero_point(zero_point, 'zero_point')
@@ -382,7 +382,7 @@ def _check_layer(q_x, x_scale, x_zero_point, q_w, w_scale, w_zero_point, scale, 
         raise ValueError(f'kernel={kernel!r} needs symmetric weights (w_zero_point 0), the only ones oneDNN takes')
     return w_scale, w_zero_point.expand(len(w_scale)), per_channel
 
-# %% ../nbs/05_integer.ipynb #47306ced
+# %% ../nbs/05_integer.ipynb #fb8f8237
 def _requant_kernel(requant, kernel, w_scale, linear) -> tuple:
     "`(kernel, w_scale)` for `requantize`: oneDNN's float arithmetic takes the float32 scales oneDNN holds."
     if requant == 'integer':
@@ -407,8 +407,9 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
     w_scale, w_zero_point, per_channel = checked
     _check_flag(relu, 'relu')
     _check_flag(saturate_int16, 'saturate_int16')
-    if q_w.dim() != 2 or q_x.dim() < 1 or q_x.shape[-1] != q_w.shape[1]:
-        raise ValueError(f'need q_x (..., K) and q_w (N, K), got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
+    if q_w.dim() != 2 or q_x.dim() < 1 or q_x.shape[-1] != q_w.shape[1] or q_w.shape[1] == 0:
+        raise ValueError(f'need q_x (..., K) and q_w (N, K) with the same K > 0, '
+                         f'got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
     bias = _check_bias(bias, q_w.shape[0])
     rows = q_x.reshape(-1, q_x.shape[-1])
     if rows.shape[0] == 0:  # an empty batch: nothing to compute
@@ -443,13 +444,17 @@ def _conv_out_hw(hw, k, stride, padding, dilation):
     "The output height and width of a convolution, as `nn.Conv2d` computes them."
     return tuple((hw[i] + 2 * padding[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1 for i in range(2))
 
-# %% ../nbs/05_integer.ipynb #e1ea61f8
-def _check_reproducible(in_channels:int, kernel:str, saturate_int16:bool):
-    "Refuse the one saturating oneDNN layout quantnb does not reproduce, on CPUs where oneDNN uses it."
-    if kernel != 'fbgemm' and saturate_int16 and in_channels == 1 and onednn_isa() == 'avx512_core':
+# %% ../nbs/05_integer.ipynb #67239ac6
+def _saturate_in_order(q_x, in_channels:int, kernel:str, saturate_int16:bool) -> bool:
+    "Whether to emulate int16 pairs: not for the oneDNN layout quantnb does not reproduce, while it cannot saturate."
+    if not (kernel != 'fbgemm' and saturate_int16 and in_channels == 1 and onednn_isa() == 'avx512_core'):
+        return saturate_int16
+    if q_x.numel() and q_x.max().item() > 127:
         raise ValueError("oneDNN's AVX-512 kernel without VNNI pairs a one-channel convolution's products in an "
-                         'order that depends on the output width, which quantnb does not reproduce: pass '
-                         'saturate_int16=False (exact int32: differs where pair sums saturate) or pack for fbgemm')
+                         'order that depends on the output width, which quantnb does not reproduce, and input '
+                         'codes above 127 could saturate it: pass saturate_int16=False (exact int32: differs '
+                         'where pair sums saturate) or pack for fbgemm')
+    return False  # codes <= 127 cannot saturate a pair (2·127·128 < 2^15), whatever the order
 
 def _check_conv_geometry(q_x, q_w, stride, padding, dilation) -> tuple:
     "Shapes with the same C (groups=1); stride, padding and dilation as pairs of valid ints."
@@ -467,7 +472,7 @@ def _check_conv_geometry(q_x, q_w, stride, padding, dilation) -> tuple:
 def _exact_conv_acc(q_x, x_zero_point, q_w, w_zero_point, stride, padding, dilation):
     "The exact accumulator (B·H'·W', O) of a convolution, from a float convolution of the centred codes."
     x, w = _centred(q_x, x_zero_point, q_w, w_zero_point[:, None, None, None])
-    with torch.backends.nnpack.flags(enabled=False):  # NNPACK's Winograd transform is not exact; direct is
+    with torch.backends.nnpack.flags(enabled=False):  # NNPACK computes convolutions in a transformed, inexact way
         acc = F.conv2d(x, w, None, stride, padding, dilation)
     return acc.permute(0, 2, 3, 1).flatten(0, 2).long()
 
@@ -488,7 +493,7 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
     bias = _check_bias(bias, q_w.shape[0])
     _check_flag(relu, 'relu')
     _check_flag(saturate_int16, 'saturate_int16')
-    _check_reproducible(q_w.shape[1], kernel, saturate_int16)
+    saturate_int16 = _saturate_in_order(q_x, q_w.shape[1], kernel, saturate_int16)
     geometry = (stride, padding, dilation)
     B, (Ho, Wo) = q_x.shape[0], _conv_out_hw(q_x.shape[2:], q_w.shape[2:], *geometry)
     if B == 0:  # an empty batch: nothing to compute, as PyTorch's kernel returns nothing
@@ -559,7 +564,7 @@ def _requant_onednn(acc, bias, x_scale, w_scale, scale, zero_point, relu, combin
     dst_inverse = one / (one / _f32(1.0 / scale))  # ideep: 1/float32(1/s_y); the kernel: its reciprocal
     return torch.round((y * dst_inverse + zero_point).clamp(-1.0, 256.0)).long()  # oneDNN saturates in float
 
-# %% ../nbs/05_integer.ipynb #67e8c2d2
+# %% ../nbs/05_integer.ipynb #840db781
 def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q_x - z_x)(q_w - z_w)
                    x_scale:float, w_scale, scale:float, # input, weight (a float or (N,)) and output scales
                    generator:torch.Generator, # the random half-codes and nudges
@@ -568,6 +573,9 @@ def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q
     "A float32 bias putting each real output of `acc` within 2^-17 of a code of a random half-code, before rounding."
     if not isinstance(acc, torch.Tensor) or acc.dim() != 1:
         raise ValueError(f'acc must be one row, a 1-D tensor (N,), not {getattr(acc, "shape", type(acc).__name__)}')
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f'generator must be a torch.Generator (seeded, for a reproducible bias), '
+                        f'not {type(generator).__name__}')
     if not torch.isfinite(acc.double()).all():
         raise ValueError('acc holds NaN or inf: pass the exact accumulator')
     _check_activation_scale(x_scale, 'x_scale')
@@ -709,12 +717,20 @@ def _onednn_isa(flags, env, this_cpu=False) -> str:
                          'kernel of its: raise the cap, or pass kernel= explicitly')
     raise _no_avx2(flags)
 
-# %% ../nbs/05_integer.ipynb #799649ad
+# %% ../nbs/05_integer.ipynb #f64029bc
 @functools.cache
 def _this_process(library:str) -> str:
     "`library`'s instructions here, read once per process, as the libraries read their variables once."
     flags, env = cpu_flags(), dict(os.environ)
     return _fbgemm_isa(flags, env) if library == 'fbgemm' else _onednn_isa(flags, env, this_cpu=True)
+
+def _check_env(env) -> dict:
+    "The environment to read: `os.environ` by default, else a dict of variable names to values."
+    if env is None:
+        return os.environ
+    if not isinstance(env, dict):
+        raise TypeError(f"env must be a dict such as {{'ONEDNN_MAX_CPU_ISA': 'AVX2'}}, not {type(env).__name__}")
+    return env
 
 def fbgemm_isa(flags:set|None=None, # CPU flags; default: this CPU and process (read once)
                env:dict|None=None # environment, for FBGEMM_ENABLE_INSTRUCTIONS; default: os.environ
@@ -722,7 +738,7 @@ def fbgemm_isa(flags:set|None=None, # CPU flags; default: this CPU and process (
     "The instructions fbgemm's int8 kernels use, as `fbgemmInstructionSet` chooses them (an unknown value: ignored)."
     if flags is None and env is None:
         return _this_process('fbgemm')
-    return _fbgemm_isa(cpu_flags() if flags is None else _check_flags(flags), os.environ if env is None else env)
+    return _fbgemm_isa(cpu_flags() if flags is None else _check_flags(flags), _check_env(env))
 
 def onednn_isa(flags:set|None=None, # CPU flags; default: this CPU and process (read once)
                env:dict|None=None # environment, for ONEDNN_MAX_CPU_ISA; default: os.environ
@@ -730,7 +746,7 @@ def onednn_isa(flags:set|None=None, # CPU flags; default: this CPU and process (
     "The instructions oneDNN's int8 kernels use: the best this CPU has, up to the environment's cap (unknown: none)."
     if flags is None and env is None:
         return _this_process('onednn')
-    return _onednn_isa(cpu_flags() if flags is None else _check_flags(flags), os.environ if env is None else env)
+    return _onednn_isa(cpu_flags() if flags is None else _check_flags(flags), _check_env(env))
 
 # %% ../nbs/05_integer.ipynb #0efd5938
 def x86_library(layer:str, # 'conv' or 'linear'
@@ -897,7 +913,7 @@ def quantize_codes(x:torch.Tensor, scale:float, zero_point:int) -> QCodes:
         codes = torch.where(steps >= 2**31 - 128, 0, codes)
     return QCodes(codes.to(torch.uint8), scale, zero_point)
 
-# %% ../nbs/05_integer.ipynb #27695478
+# %% ../nbs/05_integer.ipynb #15170f40
 def qparams_of(w:torch.Tensor # a quantized tensor, such as a layer's weight
               ) -> tuple: # `(scale, zero_point)`: a float and an int, or (N,) tensors per channel
     "A quantized tensor's scale and zero point, per tensor or per channel."
@@ -944,9 +960,11 @@ class IntLayer(nn.Module):
             if module.groups != 1 or module.padding_mode != 'zeros':
                 raise ValueError(f'{module}: only groups=1 and zero padding are supported')
             self.conv = dict(stride=module.stride, padding=module.padding, dilation=module.dilation)
-            _check_reproducible(module.in_channels, self.kernel, saturate_int16)
 
     def forward(self, x:QCodes) -> QCodes:
+        if not isinstance(x, QCodes):
+            raise TypeError(f'an IntLayer takes QCodes (codes with their scale and zero point), '
+                            f'not {type(x).__name__}: wrap codes as QCodes(codes, scale, zero_point)')
         if self.requant == 'fakequant':
             return self._fake_quant(x)
         args = (x.codes, x.scale, x.zero_point, self.q_w, self.w_scale, self.w_zero_point, self.bias,
@@ -1024,7 +1042,7 @@ def _replacement(m:nn.Module, requant, saturate_int16, kernel):
         return None  # a container, or a user's model: its forward is kept
     raise _Unsupported(m)
 
-# %% ../nbs/05_integer.ipynb #d6861591
+# %% ../nbs/05_integer.ipynb #7ee230a2
 _SUPPORTED = ('quantized Conv2d/Linear (with fused ReLU), Quantize/DeQuantize stubs, MaxPool2d, Flatten, ReLU, '
               'Dropout and Identity')
 
@@ -1070,6 +1088,8 @@ class IntegerModel(nn.Module):
         "A copy of `model` on plain integer tensors, each layer's kernel decided now from its packed weights."
         if not isinstance(model, nn.Module):
             raise TypeError(f'model must be a torch.nn.Module, not {type(model).__name__}')
+        if type(model) in _GEMMS:
+            raise TypeError('model is a single quantized layer: pass the whole converted model, or use IntLayer(layer)')
         _check_twin_options(requant, saturate_int16)
         if kernel is not None:
             _check_kernel(kernel)
@@ -1084,7 +1104,7 @@ class IntegerModel(nn.Module):
                              'pass a model converted by static quantization')
         return cls(model)
 
-# %% ../nbs/05_integer.ipynb #52d2510f
+# %% ../nbs/05_integer.ipynb #876bd323
 def _static_gemms(model) -> dict:
     "The statically quantized Conv2d/Linear layers of `model` (fused ReLU included) by name."
     layers = {name: m for name, m in model.named_modules() if type(m) in _GEMMS}
@@ -1096,9 +1116,11 @@ def _static_gemms(model) -> dict:
 def _check_image_batch(images):
     "One non-empty, finite batch of float images."
     if isinstance(images, (tuple, list)):
-        raise TypeError('images must be one batch tensor: pass images, not (images, labels)')
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
-        raise TypeError('images must be a float tensor')
+        raise TypeError(f'images must be one batch tensor, not a {type(images).__name__}: '
+                        'pass images, not (images, labels) or [images]')
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.float32:
+        raise TypeError(f'images must be a float32 tensor (what a quantized model takes), '
+                        f'not {getattr(images, "dtype", type(images).__name__)}')
     if not images.numel() or not torch.isfinite(images).all():
         raise ValueError('images must be a non-empty, finite batch')
 

@@ -609,9 +609,8 @@ def write_report(result: DemoResult, out, force: bool = False) -> dict:
     written['report.md'] = atomic_write(out / 'report.md', lambda tmp: Path(tmp).write_text(md))
     figs = _figures(result)
     try:
-        written['report.html'] = analysis.html_report(
-            out / 'report.html', f"quantnb demo: SampleNet on {result['settings']['dataset']}", [md, *figs]
-        )
+        title, body = md.split('\n', 1)  # the page's heading is the Markdown's first line: not twice
+        written['report.html'] = analysis.html_report(out / 'report.html', title.removeprefix('# '), [body, *figs])
     finally:
         for f in figs:
             plt.close(f)

@@ -182,3 +182,4 @@ def test_report_html_in_chromium(demo_run):
     assert not console_errors, console_errors
     assert shot.stat().st_size > 30_000, 'the screenshot is nearly empty: are the plots visible?'
     assert re.search(r'<img[^>]+src="data:image/(png|svg)|<svg', html), 'report.html shows no plot'
+    assert html.count('<h1>') == 1, 'the title appears once'

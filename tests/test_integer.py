@@ -514,8 +514,8 @@ def test_saturation_needs_integer_arithmetic(converted):
         IntLayer(conv1, 'fakequant', saturate_int16=True)
 
 
-def test_unreproduced_onednn_layout_is_refused(monkeypatch):
-    "oneDNN's AVX-512 kernel without VNNI on a one-channel convolution: a clear error unless saturation is turned off."
+def test_unreproduced_onednn_layout_sums_exactly_below_128_and_refuses_above(monkeypatch):
+    "oneDNN's AVX-512 kernel without VNNI on a one-channel convolution: exact while no pair can saturate, else an error."
     monkeypatch.setattr(
         integer, '_this_process', lambda library: dict(fbgemm='avx512', onednn='avx512_core')[library]
     )  # Skylake-SP
@@ -529,9 +529,14 @@ def test_unreproduced_onednn_layout_is_refused(monkeypatch):
     with quantized_engine('onednn'):
         m = nnq.Conv2d(1, 4, 3)
         m.set_weight_bias(w, None)
+    m.scale, m.zero_point = 0.05, 10
+    twin = IntLayer(m)
+    assert twin.saturate_int16  # oneDNN without VNNI saturates
+    small = torch.randint(0, 128, (2, 1, 7, 7), dtype=torch.uint8)
+    exact = IntLayer(m, saturate_int16=False)(QCodes(small, 0.02, 3)).codes
+    assert torch.equal(twin(QCodes(small, 0.02, 3)).codes, exact)
     with pytest.raises(ValueError, match='does not reproduce'):
-        IntLayer(m)
-    assert IntLayer(m, saturate_int16=False).kernel == 'onednn'
+        twin(QCodes(small.clone().fill_(200), 0.02, 3))
 
 
 def _nearest_float32(value):
@@ -663,7 +668,7 @@ def test_arguments_are_checked(converted):
             TypeError,
             'one zero point per tensor',
         ),
-        (lambda: requantize(torch.zeros(3, dtype=torch.long), None, 0.5, 1.0, 1.0, 0), ValueError, r'\(M, N\)'),
+        (lambda: requantize(torch.zeros(3, dtype=torch.long), None, 0.5, 1.0, 1.0, 0), ValueError, r'\(rows, N\)'),
         (lambda: library_parity(model, (images, torch.zeros(len(images)))), TypeError, 'iterable of batches'),
         (lambda: quantized_bias(torch.tensor([float('nan')]), 0.1, 0.1), ValueError, 'NaN or inf'),
         (lambda: quantized_bias(torch.tensor([1.0]), 0.0, 0.1), ValueError, 'x_scale must be finite and > 0'),
