@@ -355,6 +355,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'quantnb.integer._check_flags': ('integer.html#_check_flags', 'quantnb/integer.py'),
                                  'quantnb.integer._check_gemm_operands': ('integer.html#_check_gemm_operands', 'quantnb/integer.py'),
                                  'quantnb.integer._check_image_batch': ('integer.html#_check_image_batch', 'quantnb/integer.py'),
+                                 'quantnb.integer._check_integer_bias': ('integer.html#_check_integer_bias', 'quantnb/integer.py'),
                                  'quantnb.integer._check_kernel': ('integer.html#_check_kernel', 'quantnb/integer.py'),
                                  'quantnb.integer._check_layer': ('integer.html#_check_layer', 'quantnb/integer.py'),
                                  'quantnb.integer._check_multiplier': ('integer.html#_check_multiplier', 'quantnb/integer.py'),

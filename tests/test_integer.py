@@ -515,7 +515,7 @@ def test_saturation_needs_integer_arithmetic(converted):
 
 
 def test_unreproduced_onednn_layout_sums_exactly_below_128_and_refuses_above(monkeypatch):
-    "oneDNN's AVX-512 kernel without VNNI on a one-channel convolution: exact while no pair can saturate, else an error."
+    "oneDNN's AVX-512 kernel without VNNI, one input channel: exact while no pair can saturate, else an error."
     monkeypatch.setattr(
         integer, '_this_process', lambda library: dict(fbgemm='avx512', onednn='avx512_core')[library]
     )  # Skylake-SP
@@ -911,7 +911,7 @@ def _near_half_linear(rows, k, n, seed=0):
     ids=str,
 )
 def test_amx_matmul_thresholds_against_pytorch(rows, k, n, amx):
-    "On each side of oneDNN's small-shape thresholds: the predicted order gives PyTorch's codes, and the other does not."
+    "Each side of oneDNN's small-shape thresholds: the predicted order gives PyTorch's codes, and the other does not."
     assert onednn_matmul_uses_amx(rows, k, n) == amx
     layer, x = _near_half_linear(rows, k, n)
     reference = layer(x).int_repr()[0]
@@ -936,3 +936,18 @@ def test_dilated_convolutions_equal_pytorch(engine, dilation, padding):
     m.scale, m.zero_point = 0.2, 60
     reference = m(torch._make_per_tensor_quantized_tensor(q_x, 0.02, 9)).int_repr()
     assert torch.equal(IntLayer(m)(QCodes(q_x, 0.02, 9)).codes, reference)
+
+
+def test_integer_mode_refuses_a_bias_beyond_int32():
+    "Zero weights get a tiny scale; that bias does not fit int32 at s_x·s_w: an error, not a clamped code."
+    model = torch.nn.Sequential(tq.QuantStub(), torch.nn.Linear(4, 3), tq.DeQuantStub()).eval()
+    with torch.no_grad():
+        model[1].weight[0] = 0
+        model[1].bias[0] = 20.0
+    converted = PTQProcessor().static_quantization(model, [(torch.randn(16, 4), None)])
+    float_twin = IntegerModel.from_quantized(converted)
+    x = torch.randn(2, 4)
+    with torch.no_grad():
+        assert torch.equal(float_twin(x), converted(x))
+        with pytest.raises(ValueError, match='beyond what the int32 fixed-point path holds'):
+            IntegerModel.from_quantized(converted, requant='integer')(x)

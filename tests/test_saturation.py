@@ -53,10 +53,17 @@ def test_seven_bit_codes_never_saturate_and_eight_bit_ones_can():
 
 
 def test_long_reductions_are_exact():
-    "K = 600: sums beyond float32's exact integers (2^24), where the emulation must switch to float64."
-    q_x = torch.cat([torch.full((1, 600), 127), torch.full((1, 600), 255)])
-    q_w = torch.full((2, 600), -128)
+    "K = 4000: sums beyond float32's exact integers (2^24), where the emulation must switch to float64."
+    g = torch.Generator().manual_seed(0)
+    q_x = torch.randint(100, 128, (4, 4000), generator=g)
+    q_w = torch.randint(100, 128, (3, 4000), generator=g)
+    exact = q_x @ q_w.T
+    assert exact.abs().max() > 2**24
+    assert not torch.equal((q_x.float() @ q_w.float().T).long(), exact)  # float32 alone would round: the test can fail
     acc, saturated = vpmaddubsw_matmul(q_x, q_w)
+    assert torch.equal(acc, exact) and saturated == 0
+    full = torch.cat([torch.full((1, 600), 127), torch.full((1, 600), 255)])
+    acc, saturated = vpmaddubsw_matmul(full, torch.full((2, 600), -128))
     assert acc.tolist() == [[-127 * 128 * 600] * 2, [INT16_MIN * 300] * 2] and saturated == 600
 
 
