@@ -6,9 +6,10 @@ report."""
 # %% auto #0
 __all__ = ['WEIGHT_LAYERS', 'QUALITY_THRESHOLDS', 'LOWEST_GRADE', 'SEED_GRADES', 'sqnr_db', 'expected_sqnr_db', 'weight_form',
            'match_layers', 'layer_errors', 'deployable_size_bytes', 'grade_quality', 'markdown_to_html', 'html_report',
-           'plot_layer_sqnr', 'AnalysisReport', 'QuantizationAnalyzer', 'SensitivityReport', 'sensitivity',
-           'AccuracyControlReport', 'quantize_with_accuracy_control', 'packed_size_bytes', 'MixedPrecisionReport',
-           'suggest_mixed_precision', 'Findings', 'check_quantizable', 'pareto_front', 'plot_pareto']
+           'plot_layer_sqnr', 'MarkdownReport', 'AnalysisReport', 'QuantizationAnalyzer', 'SensitivityReport',
+           'sensitivity', 'AccuracyControlReport', 'quantize_with_accuracy_control', 'packed_size_bytes',
+           'MixedPrecisionReport', 'suggest_mixed_precision', 'Findings', 'check_quantizable', 'pareto_front',
+           'plot_pareto']
 
 # %% ../nbs/07_analysis.ipynb #11c7af54
 import base64
@@ -610,8 +611,21 @@ def plot_layer_sqnr(
     ax.legend(fontsize=7, ncol=2)
     return ax
 
-# %% ../nbs/07_analysis.ipynb #c608a7cc
-class AnalysisReport(dict):
+# %% ../nbs/07_analysis.ipynb #e64fd90a
+class MarkdownReport:
+    "A report shown as Markdown in Jupyter, as HTML in a browser, as plain text by `print`: from its `_markdown()`."
+
+    def _repr_markdown_(self):
+        return self._markdown()
+
+    def _repr_html_(self):
+        return markdown_to_html(self._markdown())
+
+    def __str__(self):
+        return self._markdown().replace('**', '')
+
+
+class AnalysisReport(MarkdownReport, dict):
     "The result of `analyze_quantization_quality`: a plain dict (the seed's keys) that renders as a compact report."
 
     title = 'Quantization analysis'
@@ -654,14 +668,6 @@ class AnalysisReport(dict):
             )
         )
 
-    def _repr_markdown_(self):
-        return self._markdown()
-
-    def _repr_html_(self):
-        return markdown_to_html(self._markdown())
-
-    def __str__(self):
-        return self._markdown().replace('**', '')
 
     def figures(self) -> list:
         "The report's plots (each closed, so they are not drawn twice in a notebook)."
@@ -855,8 +861,8 @@ def _fake_quant_model(model, calibration_data, weight_dtype, act_dtype, layer_dt
         layers[n].weight_dtype = dtype
     return calibrate(qm, take_batches(calibration_data, num_batches, 'calibration_data')), list(layers)
 
-# %% ../nbs/07_analysis.ipynb #e09ee595
-class SensitivityReport(dict):
+# %% ../nbs/07_analysis.ipynb #d1ce869f
+class SensitivityReport(MarkdownReport, dict):
     "The result of `sensitivity`: a dict that renders as a table and plots as bars."
 
     def rows(self) -> list:
@@ -882,14 +888,6 @@ class SensitivityReport(dict):
             f"Most sensitive first: {', '.join(self['ranking'])}.\n\n{markdown_table(self.rows())}"
         )
 
-    def _repr_markdown_(self):
-        return self._markdown()
-
-    def _repr_html_(self):
-        return markdown_to_html(self._markdown())
-
-    def __str__(self):
-        return self._markdown().replace('**', '')
 
     def plot(self, ax=None) -> plt.Axes:
         "Enable-one drop and disable-one gain per layer, in accuracy points."
@@ -1022,8 +1020,8 @@ def sensitivity(
     )
     return _sensitivity(qm, names, data, weight_dtype, act_dtype, layer_dtypes)
 
-# %% ../nbs/07_analysis.ipynb #ab3a13de
-class AccuracyControlReport(dict):
+# %% ../nbs/07_analysis.ipynb #a18a397b
+class AccuracyControlReport(MarkdownReport, dict):
     "The result of `quantize_with_accuracy_control`; renders as a table of its steps."
 
     def _markdown(self) -> str:
@@ -1037,14 +1035,6 @@ class AccuracyControlReport(dict):
             + markdown_table(self['steps'])
         )
 
-    def _repr_markdown_(self):
-        return self._markdown()
-
-    def _repr_html_(self):
-        return markdown_to_html(self._markdown())
-
-    def __str__(self):
-        return self._markdown().replace('**', '')
 
 
 def _check_drop(max_drop):
@@ -1142,8 +1132,8 @@ def packed_size_bytes(
         state[f'{name}.weight_scale'] = scale.float()
     return state_size_bytes(state)
 
-# %% ../nbs/07_analysis.ipynb #a569a766
-class MixedPrecisionReport(dict):
+# %% ../nbs/07_analysis.ipynb #84a97524
+class MixedPrecisionReport(MarkdownReport, dict):
     "The result of `suggest_mixed_precision`; renders as a table of the chosen bits."
 
     def _markdown(self) -> str:
@@ -1155,15 +1145,6 @@ class MixedPrecisionReport(dict):
             f"{self['float_size_bytes'] / 2**20:.3f} MiB float "
             f"({self['float_size_bytes'] / self['size_bytes']:.2f}x smaller).\n\n{markdown_table(rows)}"
         )
-
-    def _repr_markdown_(self):
-        return self._markdown()
-
-    def _repr_html_(self):
-        return markdown_to_html(self._markdown())
-
-    def __str__(self):
-        return self._markdown().replace('**', '')
 
 # %% ../nbs/07_analysis.ipynb #2c53f48c
 def suggest_mixed_precision(
@@ -1220,8 +1201,8 @@ def suggest_mixed_precision(
         steps=steps,
     )
 
-# %% ../nbs/07_analysis.ipynb #3604e03b
-class Findings(list):
+# %% ../nbs/07_analysis.ipynb #41203197
+class Findings(MarkdownReport, list):
     """The result of `check_quantizable`: a list of findings (dicts) that renders as a table; `ok` when no error or
     warning."""
 
@@ -1241,14 +1222,6 @@ class Findings(list):
         )
         return head + ('\n\n' + markdown_table(list(self)) if self else '')
 
-    def _repr_markdown_(self):
-        return self._markdown()
-
-    def _repr_html_(self):
-        return markdown_to_html(self._markdown())
-
-    def __str__(self):
-        return self._markdown().replace('**', '')
 
 
 def _finding(check, severity, where, problem, fix):
