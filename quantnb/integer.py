@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .measure import cpu_flags
 
-# %% ../nbs/05_integer.ipynb #2ff1c942
+# %% ../nbs/05_integer.ipynb #eae61db2
 def _check_codes(q, name, lo, hi):
     "Raise unless `q` is an integer tensor of codes within `lo..hi`."
     integer = isinstance(q, torch.Tensor) and not (q.is_floating_point() or q.is_complex() or q.is_quantized)
@@ -90,8 +90,10 @@ def _check_positive_ints(**sizes):
             raise ValueError(f'{name}={v!r} must be an int >= 1')
 
 def _check_pair_sizes(minimum:int, **pairs):
-    "Each a pair of ints >= `minimum`."
+    "Each an int or a pair of ints >= `minimum`."
     for name, v in pairs.items():
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = (v, v)
         if not isinstance(v, (tuple, list, torch.Size)) or len(v) != 2:
             raise ValueError(f'{name}={v!r} must be two ints (height, width)')
         for i, item in enumerate(v):
@@ -119,8 +121,8 @@ def _check_gemm_operands(q_x, q_w):
     "Activation codes (M, K) in 0..255 and weight codes (N, K) in -128..127, K > 0."
     _check_codes(q_x, 'q_x', 0, 255)
     _check_codes(q_w, 'q_w', -128, 127)
-    if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1] or q_x.shape[1] == 0:
-        raise ValueError(f'need q_x (M, K) and q_w (N, K) with the same K > 0, '
+    if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1] or q_x.shape[1] == 0 or q_w.shape[0] == 0:
+        raise ValueError(f'need q_x (M, K) and q_w (N, K) with the same K > 0 and N > 0, '
                          f'got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
 
 # %% ../nbs/05_integer.ipynb #6a6f98cc
@@ -340,7 +342,7 @@ def _exact_dtype(largest_sum:int) -> torch.dtype:
     "float32 when it holds every integer up to `largest_sum` and computes in full precision, else float64."
     return torch.float32 if largest_sum < 2**24 and _float32_is_exact() else torch.float64
 
-# %% ../nbs/05_integer.ipynb #03d768f4
+# %% ../nbs/05_integer.ipynb #c5bc0dff
 def _centred(q_x, x_zero_point, q_w, w_zero_point):
     "q - z of both operands, in a float dtype that sums their products exactly."
     x_max = max(x_zero_point, 255 - x_zero_point)
@@ -356,7 +358,7 @@ def int_gemm(q_x:torch.Tensor, # activation codes (M, K), uint8 range
             ) -> torch.Tensor: # int64 (M, N): the int32 accumulator Σ (q_x - z_x)(q_w - z_w)
     "The integer accumulator of `q_x @ q_w.T` with both zero points removed, as fbgemm's offsets remove them."
     _check_gemm_operands(q_x, q_w)
-    x_zero_point = int(_check_zero_point(x_zero_point, 'x_zero_point', 0, 255))
+    _check_activation_zero_point(x_zero_point, 'x_zero_point')
     w_zero_point = _check_zero_point(w_zero_point, 'w_zero_point', -128, 127)
     if len(w_zero_point) not in (1, q_w.shape[0]):
         raise ValueError(f'w_zero_point has {len(w_zero_point)} values for {q_w.shape[0]} output channels: '
@@ -458,8 +460,8 @@ def _conv_out_hw(hw, k, stride, padding, dilation):
     "The output height and width of a convolution, as `nn.Conv2d` computes them."
     return tuple((hw[i] + 2 * padding[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1 for i in range(2))
 
-# %% ../nbs/05_integer.ipynb #67239ac6
-def _saturate_in_order(q_x, in_channels:int, kernel:str, saturate_int16:bool) -> bool:
+# %% ../nbs/05_integer.ipynb #ff9a73a7
+def _pairs_to_emulate(q_x, in_channels:int, kernel:str, saturate_int16:bool) -> bool:
     "Whether to emulate int16 pairs: not for the oneDNN layout quantnb does not reproduce, while it cannot saturate."
     if not (kernel != 'fbgemm' and saturate_int16 and in_channels == 1 and onednn_isa() == 'avx512_core'):
         return saturate_int16
@@ -507,7 +509,7 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
     bias = _check_bias(bias, q_w.shape[0])
     _check_flag(relu, 'relu')
     _check_flag(saturate_int16, 'saturate_int16')
-    saturate_int16 = _saturate_in_order(q_x, q_w.shape[1], kernel, saturate_int16)
+    saturate_int16 = _pairs_to_emulate(q_x, q_w.shape[1], kernel, saturate_int16)
     geometry = (stride, padding, dilation)
     B, (Ho, Wo) = q_x.shape[0], _conv_out_hw(q_x.shape[2:], q_w.shape[2:], *geometry)
     if B == 0:  # an empty batch: nothing to compute, as PyTorch's kernel returns nothing
@@ -578,7 +580,7 @@ def _requant_onednn(acc, bias, x_scale, w_scale, scale, zero_point, relu, combin
     dst_inverse = one / (one / _f32(1.0 / scale))  # ideep: 1/float32(1/s_y); the kernel: its reciprocal
     return torch.round((y * dst_inverse + zero_point).clamp(-1.0, 256.0)).long()  # oneDNN saturates in float
 
-# %% ../nbs/05_integer.ipynb #840db781
+# %% ../nbs/05_integer.ipynb #38f4edcf
 def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q_x - z_x)(q_w - z_w)
                    x_scale:float, w_scale, scale:float, # input, weight (a float or (N,)) and output scales
                    generator:torch.Generator, # the random half-codes and nudges
@@ -594,9 +596,10 @@ def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q
         raise ValueError('acc holds NaN or inf: pass the exact accumulator')
     _check_activation_scale(x_scale, 'x_scale')
     _check_activation_scale(scale, 'scale')
-    _check_scale(w_scale, 'w_scale')
-    _check_positive_ints(spread=spread)
     N = acc.shape[-1]
+    if _check_scale(w_scale, 'w_scale').numel() not in (1, N):
+        raise ValueError(f'w_scale has {torch.as_tensor(w_scale).numel()} values for {N} outputs: pass one, or N')
+    _check_positive_ints(spread=spread)
     half_codes = torch.randint(-spread, spread, (N,), generator=generator) + 0.5
     nudge = (torch.rand(N, generator=generator, dtype=torch.float64) - 0.5) * 2**-16
     return ((half_codes + nudge) * scale - acc.double() * x_scale * w_scale).float()
@@ -632,19 +635,20 @@ def vpmaddubsw_matmul(q_x:torch.Tensor, # uint8 activation codes (0..255), shape
     acc[risky], saturated = _pairwise_saturated(q_x[risky], q_w, max_elements)
     return acc, saturated
 
-# %% ../nbs/05_integer.ipynb #87cbbf79
+# %% ../nbs/05_integer.ipynb #41de1869
 def _pad_taps(rows, q_w):
     "Rows of (kh·kw·C) codes with each tap's C channels zero-padded to a multiple of 4, as oneDNN groups them."
     rows = rows.unflatten(1, (q_w.shape[2] * q_w.shape[3], q_w.shape[1]))
     return F.pad(rows, (0, -rows.shape[-1] % 4)).flatten(1)
 
 def fbgemm_groupwise(in_channels:int, out_channels:int, # of a groups=1 convolution
-                     kernel_size, stride, padding, dilation # each a pair of ints, as a quantized Conv2d holds them
+                     kernel_size, stride, padding, dilation # each an int or a pair of ints, as for nn.Conv2d
                     ) -> bool:
     "Whether fbgemm runs a groups=1 convolution with its groupwise kernel (`fbgemmOptimizedGConv`), which sums exactly."
     _check_positive_ints(in_channels=in_channels, out_channels=out_channels)
     _check_pair_sizes(1, kernel_size=kernel_size, stride=stride, dilation=dilation)
     _check_pair_sizes(0, padding=padding)
+    kernel_size, stride, padding, dilation = (_pair(v, 'size') for v in (kernel_size, stride, padding, dilation))
     return (in_channels == out_channels and in_channels in (8, 16) and tuple(kernel_size) == (3, 3)
             and tuple(padding) == (1, 1) and tuple(dilation) == (1, 1) and tuple(stride) in ((1, 1), (2, 2)))
 
@@ -837,7 +841,7 @@ def saturates_int16(kernel:str) -> bool:
     _check_kernel(kernel)
     return (fbgemm_isa() if kernel == 'fbgemm' else onednn_isa()) not in VNNI_ISAS
 
-# %% ../nbs/05_integer.ipynb #feb6a758
+# %% ../nbs/05_integer.ipynb #b88656cd
 def _l1_data_bytes() -> int:
     "The first core's L1 data cache as Linux reports it; oneDNN's default, 32 KiB, if unknown."
     for index in sorted(Path('/sys/devices/system/cpu/cpu0/cache').glob('index*')):
@@ -857,6 +861,7 @@ def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a gr
     _check_positive_ints(batch=batch, in_channels=in_channels, out_channels=out_channels)
     _check_pair_sizes(1, kernel_size=kernel_size, input_hw=input_hw, output_hw=output_hw)
     _check_pair_sizes(0, padding=padding)
+    kernel_size, input_hw, output_hw, padding = (_pair(v, 'size') for v in (kernel_size, input_hw, output_hw, padding))
     if l1_bytes is not None:
         _check_positive_ints(l1_bytes=l1_bytes)
     l1 = (_l1_data_bytes() if l1_bytes is None else l1_bytes) * 7 // 8  # brg_blocking_t::L1
@@ -876,7 +881,7 @@ def onednn_matmul_uses_amx(rows:int, # M: the input's rows (all leading dimensio
     small = (rows == 1 and in_features == 256) or (rows <= 32 and rows * out_features <= 256) or in_features <= 16
     return not small
 
-# %% ../nbs/05_integer.ipynb #46d97e72
+# %% ../nbs/05_integer.ipynb #9de5aad2
 class QCodes:
     "Integer codes with per-tensor qparams: what flows between the layers of an `IntegerModel` (plain uint8)."
     def __init__(self, codes:torch.Tensor, scale:float, zero_point:int):
@@ -884,6 +889,13 @@ class QCodes:
         _check_activation_scale(scale, 'scale')
         _check_activation_zero_point(zero_point, 'zero_point')
         self.codes, self.scale, self.zero_point = codes, float(scale), zero_point
+
+    def __getattr__(self, name):
+        "A tensor method called on codes (`x.reshape`): refused with the reason, like the torch functions below."
+        if name.startswith('_'):
+            raise AttributeError(name)
+        raise AttributeError(f"QCodes has no '{name}': it holds codes, not a tensor, and IntegerModel runs modules "
+                             f'only ({_SUPPORTED}); replace x.{name}(...) in forward by a module, e.g. nn.Flatten')
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
@@ -909,9 +921,11 @@ class QCodes:
     def __repr__(self):
         return f'QCodes(shape={tuple(self.codes.shape)}, scale={self.scale:.6g}, zero_point={self.zero_point})'
 
-# %% ../nbs/05_integer.ipynb #093d95dd
+# %% ../nbs/05_integer.ipynb #c0f6594e
 def quantize_codes(x:torch.Tensor, scale:float, zero_point:int) -> QCodes:
     "uint8 codes of float `x` as PyTorch's x86 quantize computes them: rint(x · float32(1/scale)) + z, clamped."
+    if isinstance(x, (tuple, list)):
+        raise TypeError(f'x must be one batch tensor, not a {type(x).__name__}: pass images, not (images, labels)')
     if not isinstance(x, torch.Tensor) or x.dtype != torch.float32:
         raise TypeError(f'x must be a float32 tensor, as PyTorch quantizes only those, '
                         f'not {getattr(x, "dtype", type(x).__name__)}: convert it with x.float()')
@@ -1056,7 +1070,7 @@ def _replacement(m:nn.Module, requant, saturate_int16, kernel):
         return None  # a container, or a user's model: its forward is kept
     raise _Unsupported(m)
 
-# %% ../nbs/05_integer.ipynb #7ee230a2
+# %% ../nbs/05_integer.ipynb #825664e7
 _SUPPORTED = ('quantized Conv2d/Linear (with fused ReLU), Quantize/DeQuantize stubs, MaxPool2d, Flatten, ReLU, '
               'Dropout and Identity')
 
@@ -1104,6 +1118,9 @@ class IntegerModel(nn.Module):
             raise TypeError(f'model must be a torch.nn.Module, not {type(model).__name__}')
         if type(model) in _GEMMS:
             raise TypeError('model is a single quantized layer: pass the whole converted model, or use IntLayer(layer)')
+        if any(hasattr(m, 'activation_post_process') for m in model.modules()):
+            raise TypeError('model is prepared, not converted (it still has observers): convert it first, '
+                            'e.g. with PTQProcessor().static_quantization')
         _check_twin_options(requant, saturate_int16)
         if kernel is not None:
             _check_kernel(kernel)

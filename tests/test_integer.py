@@ -951,3 +951,24 @@ def test_integer_mode_refuses_a_bias_beyond_int32():
         assert torch.equal(float_twin(x), converted(x))
         with pytest.raises(ValueError, match='beyond what the int32 fixed-point path holds'):
             IntegerModel.from_quantized(converted, requant='integer')(x)
+
+
+def test_more_misuse_is_named():
+    "A prepared (not converted) model, a tensor method called on codes, a (images, labels) pair, int sizes."
+    model = torch.nn.Sequential(tq.QuantStub(), torch.nn.Linear(4, 3), tq.DeQuantStub()).eval()
+    model.qconfig = tq.get_default_qconfig('x86')
+    prepared = tq.prepare(model)
+    with pytest.raises(TypeError, match='prepared, not converted'):
+        IntegerModel.from_quantized(prepared)
+    with pytest.raises(AttributeError, match="QCodes has no 'reshape'"):
+        QCodes(torch.zeros(2, dtype=torch.uint8), 0.1, 3).reshape(2)
+    with pytest.raises(TypeError, match=r'not \(images, labels\)'):
+        quantize_codes((torch.zeros(2), torch.zeros(2)), 0.1, 3)
+    assert integer.fbgemm_groupwise(8, 8, 3, 1, 1, 1) and not integer.fbgemm_groupwise(8, 8, 3, 1, 0, 1)
+    with pytest.raises(ValueError, match='N > 0'):
+        int_gemm(
+            torch.zeros(2, 4, dtype=torch.uint8),
+            0,
+            torch.zeros(0, 4, dtype=torch.int8),
+            torch.zeros(1, dtype=torch.long),
+        )
