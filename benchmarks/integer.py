@@ -5,7 +5,7 @@
 
 Both run the statically quantized trained SampleNet (quantnb defaults); IntegerModel with requant='float' (equal to
 PyTorch's x86 kernels code for code) and 'integer'. Latency: median of 30 timed calls, 1 thread, in 3 interleaved
-rounds (quantnb.ptq.interleaved_latency), at batch 64 and batch 1. IntegerModel is written for proof, not speed.
+rounds (quantnb.measure.interleaved_latency), at batch 64 and batch 1. IntegerModel is written for proof, not speed.
 """
 import datetime
 import sys

@@ -5,7 +5,7 @@
 
 The models come from the demo's pipeline (quantnb.pipeline.ModelQuantizationPipeline.build_models: fp32, dynamic,
 static per-channel with the best observer, QAT int8, low-bit QAT, IntegerModel) plus torchao int8 dynamic and PT2E
-static int8 compiled (quantnb.ptq). Latency: quantnb.ptq.interleaved_latency, every model in the same interleaved
+static int8 compiled (quantnb.ptq). Latency: quantnb.measure.interleaved_latency, every model in the same interleaved
 rounds, at batch 1 and 64 on 1 and 2 threads; p10/median/p90 of the timed calls in ms. Ratios are to fp32 in the same
 run. Sizes are serialized bytes (the low-bit model: its packed state; IntegerModel: its codes, qparams and biases).
 Accuracy on the test set (the full one unless QUANTNB_FAST=1). Latencies are given to the decimal place of their
