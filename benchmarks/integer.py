@@ -1,4 +1,4 @@
-"""IntegerModel (quantnb.integer, notebook 05) against PyTorch's converted model: latency, interleaved, one process.
+"""IntegerModel (quantnb.integer, notebook 05b) against PyTorch's converted model: latency, interleaved, one process.
 
     .venv/bin/python benchmarks/integer.py           # prints a markdown table
     .venv/bin/python benchmarks/integer.py --write   # and replaces its section of BENCHMARKS.md

@@ -15,7 +15,8 @@ import torch.ao.nn.intrinsic.quantized as nniq
 import torch.ao.nn.quantized as nnq
 import torch.nn.functional as F
 
-from quantnb.integer import IntegerModel, IntLayer, QCodes, fbgemm_isa, near_half_bias, onednn_isa, parity_report
+from quantnb.integer import IntegerModel, IntLayer, QCodes, parity_report
+from quantnb.x86 import fbgemm_isa, near_half_bias, onednn_isa
 from quantnb.ptq import PTQProcessor, quantized_engine
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)

@@ -1,5 +1,5 @@
-"""quantnb.integer against PyTorch's int8 kernels, per kernel library (fbgemm, oneDNN) and per instruction set:
-random layers code for code, which library runs a layer, fixed-point helpers, IntegerModel, bad input (notebook 05)."""
+"""quantnb.requant, quantnb.x86 and quantnb.integer against PyTorch's int8 kernels, per kernel library (fbgemm, oneDNN) and per instruction set:
+random layers code for code, which library runs a layer, fixed-point helpers, IntegerModel, bad input (notebooks 05, 05a, 05b)."""
 
 import json
 import os
@@ -15,39 +15,48 @@ import torch.ao.quantization as tq
 
 from quantnb.data import calibration_batches
 from quantnb.integer import (
-    INT32_MAX,
-    INT32_MIN,
-    KERNELS,
     IntegerModel,
     IntLayer,
     QCodes,
-    default_kernel,
-    fbgemm_isa,
     kernel_errors,
     library_parity,
-    near_half_bias,
-    int_conv2d,
-    int_flatten,
-    int_gemm,
-    int_linear,
-    int_max_pool2d,
-    onednn_conv_uses_amx,
-    onednn_isa,
-    onednn_matmul_uses_amx,
-    onednn_weight_scales,
-    packed_library,
     parity_report,
     quantize_codes,
+)
+from quantnb.requant import (
+    INT32_MAX,
+    INT32_MIN,
+    exact_dtype,
+    fma_f32,
+    int_flatten,
+    int_gemm,
+    int_max_pool2d,
     quantize_multiplier,
     quantized_bias,
     requantize,
     rounding_right_shift,
-    saturates_int16,
     saturating_rounding_doubling_high_mul,
+)
+import quantnb.x86 as x86
+from quantnb.x86 import (
+    KERNELS,
+    default_kernel,
+    fbgemm_groupwise,
+    fbgemm_isa,
+    int_conv2d,
+    int_linear,
+    near_half_bias,
+    onednn_conv_uses_amx,
+    onednn_isa,
+    onednn_matmul_uses_amx,
+    onednn_requantize,
+    onednn_weight_scales,
+    packed_library,
+    saturates_int16,
+    saturating_gemm,
     vpmaddubsw_matmul,
     x86_library,
 )
-import quantnb.integer as integer
 from quantnb.models import SampleNet, SampleNetBN
 from quantnb.ptq import PTQProcessor, quantized_engine
 
@@ -217,7 +226,11 @@ def test_requantization_orders_differ_only_near_half_codes():
     bias = near_half_bias(acc[0], 0.01, w_scale, 0.08, g)
     orders = ('fbgemm', 'onednn', 'onednn-combined')
     scales = {'fbgemm': w_scale, 'onednn': onednn_weight_scales(w_scale, linear=False)}
-    codes = {k: requantize(acc, bias, 0.01, scales[k.split('-')[0]], 0.08, 7, kernel=k).long() for k in orders}
+    codes = {
+        'fbgemm': requantize(acc, bias, 0.01, scales['fbgemm'], 0.08, 7).long(),
+        'onednn': onednn_requantize(acc, bias, 0.01, scales['onednn'], 0.08, 7).long(),
+        'onednn-combined': onednn_requantize(acc, bias, 0.01, scales['onednn'], 0.08, 7, combined=True).long(),
+    }
     for k in orders:
         assert (codes[k] - codes['fbgemm']).abs().max() <= 1
     assert (codes['fbgemm'] != codes['onednn']).any() and (codes['onednn'] != codes['onednn-combined']).any()
@@ -517,7 +530,7 @@ def test_saturation_needs_integer_arithmetic(converted):
 def test_unreproduced_onednn_layout_sums_exactly_below_128_and_refuses_above(monkeypatch):
     "oneDNN's AVX-512 kernel without VNNI, one input channel: exact while no pair can saturate, else an error."
     monkeypatch.setattr(
-        integer, '_this_process', lambda library: dict(fbgemm='avx512', onednn='avx512_core')[library]
+        x86, '_this_process', lambda library: dict(fbgemm='avx512', onednn='avx512_core')[library]
     )  # Skylake-SP
     w = torch.quantize_per_channel(
         torch.randn(4, 1, 3, 3),
@@ -557,7 +570,6 @@ def _nearest_float32(value):
 def test_fma_rounds_once():
     "fbgemm's fused bias step: float32(a·b + c) with one rounding, against exact rational arithmetic, ties included."
     from fractions import Fraction
-    from quantnb.integer import _fma_f32
 
     g = torch.Generator().manual_seed(0)
     a = (torch.randn(3000, generator=g) * 10).float()
@@ -565,7 +577,7 @@ def test_fma_rounds_once():
     c = torch.randint(-(2**26), 2**26, (3000,), generator=g).float()
     ties_a, ties_b = torch.tensor([1.0, 3.0]), torch.tensor([2.0**-25, 2.0**-24])  # c + a·b exactly halfway
     a, b, c = torch.cat([a, ties_a]), torch.cat([b, ties_b]), torch.cat([c, torch.tensor([1.0, 1.0])])
-    ours = _fma_f32(a, b, c)
+    ours = fma_f32(a, b, c)
     exact = [_nearest_float32(Fraction(x.item()) * Fraction(y.item()) + Fraction(z.item())) for x, y, z in zip(a, b, c)]
     assert torch.equal(ours, torch.stack(exact))
 
@@ -586,9 +598,9 @@ def test_arguments_are_checked(converted):
     z8, w8 = torch.zeros(2, 4, dtype=torch.uint8), torch.zeros(3, 4, dtype=torch.int8)
     cases = [
         (
-            lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, kernel='onednn-amx'),
+            lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, requant='fixed'),
             ValueError,
-            'resolve it',
+            "choose 'float'",
         ),
         (lambda: requantize(torch.full((1, 3), 2**40), None, 0.1, 0.1, 0.1, 0), ValueError, 'outside'),
         (lambda: int_linear(z8, 0.1, 0, w8, 0.1, 0, None, 0.1, 0, relu='no'), TypeError, 'relu must be True or False'),
@@ -633,7 +645,7 @@ def test_arguments_are_checked(converted):
             'one scale per tensor',
         ),
         (
-            lambda: int_gemm(z8, 0, w8, torch.zeros(3, dtype=torch.long), saturate_int16='no'),
+            lambda: int_linear(z8, 0.1, 0, w8, 0.1, 0, None, 0.1, 0, saturate_int16='no'),
             TypeError,
             'saturate_int16',
         ),
@@ -643,16 +655,17 @@ def test_arguments_are_checked(converted):
         (lambda: library_parity(model, images), TypeError, 'iterable of batches'),
         (lambda: kernel_errors(model, (images, None)), TypeError, r'not \(images, labels\)'),
         (
-            lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, kernel='onednn'),
+            lambda: onednn_requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0),
             TypeError,
             'onednn_weight_scales',
         ),
         (
-            lambda: requantize(
-                torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, requant='integer', kernel='fbgemm'
+            lambda: onednn_requantize(
+                torch.zeros(1, 3, dtype=torch.long), None, 0.1, onednn_weight_scales(0.1, linear=True), 0.1, 0,
+                combined='yes'
             ),
-            ValueError,
-            'leave kernel=None',
+            TypeError,
+            'combined must be True or False',
         ),
         (lambda: fbgemm_isa({'avx2', 'avx512_vnni'}, {}), ValueError, 'no CPU has that'),
         (lambda: onednn_conv_uses_amx(1, 1, 1, (3,), (4, 4), (2, 2), (0, 0)), ValueError, 'kernel_size'),
@@ -874,11 +887,11 @@ def test_reduced_precision_float32_keeps_the_accumulator_exact():
     before = torch.get_float32_matmul_precision()
     try:
         torch.set_float32_matmul_precision('medium')
-        assert integer._exact_dtype(1000) == torch.float64
+        assert exact_dtype(1000) == torch.float64
         assert torch.equal(int_gemm(q_x, 3, q_w, torch.zeros(1, dtype=torch.long)), exact)
     finally:
         torch.set_float32_matmul_precision(before)
-    assert integer._exact_dtype(1000) == torch.float32
+    assert exact_dtype(1000) == torch.float32
 
 
 def _near_half_linear(rows, k, n, seed=0):
@@ -964,7 +977,7 @@ def test_more_misuse_is_named():
         QCodes(torch.zeros(2, dtype=torch.uint8), 0.1, 3).reshape(2)
     with pytest.raises(TypeError, match=r'not \(images, labels\)'):
         quantize_codes((torch.zeros(2), torch.zeros(2)), 0.1, 3)
-    assert integer.fbgemm_groupwise(8, 8, 3, 1, 1, 1) and not integer.fbgemm_groupwise(8, 8, 3, 1, 0, 1)
+    assert fbgemm_groupwise(8, 8, 3, 1, 1, 1) and not fbgemm_groupwise(8, 8, 3, 1, 0, 1)
     with pytest.raises(ValueError, match='N > 0'):
         int_gemm(
             torch.zeros(2, 4, dtype=torch.uint8),
@@ -972,3 +985,13 @@ def test_more_misuse_is_named():
             torch.zeros(0, 4, dtype=torch.int8),
             torch.zeros(1, dtype=torch.long),
         )
+
+
+def test_saturating_gemm_is_exact_on_7bit_codes_and_clips_the_worst_pair():
+    "fbgemm without VNNI: int_gemm's accumulator where no pair can saturate; a clipped pair where one does."
+    g = torch.Generator().manual_seed(3)
+    q_x, q_w = torch.randint(0, 128, (6, 31), generator=g), torch.randint(-128, 128, (5, 31), generator=g)
+    w_zp = torch.randint(-3, 4, (5,), generator=g)
+    assert torch.equal(saturating_gemm(q_x, 9, q_w, w_zp), int_gemm(q_x, 9, q_w, w_zp))
+    worst_x, worst_w = torch.full((1, 2), 255), torch.full((1, 2), 127)
+    assert (int_gemm(worst_x, 0, worst_w, 0).item(), saturating_gemm(worst_x, 0, worst_w, 0).item()) == (64770, 32767)

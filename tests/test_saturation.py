@@ -8,7 +8,8 @@ import torch
 
 from quantnb.data import calibration_batches, get_dataloaders
 from quantnb.models import pretrained
-from quantnb.integer import INT16_MAX, INT16_MIN, _layer_inputs, saturation_report, vpmaddubsw_matmul
+from quantnb.integer import layer_inputs, saturation_report
+from quantnb.x86 import INT16_MAX, INT16_MIN, vpmaddubsw_matmul
 from quantnb.ptq import PTQProcessor
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)
@@ -128,7 +129,7 @@ def test_seven_bit_codes_exceed_127_outside_the_calibrated_range(samplenet_model
     model, images = samplenet_models['default'], samplenet_models['images']
 
     def share_above_127(x):
-        return {name: (q.int_repr() > 127).float().mean().item() for name, (_, q) in _layer_inputs(model, x).items()}
+        return {name: (q.int_repr() > 127).float().mean().item() for name, (_, q) in layer_inputs(model, x).items()}
 
     ordinary, bright = share_above_127(images), share_above_127(images * 3)
     assert (
