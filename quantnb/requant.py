@@ -8,14 +8,17 @@ checked against PyTorch's kernels code for code."""
 __all__ = ['INT32_MIN', 'INT32_MAX', 'REQUANT_MODES', 'check_codes', 'check_scale', 'check_zero_point', 'check_activation_scale',
            'check_activation_zero_point', 'check_flag', 'check_bias', 'check_gemm_operands', 'quantize_multiplier',
            'saturating_rounding_doubling_high_mul', 'rounding_right_shift', 'quantized_bias', 'f32', 'fma_f32',
-           'check_requant_args', 'requantize', 'float32_is_exact', 'exact_dtype', 'int_gemm', 'as_pair',
-           'conv_output_size', 'check_conv_geometry', 'im2col', 'conv_accumulator', 'int_max_pool2d', 'int_flatten']
+           'check_requant_args', 'requantize', 'float32_is_exact', 'exact_dtype', 'int_gemm', 'near_half_bias',
+           'as_pair', 'conv_output_size', 'check_conv_geometry', 'im2col', 'conv_accumulator', 'int_max_pool2d',
+           'int_flatten']
 
-# %% ../nbs/05_requant.ipynb #c21959d8
+# %% ../nbs/05_requant.ipynb #1a5a6b00
 import torch
 import torch.nn.functional as F
 
-# %% ../nbs/05_requant.ipynb #a6488c5d
+from .core import check_int
+
+# %% ../nbs/05_requant.ipynb #6f00abb8
 def check_codes(q, name, lo, hi):
     "Raise unless `q` is an integer tensor of codes within `lo..hi`."
     integer = isinstance(q, torch.Tensor) and not (q.is_floating_point() or q.is_complex() or q.is_quantized)
@@ -39,6 +42,9 @@ def check_scale(scale, name):
     s = torch.as_tensor(scale, dtype=torch.float64).flatten()
     if not s.numel() or not torch.isfinite(s).all() or (s <= 0).any():
         raise ValueError(f'{name} must be finite and > 0, got {scale}: a scale is a step size')
+    as_float32 = s.float()
+    if not torch.isfinite(as_float32).all() or (as_float32 == 0).any():
+        raise ValueError(f'{name}={scale} is beyond float32, in which the kernels hold scales')
     return s
 
 def check_zero_point(zero_point, name, lo, hi):
@@ -55,7 +61,7 @@ def check_zero_point(zero_point, name, lo, hi):
         raise ValueError(f'{name}={zero_point} is outside {lo}..{hi}, the range of its codes')
     return z
 
-# %% ../nbs/05_requant.ipynb #493ac082
+# %% ../nbs/05_requant.ipynb #71da5efd
 def check_activation_scale(scale, name):
     "One finite, positive Python float: activations have one scale per tensor."
     check_scale(scale, name)
@@ -70,6 +76,7 @@ def check_activation_zero_point(zero_point, name):
     check_zero_point(zero_point, name, 0, 255)
 
 def check_flag(value, name):
+    "Raise unless `value` is True or False."
     if not isinstance(value, bool):
         raise TypeError(f'{name} must be True or False, not {value!r}')
 
@@ -91,7 +98,7 @@ def check_gemm_operands(q_x, q_w):
     check_codes(q_x, 'q_x', 0, 255)
     check_codes(q_w, 'q_w', -128, 127)
     if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1] or q_x.shape[1] == 0 or q_w.shape[0] == 0:
-        raise ValueError(f'need q_x (M, K) and q_w (N, K) with the same K > 0 and N > 0, '
+        raise ValueError(f'need q_x (rows, K) and q_w (N, K) with the same K > 0 and N > 0, '
                          f'got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
 
 # %% ../nbs/05_requant.ipynb #6a6f98cc
@@ -158,11 +165,11 @@ def rounding_right_shift(x:torch.Tensor, # int32 values (any integer dtype)
     threshold = (mask >> 1) + (x < 0).long()
     return (x >> shift) + ((x & mask) > threshold).long()
 
-# %% ../nbs/05_requant.ipynb #4618c611
+# %% ../nbs/05_requant.ipynb #28339ab1
 def quantized_bias(bias:torch.Tensor, # float bias (N,)
                    x_scale:float, w_scale # the input's scale; the weights' (a float, or N per channel)
                   ) -> torch.Tensor: # int64 (N,) holding int32 values
-    "The bias in int32 at scale s_x·s_w, rounded half to even and clamped: what adds into the accumulator."
+    "The bias in int32 at scale s_x·s_w, rounded half to even: what adds into the accumulator (beyond int32: refused)."
     if not isinstance(bias, torch.Tensor) or bias.dim() != 1:
         raise TypeError(f'bias must be a 1-D float tensor, not {getattr(bias, "shape", type(bias).__name__)}')
     bias = check_bias(bias, len(bias))
@@ -170,38 +177,32 @@ def quantized_bias(bias:torch.Tensor, # float bias (N,)
     if check_scale(w_scale, 'w_scale').numel() not in (1, len(bias)):
         raise ValueError(f'w_scale has {torch.as_tensor(w_scale).numel()} values for a bias of {len(bias)}')
     steps = torch.round(bias.double() / (x_scale * torch.as_tensor(w_scale, dtype=torch.float64)))
-    return steps.clamp(INT32_MIN, INT32_MAX).long()  # clamped in float64: a cast beyond int64 would wrap
-
-# %% ../nbs/05_requant.ipynb #6d40a880
-def _check_integer_bias(bias, x_scale, w_scale):
-    "Refuse, instead of clamping, a bias that does not fit int32 at scale s_x·s_w."
-    if bias is None:
-        return
-    steps = bias.double() / (x_scale * torch.as_tensor(w_scale, dtype=torch.float64))
     lost = steps.abs() > INT32_MAX
     if lost.any():
-        channel = lost.nonzero()[0].item() if lost.dim() else 0
-        raise ValueError(f'channel {channel}: its bias is {steps.flatten()[channel].item():.3g} steps of s_x·s_w, '
-                         'beyond what the int32 fixed-point path holds (a tiny weight scale, e.g. a channel whose '
-                         "weights are all zero): use requant='float', or enlarge that channel's weight scale as "
-                         "TFLite's converter does")
+        channel = lost.nonzero()[0].item()
+        raise ValueError(f'channel {channel}: its bias is {steps[channel].item():.3g} steps of s_x·s_w, beyond int32 '
+                         '(a tiny weight scale, e.g. a channel whose weights are all zero): use requant=\'float\', '
+                         "or enlarge that channel's weight scale as TFLite's converter does")
+    return steps.long()
 
+# %% ../nbs/05_requant.ipynb #cdd8fa7d
 def _requant_integer(acc, bias, x_scale, w_scale, scale):
     "gemmlowp/TFLite: bias in int32, then (acc · m0) >> (31 + shift), every rounding in integers."
-    _check_integer_bias(bias, x_scale, w_scale)
     m0, shift = quantize_multiplier(x_scale * w_scale / scale)
     if bias is not None:
         acc = acc + quantized_bias(bias, x_scale, w_scale)
     high = saturating_rounding_doubling_high_mul(acc.clamp(INT32_MIN, INT32_MAX), m0)
     return rounding_right_shift(high, shift)
 
-# %% ../nbs/05_requant.ipynb #5c79a5c7
+# %% ../nbs/05_requant.ipynb #9fca5a5f
 def f32(v) -> torch.Tensor:
     "A float32 scalar tensor: torch rounds each float32 operation on it as the CPU does."
     return torch.tensor(v, dtype=torch.float32)
 
 def fma_f32(a:torch.Tensor, b:torch.Tensor, c:torch.Tensor) -> torch.Tensor:
     "float32(a·b + c) rounded once, as an FMA instruction computes it (a, b, c float32)."
+    if not all(isinstance(t, torch.Tensor) and t.dtype == torch.float32 for t in (a, b, c)):
+        raise TypeError('a, b and c must be float32 tensors: an FMA rounds float32 operands once')
     p = a.double() * b.double()  # the product is exact in float64 (24 + 24 bits)
     q = c.double()
     s = p + q
@@ -215,21 +216,21 @@ def fma_f32(a:torch.Tensor, b:torch.Tensor, c:torch.Tensor) -> torch.Tensor:
     up = torch.where(error > 0, torch.maximum(f.double(), other), torch.minimum(f.double(), other)).float()
     return torch.where(halfway, up, f)  # s rounded to the tie: the exact sum lies on error's side
 
-# %% ../nbs/05_requant.ipynb #d1c12f1c
+# %% ../nbs/05_requant.ipynb #9d01b922
 def _requant_fbgemm(acc, bias, x_scale, w_scale, scale):
     "fbgemm: float32 multiplier s_x·s_w/s_y; float bias divided by s_x·s_w; one float32 product; rint."
     act_times_w = f32(x_scale) * w_scale.float()  # float32 product, as qlinear.cpp/qconv.cpp do
     multiplier = act_times_w / f32(scale)
-    y = acc.float()  # int32 -> float32, rounded to nearest even like cvtdq2ps
+    y = acc.float()  # int32 -> float32, rounded to nearest even like _mm256_cvtepi32_ps
     if bias is not None and w_scale.dim() == 0:  # per tensor: a reciprocal (double, to float), fused with the sum
         y = fma_f32(bias.float(), f32(1.0 / act_times_w.item()), y)
     elif bias is not None:  # per channel: a float32 division, then the sum
         y = y + bias.float() / act_times_w
     rounded = torch.round(y * multiplier)
-    rounded = torch.where(rounded.abs() < 2**31, rounded, -2**31)  # cvtps2dq gives 0x80000000 beyond int32
-    return rounded.clamp(-2**15, 2**15 - 1).long()  # packs_epi32: saturated to int16 before z_y is added
+    rounded = torch.where(rounded.abs() < 2**31, rounded, -2**31)  # _mm256_cvtps_epi32: 0x80000000 beyond int32
+    return rounded.clamp(-2**15, 2**15 - 1).long()  # _mm256_packs_epi32: int16 saturation before z_y is added
 
-# %% ../nbs/05_requant.ipynb #729221a9
+# %% ../nbs/05_requant.ipynb #2a56d71f
 REQUANT_MODES = ('float', 'integer')
 
 def check_requant_args(acc, bias, x_scale, w_scale, scale, zero_point, relu) -> tuple:
@@ -241,11 +242,15 @@ def check_requant_args(acc, bias, x_scale, w_scale, scale, zero_point, relu) -> 
     check_activation_scale(scale, 'scale')
     check_activation_zero_point(zero_point, 'zero_point')
     check_flag(relu, 'relu')
-    per_channel = isinstance(w_scale, torch.Tensor) and w_scale.dim() == 1  # even one channel: its own code path
+    per_channel = isinstance(w_scale, torch.Tensor) and w_scale.dim() == 1  # fbgemm's per-channel code path
     checked = check_scale(w_scale, 'w_scale')
     N = acc.shape[-1]
-    if checked.numel() not in (1, N):
-        raise ValueError(f'w_scale has {checked.numel()} values for {N} output channels: pass one, or one per channel')
+    if checked.numel() != (N if per_channel else 1):
+        raise ValueError(f'w_scale has {checked.numel()} values for {N} output channels: pass a float (per tensor) '
+                         'or a 1-D tensor of one per channel')
+    if (f32(x_scale) * checked.float() == 0).any():
+        raise ValueError(f'x_scale·w_scale is 0 in float32 ({x_scale} × {checked.min().item()}): the scales are too '
+                         'small for the kernels\' float32 arithmetic')
     return (checked if per_channel else checked[0]), check_bias(bias, N)
 
 def requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bias
@@ -266,7 +271,7 @@ def requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bias
         y = _requant_fbgemm(acc, bias, x_scale, w_scale, scale)
     return (y + zero_point).clamp(zero_point if relu else 0, 255).to(torch.uint8)  # z_y: adds_epi16
 
-# %% ../nbs/05_requant.ipynb #fabf0296
+# %% ../nbs/05_requant.ipynb #9f69663d
 def float32_is_exact() -> bool:
     "Whether float32 matmuls and convolutions run in full float32 (PyTorch's default), not bfloat16 or TF32."
     if torch.get_float32_matmul_precision() != 'highest':
@@ -279,9 +284,10 @@ def float32_is_exact() -> bool:
 def exact_dtype(largest_sum:int # the largest |partial sum| the product can reach
                ) -> torch.dtype:
     "float32 when it holds every integer up to `largest_sum` and computes in full precision, else float64."
+    check_int(largest_sum, 'largest_sum', 0)
     return torch.float32 if largest_sum < 2**24 and float32_is_exact() else torch.float64
 
-# %% ../nbs/05_requant.ipynb #0f697769
+# %% ../nbs/05_requant.ipynb #48246349
 def _centred(q_x, x_zero_point, q_w, w_zero_point):
     "q - z of both operands, in a float dtype that sums their products exactly."
     x_max = max(x_zero_point, 255 - x_zero_point)
@@ -302,9 +308,38 @@ def int_gemm(q_x:torch.Tensor, # activation codes (M, K), uint8 range
         raise ValueError(f'w_zero_point has {len(w_zero_point)} values for {q_w.shape[0]} output channels: '
                          'pass one, or one per channel')
     x, w = _centred(q_x, x_zero_point, q_w, w_zero_point[:, None])
-    return (x @ w.T).long()
+    acc = (x @ w.T).long()
+    if acc.numel() and acc.abs().max() > INT32_MAX:
+        raise ValueError(f'the accumulator reaches {acc.abs().max().item()}, beyond int32, where the kernels\' '
+                         f'int32 sum would wrap: K={q_x.shape[1]} is too long for these codes')
+    return acc
 
-# %% ../nbs/05_requant.ipynb #af626324
+# %% ../nbs/05_requant.ipynb #82c87f34
+def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q_x - z_x)(q_w - z_w)
+                   x_scale:float, w_scale, scale:float, # input, weight (a float or (N,)) and output scales
+                   generator:torch.Generator, # the random half-codes and nudges
+                   spread:int=100 # half-codes drawn from -spread+0.5 .. spread-0.5
+                  ) -> torch.Tensor: # float32 bias (N,)
+    "A float32 bias putting each real output of `acc` within 2^-17 of a code of a random half-code, before rounding."
+    if not isinstance(acc, torch.Tensor) or acc.dim() != 1:
+        raise ValueError(f'acc must be one row, a 1-D tensor (N,), not {getattr(acc, "shape", type(acc).__name__)}')
+    whole = acc.double()
+    if acc.dtype == torch.bool or not (torch.isfinite(whole).all() and (whole == whole.round()).all()):
+        raise ValueError('acc must hold whole numbers (an integer or float tensor of them): the exact accumulator')
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f'generator must be a torch.Generator (seeded, for a reproducible bias), '
+                        f'not {type(generator).__name__}')
+    check_activation_scale(x_scale, 'x_scale')
+    check_activation_scale(scale, 'scale')
+    N = acc.shape[-1]
+    if check_scale(w_scale, 'w_scale').numel() not in (1, N):
+        raise ValueError(f'w_scale has {torch.as_tensor(w_scale).numel()} values for {N} outputs: pass one, or N')
+    check_int(spread, 'spread')
+    half_codes = torch.randint(-spread, spread, (N,), generator=generator) + 0.5
+    nudge = (torch.rand(N, generator=generator, dtype=torch.float64) - 0.5) * 2**-16
+    return ((half_codes + nudge) * scale - acc.double() * x_scale * w_scale).float()
+
+# %% ../nbs/05_requant.ipynb #12403d03
 def as_pair(v, name:str) -> tuple:
     "An int or two ints (height, width), as two ints."
     if isinstance(v, int) and not isinstance(v, bool):
@@ -316,41 +351,48 @@ def as_pair(v, name:str) -> tuple:
         raise ValueError(f'{name}={v!r} must be two ints (height, width)')
     return tuple(v)
 
-def conv_output_size(hw, kernel_size, stride, padding, dilation) -> tuple:
-    "The output height and width of a convolution, as `nn.Conv2d` computes them (each argument two ints)."
-    return tuple((hw[i] + 2 * padding[i] - dilation[i] * (kernel_size[i] - 1) - 1) // stride[i] + 1
+def conv_output_size(hw, kernel_size, stride=1, padding=0, dilation=1 # ints or (height, width) pairs
+                    ) -> tuple: # (H', W')
+    "The output height and width of a convolution, as `nn.Conv2d` computes them; no output position: refused."
+    hw, kernel_size = as_pair(hw, 'hw'), as_pair(kernel_size, 'kernel_size')
+    stride, padding, dilation = as_pair(stride, 'stride'), as_pair(padding, 'padding'), as_pair(dilation, 'dilation')
+    if min(hw + kernel_size + stride + dilation) < 1 or min(padding) < 0:
+        raise ValueError(f'hw={hw}, kernel_size={kernel_size}, stride={stride} and dilation={dilation} must be '
+                         f'>= 1 and padding={padding} >= 0')
+    size = tuple((hw[i] + 2 * padding[i] - dilation[i] * (kernel_size[i] - 1) - 1) // stride[i] + 1
                  for i in range(2))
+    if min(size) < 1:
+        raise ValueError(f'the kernel {kernel_size} (dilation {dilation}) is larger than the input {hw} with '
+                         f'padding {padding}: no output position')
+    return size
 
 def check_conv_geometry(q_x, q_w, stride, padding, dilation) -> tuple:
-    "Shapes with the same C (groups=1); `(stride, padding, dilation)` as pairs of valid ints."
+    "Shapes with the same C (groups=1) and an output; `(stride, padding, dilation)` as pairs of valid ints."
     if q_x.dim() != 4 or q_w.dim() != 4 or q_x.shape[1] != q_w.shape[1]:
         raise ValueError(f'need q_x (B, C, H, W) and q_w (O, C, kh, kw) with the same C (groups=1), '
                          f'got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
-    stride, padding, dilation = as_pair(stride, 'stride'), as_pair(padding, 'padding'), as_pair(dilation, 'dilation')
-    if min(stride + dilation) < 1 or min(padding) < 0:
-        raise ValueError(f'stride={stride} and dilation={dilation} must be >= 1 and padding={padding} >= 0')
-    if min(conv_output_size(q_x.shape[2:], q_w.shape[2:], stride, padding, dilation)) < 1:
-        raise ValueError(f'the kernel {tuple(q_w.shape[2:])} (dilation {dilation}) is larger than the input '
-                         f'{tuple(q_x.shape[2:])} with padding {padding}: no output position')
-    return stride, padding, dilation
+    conv_output_size(tuple(q_x.shape[2:]), tuple(q_w.shape[2:]), stride, padding, dilation)
+    return as_pair(stride, 'stride'), as_pair(padding, 'padding'), as_pair(dilation, 'dilation')
 
-# %% ../nbs/05_requant.ipynb #93f320e3
+# %% ../nbs/05_requant.ipynb #0e7ce5ce
 def im2col(q_x:torch.Tensor, # activation codes (B, C, H, W)
            zero_point:int, # the code the padding holds
            kernel_size, stride=1, padding=0, dilation=1 # as `nn.Conv2d`: ints or pairs
           ) -> torch.Tensor: # int32 (B·H'·W', kh·kw·C), one row per output position
     "Input codes as GEMM rows in (kh, kw, channel) order, fbgemm's layout; the padding holds `zero_point`."
     check_codes(q_x, 'q_x', 0, 255)
+    if q_x.dim() != 4:
+        raise ValueError(f'q_x must be (B, C, H, W), got {tuple(q_x.shape)}')
     check_activation_zero_point(zero_point, 'zero_point')
     kernel_size = as_pair(kernel_size, 'kernel_size')
-    weight_shape = torch.empty(1, q_x.shape[1] if q_x.dim() == 4 else 0, *kernel_size)  # for the shape check only
-    stride, (ph, pw), dilation = check_conv_geometry(q_x, weight_shape, stride, padding, dilation)
+    conv_output_size(tuple(q_x.shape[2:]), kernel_size, stride, padding, dilation)
+    stride, (ph, pw), dilation = as_pair(stride, 'stride'), as_pair(padding, 'padding'), as_pair(dilation, 'dilation')
     x = F.pad(q_x.float(), (pw, pw, ph, ph), value=zero_point)  # codes <= 255 are exact in float32
     cols = F.unfold(x, kernel_size, dilation=dilation, stride=stride)  # (B, C*kh*kw, L)
     cols = cols.unflatten(1, (x.shape[1], -1)).transpose(1, 2).flatten(1, 2)  # (B, kh*kw*C, L)
     return cols.transpose(1, 2).flatten(0, 1).to(torch.int32)
 
-# %% ../nbs/05_requant.ipynb #8623a613
+# %% ../nbs/05_requant.ipynb #af0ef4d9
 def conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W), uint8 range
                      x_zero_point:int,
                      q_w:torch.Tensor, # weight codes (O, C, kh, kw), int8 range
@@ -362,6 +404,9 @@ def conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W), uint8 ra
     check_codes(q_w, 'q_w', -128, 127)
     check_activation_zero_point(x_zero_point, 'x_zero_point')
     w_zero_point = check_zero_point(w_zero_point, 'w_zero_point', -128, 127)
+    if len(w_zero_point) not in (1, q_w.shape[0]):
+        raise ValueError(f'w_zero_point has {len(w_zero_point)} values for {q_w.shape[0]} output channels: '
+                         'pass one, or one per channel')
     stride, padding, dilation = check_conv_geometry(q_x, q_w, stride, padding, dilation)
     x, w = _centred(q_x, x_zero_point, q_w, w_zero_point[:, None, None, None])
     with torch.backends.nnpack.flags(enabled=False):  # NNPACK computes convolutions in a transformed, inexact way

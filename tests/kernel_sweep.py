@@ -16,7 +16,8 @@ import torch.ao.nn.quantized as nnq
 import torch.nn.functional as F
 
 from quantnb.integer import IntegerModel, IntLayer, QCodes, parity_report
-from quantnb.x86 import fbgemm_isa, near_half_bias, onednn_isa
+from quantnb.requant import near_half_bias
+from quantnb.x86 import fbgemm_isa, onednn_isa
 from quantnb.ptq import PTQProcessor, quantized_engine
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)

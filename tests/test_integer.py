@@ -31,6 +31,7 @@ from quantnb.requant import (
     int_flatten,
     int_gemm,
     int_max_pool2d,
+    near_half_bias,
     quantize_multiplier,
     quantized_bias,
     requantize,
@@ -45,7 +46,6 @@ from quantnb.x86 import (
     fbgemm_isa,
     int_conv2d,
     int_linear,
-    near_half_bias,
     onednn_conv_uses_amx,
     onednn_isa,
     onednn_matmul_uses_amx,
@@ -962,7 +962,7 @@ def test_integer_mode_refuses_a_bias_beyond_int32():
     x = torch.randn(2, 4)
     with torch.no_grad():
         assert torch.equal(float_twin(x), converted(x))
-        with pytest.raises(ValueError, match='beyond what the int32 fixed-point path holds'):
+        with pytest.raises(ValueError, match='steps of s_x·s_w, beyond int32'):
             IntegerModel.from_quantized(converted, requant='integer')(x)
 
 
@@ -992,6 +992,7 @@ def test_saturating_gemm_is_exact_on_7bit_codes_and_clips_the_worst_pair():
     g = torch.Generator().manual_seed(3)
     q_x, q_w = torch.randint(0, 128, (6, 31), generator=g), torch.randint(-128, 128, (5, 31), generator=g)
     w_zp = torch.randint(-3, 4, (5,), generator=g)
-    assert torch.equal(saturating_gemm(q_x, 9, q_w, w_zp), int_gemm(q_x, 9, q_w, w_zp))
+    assert torch.equal(saturating_gemm(q_x, 9, q_w, w_zp)[0], int_gemm(q_x, 9, q_w, w_zp))
     worst_x, worst_w = torch.full((1, 2), 255), torch.full((1, 2), 127)
-    assert (int_gemm(worst_x, 0, worst_w, 0).item(), saturating_gemm(worst_x, 0, worst_w, 0).item()) == (64770, 32767)
+    clipped, saturated = saturating_gemm(worst_x, 0, worst_w, 0)
+    assert (int_gemm(worst_x, 0, worst_w, 0).item(), clipped.item(), saturated) == (64770, 32767, 1)

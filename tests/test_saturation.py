@@ -84,9 +84,10 @@ def samplenet_models():
     model, calib = pretrained(), calibration_batches(num_batches=10)
     _, test_dl = get_dataloaders(test_subset=256)
     ptq = PTQProcessor()
-    return {
-        'default': ptq.static_quantization(model, calib),
-        '8-bit': ptq.static_quantization(model, calib, reduce_range=False),
+    return {  # packed for fbgemm on every CPU, so that the report pairs products the same way everywhere
+        'default': ptq.static_quantization(model, calib, backend='fbgemm'),
+        '8-bit': ptq.static_quantization(model, calib, backend='fbgemm', reduce_range=False),
+        '8-bit onednn': ptq.static_quantization(model, calib, backend='onednn', reduce_range=False),
         'images': torch.cat([x for x, _ in test_dl]),
     }
 
@@ -103,13 +104,13 @@ def test_default_configuration_saturates_only_beyond_127_on_samplenet(samplenet_
     input codes stay at or below 127 never saturates; codes above 127 (beyond the calibrated range) may, rarely."""
     default, full_range = samplenet_reports['default'], samplenet_reports['8-bit']
     assert [r['layer'] for r in default] == ['conv1', 'conv2', 'fc1', 'fc2']
-    assert all(r['saturated'] == 0 for r in default if r['max_input_code'] <= 127)
-    assert sum(r['saturated'] for r in default) * 1000 < sum(r['saturated'] for r in full_range)
+    assert all(r['saturated_pairs'] == 0 for r in default if r['max_input_code'] <= 127)
+    assert sum(r['saturated_pairs'] for r in default) * 1000 < sum(r['saturated_pairs'] for r in full_range)
 
 
 def test_full_range_activations_saturate_on_samplenet(samplenet_reports):
     "The same model with full-range uint8 activations: a CPU without VNNI gets some of its sums wrong."
-    assert sum(r['saturated'] for r in samplenet_reports['8-bit']) > 0
+    assert sum(r['saturated_pairs'] for r in samplenet_reports['8-bit']) > 0
     assert min(r['accumulator_sqnr_db'] for r in samplenet_reports['8-bit']) < 60
 
 
@@ -136,3 +137,13 @@ def test_seven_bit_codes_exceed_127_outside_the_calibrated_range(samplenet_model
         ordinary['conv1'] == 0 and max(ordinary.values()) < 1e-3
     )  # test images: within the quant stub's range; rare beyond
     assert min(bright.values()) > 1e-3  # three times brighter: every layer sees codes above 127
+
+
+def test_report_pairs_products_as_the_packing_library_does(samplenet_models, samplenet_reports):
+    """oneDNN pads each tap's channels to groups of 4: a one-channel convolution pairs each product with a zero and
+    cannot saturate, where fbgemm's im2col pairing of the same layer does."""
+    onednn = saturation_report(samplenet_models['8-bit onednn'], samplenet_models['images'])
+    fbgemm = {r['layer']: r for r in samplenet_reports['8-bit']}
+    assert [r['library'] for r in onednn] == ['onednn', 'onednn', 'onednn', 'onednn']
+    assert onednn[0]['saturated_pairs'] == 0 < fbgemm['conv1']['saturated_pairs']
+    assert all(r['library'] == 'fbgemm' for r in samplenet_reports['8-bit'])

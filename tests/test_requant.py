@@ -1,0 +1,65 @@
+"""quantnb.requant (notebook 05): im2col and convolution geometry against PyTorch, requantize's argument checks,
+and the fixed-point path's tie rules."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from quantnb.requant import (
+    as_pair,
+    check_conv_geometry,
+    conv_accumulator,
+    conv_output_size,
+    fma_f32,
+    im2col,
+    int_gemm,
+    requantize,
+)
+
+
+@pytest.mark.parametrize('hw,k,stride,padding,dilation', [((9, 7), 3, 2, 1, 1), ((8, 8), (3, 1), (1, 2), (0, 1), 2),
+                                                           ((5, 6), 2, 1, 0, 1), ((11, 4), (5, 3), 3, 2, (1, 1))],
+                         ids=str)
+def test_conv_output_size_and_im2col_match_pytorch(hw, k, stride, padding, dilation):
+    g = torch.Generator().manual_seed(0)
+    q_x = torch.randint(0, 256, (2, 3, *hw), generator=g)
+    kh, kw = as_pair(k, 'k')
+    q_w = torch.randint(-128, 128, (4, 3, kh, kw), generator=g)
+    expected = F.conv2d(q_x.double() - 7, q_w.double(), None, stride, padding, dilation)
+    assert conv_output_size(hw, k, stride, padding, dilation) == tuple(expected.shape[2:])
+    rows = im2col(q_x, 7, k, stride, padding, dilation)
+    via_rows = int_gemm(rows, 7, q_w.permute(0, 2, 3, 1).flatten(1), 0)
+    assert torch.equal(via_rows, expected.permute(0, 2, 3, 1).flatten(0, 2).long())
+    assert torch.equal(conv_accumulator(q_x, 7, q_w, 0, stride, padding, dilation), via_rows)
+
+
+@pytest.mark.parametrize('call,error,match', [
+    (lambda: conv_output_size((2, 2), 5), ValueError, 'no output position'),
+    (lambda: conv_output_size((4, 4), 3, stride=0), ValueError, 'must be >= 1'),
+    (lambda: conv_output_size(4, 3, padding=-1), ValueError, 'padding'),
+    (lambda: as_pair((1, 2, 3), 'stride'), ValueError, 'two ints'),
+    (lambda: as_pair(1.5, 'stride'), TypeError, 'an int or two ints'),
+    (lambda: im2col(torch.zeros(3, 4, 4, dtype=torch.uint8), 0, 3), ValueError, r'\(B, C, H, W\)'),
+    (lambda: im2col(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), 0, 0), ValueError, 'must be >= 1'),
+    (lambda: check_conv_geometry(torch.zeros(1, 2, 4, 4), torch.zeros(3, 1, 3, 3), 1, 0, 1), ValueError, 'same C'),
+    (lambda: conv_accumulator(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), 0, torch.zeros(3, 1, 3, 3, dtype=torch.int8),
+                              torch.zeros(2, dtype=torch.long)), ValueError, 'w_zero_point has 2 values'),
+    (lambda: fma_f32(1.0, 2.0, 3.0), TypeError, 'float32 tensors'),
+    (lambda: requantize(torch.zeros(1, 4, dtype=torch.long), None, 0.1, torch.tensor([0.1]), 0.1, 0), ValueError,
+     'one per channel'),
+    (lambda: requantize(torch.zeros(1, 2, dtype=torch.long), None, 1e-30, 1e-30, 0.1, 0), ValueError, 'float32'),
+    (lambda: requantize(torch.zeros(1, 2, dtype=torch.long), None, 0.1, 0.1, 1e39, 0), ValueError, 'float32'),
+    (lambda: int_gemm(torch.full((1, 40_000), 255), 0, torch.full((1, 40_000), -128), 127), ValueError, 'int32'),
+], ids=lambda v: v if isinstance(v, str) else '')
+def test_bad_geometry_and_scales_are_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_fixed_point_ties_go_up_in_the_multiply_and_away_from_zero_in_the_shift():
+    "M = 1/2 (no shift): 2.5 -> 3, -2.5 -> -2; M = 1/4 (shift 1): 1.25 is rounded twice, 2.5 -> 3, then 1.5 -> 2."
+    half = requantize(torch.tensor([[5, -5]]), None, 0.5, 1.0, 1.0, 10, requant='integer').long() - 10
+    assert half.tolist() == [[3, -2]]
+    quarter = requantize(torch.tensor([[5, -5]]), None, 0.25, 1.0, 1.0, 10, requant='integer').long() - 10
+    fbgemm = requantize(torch.tensor([[5, -5]]), None, 0.25, 1.0, 1.0, 10).long() - 10
+    assert (quarter.tolist(), fbgemm.tolist()) == ([[2, -1]], [[1, -1]])
