@@ -6,11 +6,11 @@ checked against PyTorch's kernels code for code."""
 
 # %% auto #0
 __all__ = ['INT32_MIN', 'INT32_MAX', 'REQUANT_MODES', 'check_codes', 'check_scale', 'check_zero_point', 'check_activation_scale',
-           'check_activation_zero_point', 'check_flag', 'check_bias', 'check_gemm_operands', 'quantize_multiplier',
-           'saturating_rounding_doubling_high_mul', 'rounding_right_shift', 'quantized_bias', 'f32', 'fma_f32',
-           'check_requant_args', 'requantize', 'float32_is_exact', 'exact_dtype', 'int_gemm', 'near_half_bias',
-           'as_pair', 'conv_output_size', 'check_conv_geometry', 'im2col', 'conv_accumulator', 'int_max_pool2d',
-           'int_flatten']
+           'check_activation_zero_point', 'check_flag', 'check_bias', 'check_accumulator', 'check_w_zero_point',
+           'check_gemm_operands', 'quantize_multiplier', 'saturating_rounding_doubling_high_mul',
+           'rounding_right_shift', 'quantized_bias', 'f32', 'fma_f32', 'check_requant_args', 'requantize',
+           'float32_is_exact', 'exact_dtype', 'int_gemm', 'near_half_bias', 'as_pair', 'conv_output_size',
+           'check_conv_geometry', 'im2col', 'conv_accumulator', 'int_max_pool2d', 'int_flatten']
 
 # %% ../nbs/05_requant.ipynb #1a5a6b00
 import torch
@@ -18,7 +18,9 @@ import torch.nn.functional as F
 
 from .core import check_int
 
-# %% ../nbs/05_requant.ipynb #6f00abb8
+# %% ../nbs/05_requant.ipynb #f7a2fdec
+INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
+
 def check_codes(q, name, lo, hi):
     "Raise unless `q` is an integer tensor of codes within `lo..hi`."
     integer = isinstance(q, torch.Tensor) and not (q.is_floating_point() or q.is_complex() or q.is_quantized)
@@ -61,7 +63,7 @@ def check_zero_point(zero_point, name, lo, hi):
         raise ValueError(f'{name}={zero_point} is outside {lo}..{hi}, the range of its codes')
     return z
 
-# %% ../nbs/05_requant.ipynb #71da5efd
+# %% ../nbs/05_requant.ipynb #a3e29942
 def check_activation_scale(scale, name):
     "One finite, positive Python float: activations have one scale per tensor."
     check_scale(scale, name)
@@ -93,17 +95,32 @@ def check_bias(bias, N):
         raise ValueError('bias holds NaN or inf: a quantized layer needs a finite bias')
     return bias
 
+def check_accumulator(acc):
+    "Raise unless `acc` is an integer tensor within int32, the kernels' accumulator."
+    integer = isinstance(acc, torch.Tensor) and not (acc.is_floating_point() or acc.is_complex() or acc.is_quantized)
+    if not integer or acc.dtype == torch.bool:
+        found = getattr(acc, 'dtype', type(acc).__name__)
+        raise TypeError(f'acc must be an integer tensor (the int32 accumulator), not {found}')
+    if acc.numel() and (acc.min().item() < INT32_MIN or acc.max().item() > INT32_MAX):
+        raise ValueError('acc holds values beyond int32: the kernels\' int32 accumulator cannot hold them')
+
+def check_w_zero_point(w_zero_point, N:int) -> torch.Tensor:
+    "The weights' zero point(s) as int64 (1,) or (N,), each in -128..127."
+    w_zero_point = check_zero_point(w_zero_point, 'w_zero_point', -128, 127)
+    if len(w_zero_point) not in (1, N):
+        raise ValueError(f'w_zero_point has {len(w_zero_point)} values for {N} output channels: '
+                         'pass one, or one per channel')
+    return w_zero_point
+
 def check_gemm_operands(q_x, q_w):
-    "Activation codes (M, K) in 0..255 and weight codes (N, K) in -128..127, K > 0."
+    "Activation codes (rows, K) in 0..255 and weight codes (N, K) in -128..127, K > 0."
     check_codes(q_x, 'q_x', 0, 255)
     check_codes(q_w, 'q_w', -128, 127)
     if q_x.dim() != 2 or q_w.dim() != 2 or q_x.shape[1] != q_w.shape[1] or q_x.shape[1] == 0 or q_w.shape[0] == 0:
         raise ValueError(f'need q_x (rows, K) and q_w (N, K) with the same K > 0 and N > 0, '
                          f'got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
 
-# %% ../nbs/05_requant.ipynb #6a6f98cc
-INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
-
+# %% ../nbs/05_requant.ipynb #8f166e04
 def _check_multiplier(M) -> torch.Tensor:
     "M as a float64 tensor, refused unless every value is finite and in (0, 1)."
     if isinstance(M, bool) or not isinstance(M, (int, float, torch.Tensor)):
@@ -165,7 +182,7 @@ def rounding_right_shift(x:torch.Tensor, # int32 values (any integer dtype)
     threshold = (mask >> 1) + (x < 0).long()
     return (x >> shift) + ((x & mask) > threshold).long()
 
-# %% ../nbs/05_requant.ipynb #28339ab1
+# %% ../nbs/05_requant.ipynb #78a58fc1
 def quantized_bias(bias:torch.Tensor, # float bias (N,)
                    x_scale:float, w_scale # the input's scale; the weights' (a float, or N per channel)
                   ) -> torch.Tensor: # int64 (N,) holding int32 values
@@ -177,7 +194,7 @@ def quantized_bias(bias:torch.Tensor, # float bias (N,)
     if check_scale(w_scale, 'w_scale').numel() not in (1, len(bias)):
         raise ValueError(f'w_scale has {torch.as_tensor(w_scale).numel()} values for a bias of {len(bias)}')
     steps = torch.round(bias.double() / (x_scale * torch.as_tensor(w_scale, dtype=torch.float64)))
-    lost = steps.abs() > INT32_MAX
+    lost = (steps > INT32_MAX) | (steps < INT32_MIN)
     if lost.any():
         channel = lost.nonzero()[0].item()
         raise ValueError(f'channel {channel}: its bias is {steps[channel].item():.3g} steps of s_x·s_w, beyond int32 '
@@ -230,12 +247,12 @@ def _requant_fbgemm(acc, bias, x_scale, w_scale, scale):
     rounded = torch.where(rounded.abs() < 2**31, rounded, -2**31)  # _mm256_cvtps_epi32: 0x80000000 beyond int32
     return rounded.clamp(-2**15, 2**15 - 1).long()  # _mm256_packs_epi32: int16 saturation before z_y is added
 
-# %% ../nbs/05_requant.ipynb #2a56d71f
+# %% ../nbs/05_requant.ipynb #8db7a364
 REQUANT_MODES = ('float', 'integer')
 
 def check_requant_args(acc, bias, x_scale, w_scale, scale, zero_point, relu) -> tuple:
     "Check a requantization's arguments; return `(w_scale, bias)`: float64 scale(s) (0-d per tensor, (N,) per channel)."
-    check_codes(acc, 'acc', INT32_MIN, INT32_MAX)  # the kernels' accumulator is int32
+    check_accumulator(acc)
     if acc.dim() != 2:
         raise ValueError(f'acc must be (rows, N): one row per output position, got shape {tuple(acc.shape)}')
     check_activation_scale(x_scale, 'x_scale')
@@ -248,9 +265,10 @@ def check_requant_args(acc, bias, x_scale, w_scale, scale, zero_point, relu) -> 
     if checked.numel() != (N if per_channel else 1):
         raise ValueError(f'w_scale has {checked.numel()} values for {N} output channels: pass a float (per tensor) '
                          'or a 1-D tensor of one per channel')
-    if (f32(x_scale) * checked.float() == 0).any():
-        raise ValueError(f'x_scale·w_scale is 0 in float32 ({x_scale} × {checked.min().item()}): the scales are too '
-                         'small for the kernels\' float32 arithmetic')
+    act_times_w = f32(x_scale) * checked.float()
+    if (act_times_w == 0).any() or torch.isinf(1 / act_times_w).any():
+        raise ValueError(f'x_scale·w_scale is {act_times_w.min().item():.3g} in float32, too small for the kernels\' '
+                         'float32 arithmetic (its reciprocal overflows): enlarge the scales')
     return (checked if per_channel else checked[0]), check_bias(bias, N)
 
 def requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bias
@@ -265,6 +283,7 @@ def requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bias
     if requant not in REQUANT_MODES:
         raise ValueError(f"requant={requant!r}: choose 'float' (fbgemm's arithmetic) or 'integer' (fixed point)")
     w_scale, bias = check_requant_args(acc, bias, x_scale, w_scale, scale, zero_point, relu)
+    acc = acc.long()  # any integer dtype: the steps below compute in int64 and float
     if requant == 'integer':
         y = _requant_integer(acc, bias, x_scale, w_scale, scale)
     else:
@@ -287,7 +306,7 @@ def exact_dtype(largest_sum:int # the largest |partial sum| the product can reac
     check_int(largest_sum, 'largest_sum', 0)
     return torch.float32 if largest_sum < 2**24 and float32_is_exact() else torch.float64
 
-# %% ../nbs/05_requant.ipynb #48246349
+# %% ../nbs/05_requant.ipynb #b7da0e5a
 def _centred(q_x, x_zero_point, q_w, w_zero_point):
     "q - z of both operands, in a float dtype that sums their products exactly."
     x_max = max(x_zero_point, 255 - x_zero_point)
@@ -295,24 +314,25 @@ def _centred(q_x, x_zero_point, q_w, w_zero_point):
     dtype = exact_dtype(q_w[0].numel() * x_max * w_max)
     return q_x.to(dtype) - x_zero_point, q_w.to(dtype) - w_zero_point.to(dtype)
 
-def int_gemm(q_x:torch.Tensor, # activation codes (M, K), uint8 range
+def _checked_int32(acc, K:int) -> torch.Tensor:
+    "`acc` as int64, refused where it leaves int32 (the kernels' int32 sum would wrap)."
+    acc = acc.long()
+    if acc.numel() and acc.abs().max() > INT32_MAX:
+        raise ValueError(f'the accumulator reaches {acc.abs().max().item()}, beyond int32, where the kernels\' '
+                         f'int32 sum would wrap: a reduction of K={K} is too long for these codes')
+    return acc
+
+def int_gemm(q_x:torch.Tensor, # activation codes (rows, K), uint8 range
              x_zero_point:int,
              q_w:torch.Tensor, # weight codes (N, K), int8 range
              w_zero_point # an int, or (N,) int64 per channel
-            ) -> torch.Tensor: # int64 (M, N): the int32 accumulator Σ (q_x - z_x)(q_w - z_w)
+            ) -> torch.Tensor: # int64 (rows, N): the int32 accumulator Σ (q_x - z_x)(q_w - z_w)
     "The exact integer accumulator of `q_x @ q_w.T` with both zero points removed."
     check_gemm_operands(q_x, q_w)
     check_activation_zero_point(x_zero_point, 'x_zero_point')
-    w_zero_point = check_zero_point(w_zero_point, 'w_zero_point', -128, 127)
-    if len(w_zero_point) not in (1, q_w.shape[0]):
-        raise ValueError(f'w_zero_point has {len(w_zero_point)} values for {q_w.shape[0]} output channels: '
-                         'pass one, or one per channel')
+    w_zero_point = check_w_zero_point(w_zero_point, q_w.shape[0])
     x, w = _centred(q_x, x_zero_point, q_w, w_zero_point[:, None])
-    acc = (x @ w.T).long()
-    if acc.numel() and acc.abs().max() > INT32_MAX:
-        raise ValueError(f'the accumulator reaches {acc.abs().max().item()}, beyond int32, where the kernels\' '
-                         f'int32 sum would wrap: K={q_x.shape[1]} is too long for these codes')
-    return acc
+    return _checked_int32(x @ w.T, q_x.shape[1])
 
 # %% ../nbs/05_requant.ipynb #82c87f34
 def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q_x - z_x)(q_w - z_w)
@@ -339,7 +359,7 @@ def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q
     nudge = (torch.rand(N, generator=generator, dtype=torch.float64) - 0.5) * 2**-16
     return ((half_codes + nudge) * scale - acc.double() * x_scale * w_scale).float()
 
-# %% ../nbs/05_requant.ipynb #12403d03
+# %% ../nbs/05_requant.ipynb #296c540e
 def as_pair(v, name:str) -> tuple:
     "An int or two ints (height, width), as two ints."
     if isinstance(v, int) and not isinstance(v, bool):
@@ -368,8 +388,8 @@ def conv_output_size(hw, kernel_size, stride=1, padding=0, dilation=1 # ints or 
 
 def check_conv_geometry(q_x, q_w, stride, padding, dilation) -> tuple:
     "Shapes with the same C (groups=1) and an output; `(stride, padding, dilation)` as pairs of valid ints."
-    if q_x.dim() != 4 or q_w.dim() != 4 or q_x.shape[1] != q_w.shape[1]:
-        raise ValueError(f'need q_x (B, C, H, W) and q_w (O, C, kh, kw) with the same C (groups=1), '
+    if q_x.dim() != 4 or q_w.dim() != 4 or q_x.shape[1] != q_w.shape[1] or 0 in q_w.shape[:2]:
+        raise ValueError(f'need q_x (B, C, H, W) and q_w (O, C, kh, kw) with the same C > 0 (groups=1) and O > 0, '
                          f'got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
     conv_output_size(tuple(q_x.shape[2:]), tuple(q_w.shape[2:]), stride, padding, dilation)
     return as_pair(stride, 'stride'), as_pair(padding, 'padding'), as_pair(dilation, 'dilation')
@@ -392,7 +412,7 @@ def im2col(q_x:torch.Tensor, # activation codes (B, C, H, W)
     cols = cols.unflatten(1, (x.shape[1], -1)).transpose(1, 2).flatten(1, 2)  # (B, kh*kw*C, L)
     return cols.transpose(1, 2).flatten(0, 1).to(torch.int32)
 
-# %% ../nbs/05_requant.ipynb #af0ef4d9
+# %% ../nbs/05_requant.ipynb #578e93cc
 def conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W), uint8 range
                      x_zero_point:int,
                      q_w:torch.Tensor, # weight codes (O, C, kh, kw), int8 range
@@ -403,15 +423,12 @@ def conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W), uint8 ra
     check_codes(q_x, 'q_x', 0, 255)
     check_codes(q_w, 'q_w', -128, 127)
     check_activation_zero_point(x_zero_point, 'x_zero_point')
-    w_zero_point = check_zero_point(w_zero_point, 'w_zero_point', -128, 127)
-    if len(w_zero_point) not in (1, q_w.shape[0]):
-        raise ValueError(f'w_zero_point has {len(w_zero_point)} values for {q_w.shape[0]} output channels: '
-                         'pass one, or one per channel')
     stride, padding, dilation = check_conv_geometry(q_x, q_w, stride, padding, dilation)
+    w_zero_point = check_w_zero_point(w_zero_point, q_w.shape[0])
     x, w = _centred(q_x, x_zero_point, q_w, w_zero_point[:, None, None, None])
     with torch.backends.nnpack.flags(enabled=False):  # NNPACK computes convolutions in a transformed, inexact way
         acc = F.conv2d(x, w, None, stride, padding, dilation)
-    return acc.permute(0, 2, 3, 1).flatten(0, 2).long()
+    return _checked_int32(acc.permute(0, 2, 3, 1).flatten(0, 2), q_w[0].numel())
 
 # %% ../nbs/05_requant.ipynb #ee6bf6cf
 def int_max_pool2d(q:torch.Tensor, # integer codes (B, C, H, W)

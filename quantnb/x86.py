@@ -10,7 +10,7 @@ __all__ = ['ONEDNN_RULES_VERSION', 'KERNELS', 'INT16_MIN', 'INT16_MAX', 'AVX512_
            'onednn_isa', 'x86_library', 'packed_library', 'default_kernel', 'saturates_int16', 'onednn_conv_uses_amx',
            'onednn_matmul_uses_amx', 'int_linear', 'int_conv2d']
 
-# %% ../nbs/05a_x86.ipynb #2a068f4c
+# %% ../nbs/05a_x86.ipynb #f88a9c3a
 import functools
 import os
 import platform
@@ -38,6 +38,7 @@ from quantnb.requant import (
     check_gemm_operands,
     check_requant_args,
     check_scale,
+    check_w_zero_point,
     check_zero_point,
     conv_accumulator,
     conv_output_size,
@@ -105,20 +106,23 @@ def check_kernel(kernel):
         raise ValueError(f"kernel={kernel!r}: choose 'fbgemm', 'onednn', 'onednn-combined' (s_x·s_w first) or "
                          "'onednn-amx' (oneDNN on a CPU with AMX: the order each call's shape gets)")
 
-# %% ../nbs/05a_x86.ipynb #24dbdc1c
+# %% ../nbs/05a_x86.ipynb #b5c72979
+INT16_MIN, INT16_MAX = -2**15, 2**15 - 1
+
 def _check_positive_ints(**sizes):
     "Each an int >= 1."
     for name, v in sizes.items():
         check_int(v, name)
 
-def _check_pair_sizes(minimum:int, **pairs):
-    "Each an int or a pair of ints >= `minimum`."
+def _check_pair_sizes(minimum:int, **pairs) -> list:
+    "Each an int or a pair of ints >= `minimum`; the pairs, in order."
+    checked = []
     for name, v in pairs.items():
-        for i, item in enumerate(as_pair(v, name)):
+        pair = as_pair(v, name)
+        for i, item in enumerate(pair):
             check_int(item, f'{name}[{i}]', minimum)
-
-# %% ../nbs/05a_x86.ipynb #5c01f268
-INT16_MIN, INT16_MAX = -2**15, 2**15 - 1
+        checked.append(pair)
+    return checked
 
 def _pairwise_saturated(q_x, q_w, max_elements):
     "Pair sums of adjacent products clamped to int16, summed: the CPU's arithmetic, element by element."
@@ -135,7 +139,7 @@ def _pairwise_saturated(q_x, q_w, max_elements):
 
 def vpmaddubsw_matmul(q_x:torch.Tensor, # uint8 activation codes (0..255), shape (M, K), any integer dtype
                       q_w:torch.Tensor, # int8 weight codes (-128..127), shape (N, K)
-                      max_elements:int=2**24 # pair sums held in memory at once
+                      max_elements:int=2**24 # about how many pair sums to hold at once (int32, with their products)
                      ) -> tuple: # `(acc, saturated)`: int64 (M, N) sums, and how many pair sums saturated
     "`q_x @ q_w.T` as x86 CPUs without VNNI compute it: adjacent products summed in saturating int16 pairs."
     check_gemm_operands(q_x, q_w)
@@ -171,19 +175,35 @@ def _pad_taps(rows, q_w):
     rows = rows.unflatten(1, (q_w.shape[2] * q_w.shape[3], q_w.shape[1]))
     return F.pad(rows, (0, -rows.shape[-1] % 4)).flatten(1)
 
-# %% ../nbs/05a_x86.ipynb #e7829521
+# %% ../nbs/05a_x86.ipynb #0581f0d8
 def fbgemm_groupwise(in_channels:int, out_channels:int, # of a groups=1 convolution
                      kernel_size, stride, padding, dilation # each an int or a pair of ints, as for nn.Conv2d
                     ) -> bool:
     "Whether fbgemm runs a groups=1 convolution with its groupwise kernel (`fbgemmOptimizedGConv`), which sums exactly."
     _check_positive_ints(in_channels=in_channels, out_channels=out_channels)
-    _check_pair_sizes(1, kernel_size=kernel_size, stride=stride, dilation=dilation)
-    _check_pair_sizes(0, padding=padding)
-    kernel_size, stride, padding, dilation = (as_pair(v, 'size') for v in (kernel_size, stride, padding, dilation))
+    kernel_size, stride, dilation = _check_pair_sizes(1, kernel_size=kernel_size, stride=stride, dilation=dilation)
+    (padding,) = _check_pair_sizes(0, padding=padding)
     return (in_channels == out_channels and in_channels in (8, 16) and tuple(kernel_size) == (3, 3)
             and tuple(padding) == (1, 1) and tuple(dilation) == (1, 1) and tuple(stride) in ((1, 1), (2, 2)))
 
-# %% ../nbs/05a_x86.ipynb #1ae45e7b
+# %% ../nbs/05a_x86.ipynb #0b08801e
+def _onednn_isa_or_none():
+    "This process's oneDNN instructions, or None where the CPU's flags cannot be read."
+    try:
+        return onednn_isa()
+    except ValueError:
+        return None
+
+def _unreproduced_layout(q_x, in_channels:int, kernel:str) -> bool:
+    "oneDNN's one-channel AVX-512 (no VNNI) pairing: exact below 128 (True), refused above, else False."
+    if kernel == 'fbgemm' or in_channels != 1 or _onednn_isa_or_none() != 'avx512_core':
+        return False
+    if q_x.numel() and q_x.max().item() > 127:
+        raise ValueError("oneDNN's AVX-512 kernel without VNNI pairs a one-channel convolution's products in an "
+                         'order quantnb does not reproduce, and input codes above 127 could saturate it: pass '
+                         'saturate_int16=False (exact int32: differs where pair sums saturate) or pack for fbgemm')
+    return True  # codes <= 127 cannot saturate a pair (2·127·128 < 2^15), whatever the order
+
 def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W), uint8 range
                                 x_zero_point:int,
                                 q_w:torch.Tensor, # weight codes (O, C, kh, kw), int8 range
@@ -195,18 +215,21 @@ def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W
     check_kernel(kernel)
     stride, padding, dilation = check_conv_geometry(q_x, q_w, stride, padding, dilation)
     w_rows = q_w.permute(0, 2, 3, 1).flatten(1)
-    if kernel == 'fbgemm' and fbgemm_groupwise(q_w.shape[1], q_w.shape[0], q_w.shape[2:], stride, padding, dilation):
+    groupwise = fbgemm_groupwise(q_w.shape[1], q_w.shape[0], q_w.shape[2:], stride, padding, dilation)
+    if (kernel == 'fbgemm' and groupwise) or _unreproduced_layout(q_x, q_w.shape[1], kernel):
         return conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, stride, padding, dilation), 0
     if kernel == 'fbgemm':  # fbgemm pads the input with its zero point, and pairs those codes too
         rows = im2col(q_x, x_zero_point, q_w.shape[2:], stride, padding, dilation)
         return saturating_gemm(rows, x_zero_point, w_rows, w_zero_point)
     check_activation_zero_point(x_zero_point, 'x_zero_point')
+    if (check_w_zero_point(w_zero_point, q_w.shape[0]) != 0).any():
+        raise ValueError(f'kernel={kernel!r} needs symmetric weights (w_zero_point 0), the only ones oneDNN takes')
     rows = im2col(q_x, 0, q_w.shape[2:], stride, padding, dilation)
     real_taps = im2col(torch.ones_like(q_x), 0, q_w.shape[2:], stride, padding, dilation)
     raw, saturated = vpmaddubsw_matmul(_pad_taps(rows, q_w), _pad_taps(w_rows, q_w))
     return raw - x_zero_point * (real_taps.long() @ w_rows.long().T), saturated
 
-# %% ../nbs/05a_x86.ipynb #da947eb6
+# %% ../nbs/05a_x86.ipynb #8914b36a
 AVX512_FLAGS = {'avx512f', 'avx512bw', 'avx512dq', 'avx512vl'}  # what fbgemm and oneDNN call AVX-512 (core)
 _FBGEMM_LEVELS = ('avx2', 'avx512', 'avx512_vnni')
 _FBGEMM_FORCED = {'AVX2': 'avx2', 'AVX512': 'avx512', 'AVX512_256': 'avx512',
@@ -221,11 +244,14 @@ def _check_flags(flags) -> set:
     "A set of flag names as Linux prints them; AVX-512 extensions only with AVX-512 itself, as on every CPU."
     if not isinstance(flags, (set, frozenset)):
         raise TypeError(f"flags must be a set of CPU flag names such as {{'avx2'}}, not {type(flags).__name__}")
-    if 'avx512_vnni' in flags and not AVX512_FLAGS <= flags:
-        raise ValueError(f'flags has avx512_vnni without all of {sorted(AVX512_FLAGS)}: no CPU has that; '
-                         'pass the flags of a real CPU (cpu_flags() gives this one\'s)')
+    needs = {'avx512_vnni': AVX512_FLAGS, 'amx_int8': AVX512_FLAGS, 'avx512f': {'avx2'}}
+    for flag, required in needs.items():
+        if flag in flags and not required <= flags:
+            raise ValueError(f'flags has {flag} without all of {sorted(required)}: no CPU has that; '
+                             'pass the flags of a real CPU (cpu_flags() gives this one\'s)')
     return flags
 
+# %% ../nbs/05a_x86.ipynb #803b205b
 def _fbgemm_isa(flags, env) -> str:
     "fbgemm's `fbgemmInstructionSet`: AVX-512 VNNI, AVX-512 or AVX2, lowered by FBGEMM_ENABLE_INSTRUCTIONS."
     if 'avx512_vnni' in flags:
@@ -326,7 +352,7 @@ def x86_library(layer:str, # 'conv' or 'linear'
     linux_vnni = system.lower() == 'linux' and 'avx512_vnni' in flags
     return 'onednn' if layer == 'conv' and linux_vnni and symmetric and groups <= 100 else 'fbgemm'
 
-# %% ../nbs/05a_x86.ipynb #f2361fa2
+# %% ../nbs/05a_x86.ipynb #bca6e127
 def _signed_probe(shape) -> torch.Tensor:
     "Zeros as a signed (qint8) quantized tensor: an input neither library's kernel accepts for these layers."
     return torch._make_per_tensor_quantized_tensor(torch.zeros(*shape, dtype=torch.int8), 1.0, 0)
@@ -354,6 +380,7 @@ def _ask_packed(module) -> tuple:
         return 'onednn', message
     return ('fbgemm' if message.startswith('Expected input data type QUInt8') else None), message  # QNNPACK: own name
 
+# %% ../nbs/05a_x86.ipynb #c4fb4474
 QUANTIZED_GEMMS = (nnq.Conv2d, nniq.ConvReLU2d, nnq.Linear, nniq.LinearReLU)  # exact types: subclasses compute more
 
 def packed_library(module:nn.Module # a statically quantized Conv2d or Linear (fused ReLU included)
@@ -386,9 +413,9 @@ def saturates_int16(kernel:str) -> bool:
     check_kernel(kernel)
     return (fbgemm_isa() if kernel == 'fbgemm' else onednn_isa()) not in VNNI_ISAS
 
-# %% ../nbs/05a_x86.ipynb #bd004992
+# %% ../nbs/05a_x86.ipynb #ba676ade
 def _l1_data_bytes() -> int:
-    "The first core's L1 data cache as Linux reports it; oneDNN's default, 32 KiB, if unknown."
+    "The first core's L1 data cache as Linux reports it; 32 KiB, a common size, where Linux does not say."
     for index in sorted(Path('/sys/devices/system/cpu/cpu0/cache').glob('index*')):
         try:
             level, kind, size = ((index / f).read_text().strip() for f in ('level', 'type', 'size'))
@@ -404,10 +431,9 @@ def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a gr
                         ) -> bool:
     "Two of oneDNN 3.12's rules that keep an int8 convolution off AMX (jit_brgemm_conv_utils.cpp); not all of them."
     _check_positive_ints(batch=batch, in_channels=in_channels, out_channels=out_channels)
-    _check_pair_sizes(1, kernel_size=kernel_size, input_hw=input_hw, output_hw=output_hw)
-    _check_pair_sizes(0, padding=padding)
-    kernel_size, input_hw, output_hw, padding = (as_pair(v, 'size')
-                                                 for v in (kernel_size, input_hw, output_hw, padding))
+    kernel_size, input_hw, output_hw = _check_pair_sizes(1, kernel_size=kernel_size, input_hw=input_hw,
+                                                         output_hw=output_hw)
+    (padding,) = _check_pair_sizes(0, padding=padding)
     if l1_bytes is not None:
         _check_positive_ints(l1_bytes=l1_bytes)
     l1 = (_l1_data_bytes() if l1_bytes is None else l1_bytes) * 7 // 8  # brg_blocking_t::L1
@@ -497,19 +523,7 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
     y = _requantize_as(kernel, acc, bias, x_scale, w_scale, scale, zero_point, relu, requant, linear=True)
     return y.reshape(*q_x.shape[:-1], q_w.shape[0])
 
-# %% ../nbs/05a_x86.ipynb #f1371612
-def _pairs_to_emulate(q_x, in_channels:int, kernel:str, saturate_int16:bool) -> bool:
-    "Whether to emulate int16 pairs: not for the oneDNN layout quantnb does not reproduce, while it cannot saturate."
-    if not (kernel != 'fbgemm' and saturate_int16 and in_channels == 1 and onednn_isa() == 'avx512_core'):
-        return saturate_int16
-    if q_x.numel() and q_x.max().item() > 127:
-        raise ValueError("oneDNN's AVX-512 kernel without VNNI pairs a one-channel convolution's products in an "
-                         'order that depends on the output width, which quantnb does not reproduce, and input '
-                         'codes above 127 could saturate it: pass saturate_int16=False (exact int32: differs '
-                         'where pair sums saturate) or pack for fbgemm')
-    return False  # codes <= 127 cannot saturate a pair (2·127·128 < 2^15), whatever the order
-
-# %% ../nbs/05a_x86.ipynb #0dbb76d6
+# %% ../nbs/05a_x86.ipynb #4fda8e95
 def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
                x_scale:float, x_zero_point:int,
                q_w:torch.Tensor, # int8 weight codes (O, C, kh, kw)
@@ -527,7 +541,6 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
     bias = check_bias(bias, q_w.shape[0])
     check_flag(relu, 'relu')
     check_flag(saturate_int16, 'saturate_int16')
-    saturate_int16 = _pairs_to_emulate(q_x, q_w.shape[1], kernel, saturate_int16)
     geometry = (stride, padding, dilation)
     B, (Ho, Wo) = q_x.shape[0], conv_output_size(q_x.shape[2:], q_w.shape[2:], *geometry)
     if B == 0:  # an empty batch: nothing to compute, as PyTorch's kernel returns nothing
