@@ -293,3 +293,12 @@ def test_bad_input_is_a_clear_error(setup, call, error, message):
 def test_pareto_front():
     rows = [dict(name='a', size_mb=1, accuracy=0.9), dict(name='b', size_mb=2, accuracy=0.8), dict(name='c', size_mb=0.5, accuracy=0.5), dict(name='d', size_mb=1, accuracy=0.9)]
     assert pareto_front(rows) == ['a', 'c', 'd']
+
+
+def test_seed_grade_label_adds_pinyin_and_refuses_other_words():
+    "A report page without Chinese fonts still reads the seed's grade: pinyin first, then the seed's word."
+    from quantnb.analysis import SEED_GRADES, seed_grade_label
+    assert seed_grade_label('优秀') == 'yōuxiù, 优秀'
+    assert all(seed_grade_label(word).endswith(word) for word in SEED_GRADES.values())
+    with pytest.raises(ValueError, match="seed's grades"):
+        seed_grade_label('excellent')

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from quantnb.observers import OBSERVERS
-from quantnb.pipeline import (STEPS, DemoResult, _jsonable, check_out_dir, demo_settings, plot_accuracy_vs_size,
-                              plot_latency, report_markdown)
+from quantnb.pipeline import (NOISY_SPREAD, STEPS, DemoResult, _jsonable, _noisy, _round_speedups, check_out_dir,
+                              demo_settings, plot_accuracy_vs_size, plot_latency, report_markdown)
 from test_cli import fast_demo
 
 ROW_OF_STEP = {'fp32 model': 'fp32', 'dynamic int8': 'dynamic int8', 'static int8': 'static int8', 'QAT int8': 'QAT int8',
@@ -46,6 +46,7 @@ def test_ratios_agree_with_the_raw_numbers(results, rows):
         assert math.isclose(r['drop_points'], 100 * (fp32['accuracy'] - r['accuracy']), abs_tol=1e-9)
         assert math.isclose(r['speedup_b64'], fp32['latency_ms_b64'] / r['latency_ms_b64'], rel_tol=1e-9)
         assert math.isclose(r['size_ratio'] * r['size_mib'], fp32['size_mib'], rel_tol=1e-9)
+        assert r['speedup_b64_p10'] <= r['speedup_b64_p90'] and isinstance(r['noisy'], bool)
         for label in ('b1', 'b64'):
             spread = results['latency'][label][r['model']]
             assert spread['p10_ms'] <= spread['median_ms'] <= spread['p90_ms']
@@ -105,3 +106,24 @@ def test_plots_return_axes_and_refuse_empty_input(results):
     assert len(plot_latency(results['latency']).patches) == 2 * len(results['rows'])
     for plot in (plot_accuracy_vs_size, plot_latency):
         with pytest.raises(ValueError, match='is empty'): plot({} if plot is plot_latency else [])
+
+
+def test_round_speedups_are_per_round_ratios():
+    "Two rounds of two calls: fp32 takes 10 then 20 ms, int8 5 then 5: speed-ups 2 and 4 per round."
+    spreads = _round_speedups({'fp32': [10, 10, 20, 20], 'int8': [5, 5, 5, 5]}, rounds=2)
+    assert spreads['fp32'] == (1.0, 1.0)
+    assert math.isclose(spreads['int8'][0], 2.2) and math.isclose(spreads['int8'][1], 3.8)  # p10, p90 of (2, 4)
+
+
+def test_noisy_flags_wide_spreads_and_disagreeing_twins():
+    def row(model, speedup, p10, p90):
+        return dict(model=model, speedup_b64=speedup, speedup_b64_p10=p10, speedup_b64_p90=p90)
+    steady = [row('fp32', 1, 1, 1), row('static int8', 4, 3.9, 4.1), row('QAT int8', 4.05, 3.95, 4.15)]
+    _noisy(steady)
+    assert [r['noisy'] for r in steady] == [False, False, False]
+    wide = [row('fp32', 1, 1, 1), row('dynamic int8', 2, 2 - NOISY_SPREAD, 2 + NOISY_SPREAD)]
+    _noisy(wide)
+    assert [r['noisy'] for r in wide] == [False, True]
+    apart = [row('fp32', 1, 1, 1), row('static int8', 7.9, 7.8, 8.0), row('QAT int8', 4.6, 4.5, 4.7)]
+    _noisy(apart)
+    assert [r['noisy'] for r in apart] == [False, True, True]
