@@ -630,6 +630,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'quantnb.x86._signed_probe': ('x86.html#_signed_probe', 'quantnb/x86.py'),
                              'quantnb.x86._this_process': ('x86.html#_this_process', 'quantnb/x86.py'),
                              'quantnb.x86._unreproduced_layout': ('x86.html#_unreproduced_layout', 'quantnb/x86.py'),
+                             'quantnb.x86._unreproduced_matmul': ('x86.html#_unreproduced_matmul', 'quantnb/x86.py'),
                              'quantnb.x86.check_kernel': ('x86.html#check_kernel', 'quantnb/x86.py'),
                              'quantnb.x86.default_kernel': ('x86.html#default_kernel', 'quantnb/x86.py'),
                              'quantnb.x86.fbgemm_groupwise': ('x86.html#fbgemm_groupwise', 'quantnb/x86.py'),

@@ -84,7 +84,7 @@ def rounding_right_shift(x:torch.Tensor, # int32 values (any integer dtype)
     threshold = (mask >> 1) + (x < 0).long()
     return (x >> shift) + ((x & mask) > threshold).long()
 
-# %% ../nbs/05_requant.ipynb #4e6d1ede
+# %% ../nbs/05_requant.ipynb #1aa80fe0
 def check_codes(q, name, lo, hi):
     "Raise unless `q` is an integer tensor of codes within `lo..hi`."
     integer = isinstance(q, torch.Tensor) and not (q.is_floating_point() or q.is_complex() or q.is_quantized)
@@ -118,6 +118,8 @@ def check_zero_point(zero_point, name, lo, hi):
     if isinstance(zero_point, torch.Tensor):
         if zero_point.is_floating_point() or zero_point.dtype == torch.bool:
             raise TypeError(f'{name} must hold integers, not {zero_point.dtype}')
+        if zero_point.dim() > 1:
+            raise ValueError(f'{name} has shape {tuple(zero_point.shape)}: pass an int or a 1-D tensor')
         z = zero_point.long().flatten()
     elif isinstance(zero_point, int) and not isinstance(zero_point, bool):
         z = torch.tensor([zero_point])
@@ -217,12 +219,15 @@ def _requant_integer(acc, bias, x_scale, w_scale, scale):
     high = saturating_rounding_doubling_high_mul(acc.clamp(INT32_MIN, INT32_MAX), m0)
     return rounding_right_shift(high, shift)
 
-# %% ../nbs/05_requant.ipynb #d7e1dc9a
+# %% ../nbs/05_requant.ipynb #71532a54
 def f32(v:float) -> torch.Tensor:
     "A float32 scalar tensor: torch rounds each float32 operation on it as the CPU does."
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f'v must be a Python number, not {type(v).__name__}')
-    return torch.tensor(v, dtype=torch.float32)
+    as_float32 = torch.tensor(v, dtype=torch.float32)
+    if torch.isinf(as_float32) and abs(v) != float('inf'):
+        raise ValueError(f'v={v} overflows float32')
+    return as_float32
 
 def fma_f32(a:torch.Tensor, b:torch.Tensor, c:torch.Tensor) -> torch.Tensor:
     "float32(a·b + c) rounded once, as an FMA instruction computes it (a, b, c float32)."
@@ -256,7 +261,7 @@ def _requant_fbgemm(acc, bias, x_scale, w_scale, scale):
     rounded = torch.where(rounded.abs() < 2**31, rounded, -2**31)  # _mm256_cvtps_epi32: 0x80000000 beyond int32
     return rounded.clamp(-2**15, 2**15 - 1).long()  # _mm256_packs_epi32: int16 saturation before z_y is added
 
-# %% ../nbs/05_requant.ipynb #8db7a364
+# %% ../nbs/05_requant.ipynb #8f892b86
 REQUANT_MODES = ('float', 'integer')
 
 def check_requant_args(acc, bias, x_scale, w_scale, scale, zero_point, relu) -> tuple:
@@ -278,6 +283,9 @@ def check_requant_args(acc, bias, x_scale, w_scale, scale, zero_point, relu) -> 
     if (act_times_w == 0).any() or torch.isinf(1 / act_times_w).any():
         raise ValueError(f'x_scale·w_scale is {act_times_w.min().item():.3g} in float32, too small for the kernels\' '
                          'float32 arithmetic (its reciprocal overflows): enlarge the scales')
+    if torch.isinf(act_times_w / f32(scale)).any():
+        raise ValueError('the multiplier s_x·s_w/s_y overflows float32: the output scale is too small for these '
+                         'scales')
     return (checked if per_channel else checked[0]), check_bias(bias, N)
 
 def requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bias
@@ -288,7 +296,7 @@ def requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bias
                relu:bool=False, # fused ReLU: clamp at the output zero point
                requant:str='float' # 'float': fbgemm's float32 arithmetic; 'integer': Q31 fixed point
               ) -> torch.Tensor: # uint8 (rows, N) output codes
-    "uint8 output codes from an int32 accumulator, as fbgemm's kernels compute them, or in integers only."
+    "uint8 codes from an int32 accumulator, as this PyTorch's fbgemm computes them (fused bias step), or in integers."
     if requant not in REQUANT_MODES:
         raise ValueError(f"requant={requant!r}: choose 'float' (fbgemm's arithmetic) or 'integer' (fixed point)")
     w_scale, bias = check_requant_args(acc, bias, x_scale, w_scale, scale, zero_point, relu)
@@ -346,7 +354,7 @@ def int_gemm(q_x:torch.Tensor, # activation codes (rows, K), uint8 range
     x, w = _centred(q_x, x_zero_point, q_w, w_zero_point[:, None])
     return _checked_int32(x @ w.T, q_x.shape[1])
 
-# %% ../nbs/05_requant.ipynb #82c87f34
+# %% ../nbs/05_requant.ipynb #785b2af2
 def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q_x - z_x)(q_w - z_w)
                    x_scale:float, w_scale, scale:float, # input, weight (a float or (N,)) and output scales
                    generator:torch.Generator, # the random half-codes and nudges
@@ -366,10 +374,13 @@ def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q
     N = acc.shape[-1]
     if check_scale(w_scale, 'w_scale').numel() not in (1, N):
         raise ValueError(f'w_scale has {torch.as_tensor(w_scale).numel()} values for {N} outputs: pass one, or N')
-    check_int(spread, 'spread')
+    check_int(spread, 'spread', 1, 2**12)  # beyond, float32 cannot hold a bias within 2^-17 of a code
     half_codes = torch.randint(-spread, spread, (N,), generator=generator) + 0.5
     nudge = (torch.rand(N, generator=generator, dtype=torch.float64) - 0.5) * 2**-16
-    return ((half_codes + nudge) * scale - acc.double() * x_scale * w_scale).float()
+    bias = ((half_codes + nudge) * scale - acc.double() * x_scale * w_scale).float()
+    if not torch.isfinite(bias).all():
+        raise ValueError('the bias overflows float32: the scales or the accumulator are too large for a float32 bias')
+    return bias
 
 # %% ../nbs/05_requant.ipynb #296c540e
 def as_pair(v, name:str) -> tuple:

@@ -49,7 +49,7 @@ from quantnb.requant import (
     requantize,
 )
 
-# %% ../nbs/05a_x86.ipynb #db491f66
+# %% ../nbs/05a_x86.ipynb #4571bd59
 def onednn_weight_scales(w_scale, # float64 weight scale(s): a float or 0-d tensor (per tensor), or (N,)
                          linear:bool # True for a Linear (oneDNN matmul), False for a Conv2d
                         ) -> torch.Tensor: # the float32 scale(s) oneDNN multiplies by
@@ -60,8 +60,13 @@ def onednn_weight_scales(w_scale, # float64 weight scale(s): a float or 0-d tens
         return w_scale.float()  # qconv_prepack.cpp: item<float>()
     one = f32(1.0)
     if w_scale.dim() == 0:
-        return one / (1.0 / w_scale).float()  # qlinear_prepack.cpp: 1.0/q_scale() in double; ideep: 1/s in float
-    return one / (one / w_scale.float())  # per channel: 1.0f/item<float>(); ideep: 1/s
+        held = one / (1.0 / w_scale).float()  # qlinear_prepack.cpp: 1.0/q_scale() in double; ideep: 1/s in float
+    else:
+        held = one / (one / w_scale.float())  # per channel: 1.0f/item<float>(); ideep: 1/s
+    if not torch.isfinite(held).all() or (held == 0).any():
+        raise ValueError(f'w_scale={w_scale.min().item():.3g} does not survive the float32 round trip 1/(1/s): '
+                         'too small')
+    return held
 
 # %% ../nbs/05a_x86.ipynb #47aa3266
 def onednn_requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bias
@@ -184,7 +189,7 @@ def fbgemm_groupwise(in_channels:int, out_channels:int, # of a groups=1 convolut
     return (in_channels == out_channels and in_channels in (8, 16) and tuple(kernel_size) == (3, 3)
             and tuple(padding) == (1, 1) and tuple(dilation) == (1, 1) and tuple(stride) in ((1, 1), (2, 2)))
 
-# %% ../nbs/05a_x86.ipynb #0b08801e
+# %% ../nbs/05a_x86.ipynb #4e6c16a3
 def _onednn_isa_or_none():
     "This process's oneDNN instructions, or None where the CPU's flags cannot be read."
     try:
@@ -211,6 +216,7 @@ def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W
                                ) -> tuple: # `(acc, saturated)`: int64 (B·H'·W', O), and the pair sums clipped
     "A convolution's accumulator as a CPU without VNNI computes it, in the pairing of `kernel`'s library."
     check_kernel(kernel)
+    check_activation_zero_point(x_zero_point, 'x_zero_point')
     stride, padding, dilation = check_conv_geometry(q_x, q_w, stride, padding, dilation)
     w_rows = q_w.permute(0, 2, 3, 1).flatten(1)
     groupwise = fbgemm_groupwise(q_w.shape[1], q_w.shape[0], q_w.shape[2:], stride, padding, dilation)
@@ -378,14 +384,15 @@ def _ask_packed(module) -> tuple:
         return 'onednn', message
     return ('fbgemm' if message.startswith('Expected input data type QUInt8') else None), message  # QNNPACK: own name
 
-# %% ../nbs/05a_x86.ipynb #c4fb4474
+# %% ../nbs/05a_x86.ipynb #d56892e6
 QUANTIZED_GEMMS = (nnq.Conv2d, nniq.ConvReLU2d, nnq.Linear, nniq.LinearReLU)  # exact types: subclasses compute more
 
 def packed_library(module:nn.Module # a statically quantized Conv2d or Linear (fused ReLU included)
                   ) -> str: # 'fbgemm' or 'onednn'
     "The kernel library a quantized layer's packed weights belong to, which runs it whatever the engine is now."
     if type(module) not in QUANTIZED_GEMMS:
-        raise TypeError(f'module must be a statically quantized Conv2d or Linear, not {type(module).__name__}')
+        kind = f'{type(module).__module__}.{type(module).__name__}'
+        raise TypeError(f'module must be a statically quantized Conv2d or Linear, not {kind}')
     library, message = _ask_packed(module)
     if library is None:
         said = message.splitlines()[0] if message else 'nothing'
@@ -487,7 +494,18 @@ def _requantize_as(kernel, acc, bias, x_scale, w_scale, scale, zero_point, relu,
     combined = kernel == 'onednn-combined'
     return onednn_requantize(acc, bias, x_scale, w_scale, scale, zero_point, relu, combined)
 
-# %% ../nbs/05a_x86.ipynb #4e4a5101
+# %% ../nbs/05a_x86.ipynb #6eb88d5c
+def _unreproduced_matmul(rows, kernel:str) -> bool:
+    "oneDNN's AVX2 matmul with K > 256, K % 4 != 0: exact below 128 (True), refused above, else False."
+    K = rows.shape[1]
+    if kernel == 'fbgemm' or K <= 256 or K % 4 == 0 or _onednn_isa_or_none() != 'avx2':
+        return False
+    if rows.numel() and rows.max().item() > 127:
+        raise ValueError(f"oneDNN's AVX2 matmul pairs a reduction of K={K} (over 256, not a multiple of 4) in blocks "
+                         'quantnb does not reproduce, and input codes above 127 could saturate it: pass '
+                         'saturate_int16=False (exact int32: differs where pair sums saturate) or pack for fbgemm')
+    return True
+
 def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
                x_scale:float, x_zero_point:int, # the input's qparams
                q_w:torch.Tensor, # int8 weight codes (N, K)
@@ -511,7 +529,7 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
     rows = q_x.reshape(-1, q_x.shape[-1])
     if rows.shape[0] == 0:  # an empty batch: nothing to compute
         return torch.empty(*q_x.shape[:-1], q_w.shape[0], dtype=torch.uint8)
-    if saturate_int16:  # oneDNN pairs a matmul as fbgemm does
+    if saturate_int16 and not _unreproduced_matmul(rows, kernel):  # oneDNN pairs a matmul as fbgemm does
         acc, _ = saturating_gemm(rows, x_zero_point, q_w, w_zero_point)
     else:
         acc = int_gemm(rows, x_zero_point, q_w, w_zero_point)

@@ -996,3 +996,33 @@ def test_saturating_gemm_is_exact_on_7bit_codes_and_clips_the_worst_pair():
     worst_x, worst_w = torch.full((1, 2), 255), torch.full((1, 2), 127)
     clipped, saturated = saturating_gemm(worst_x, 0, worst_w, 0)
     assert (int_gemm(worst_x, 0, worst_w, 0).item(), clipped.item(), saturated) == (64770, 32767, 1)
+
+
+def test_relu6_is_refused_not_run_as_relu():
+    "nn.ReLU6 subclasses nn.ReLU: run as a ReLU it would drop the clamp at 6, a silent wrong answer."
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+            self.fc, self.act = torch.nn.Linear(4, 3), torch.nn.ReLU6()
+
+        def forward(self, x):
+            return self.dequant(self.act(self.fc(self.quant(x))))
+
+    converted = PTQProcessor().static_quantization(Net().eval(), [(torch.randn(16, 4) * 10, None)])
+    with pytest.raises(ValueError, match='ReLU6'):
+        IntegerModel.from_quantized(converted)
+
+
+def test_onednn_avx2_matmul_blocks_are_refused_above_127(monkeypatch):
+    "oneDNN's AVX2 matmul pairs K > 256 (not a multiple of 4) in blocks quantnb does not reproduce: exact or refused."
+    monkeypatch.setattr(x86, '_this_process', lambda library: dict(fbgemm='avx2', onednn='avx2')[library])
+    g = torch.Generator().manual_seed(0)
+    q_w = torch.randint(-128, 128, (5, 301), generator=g)
+    args = (0.02, 3, q_w, 0.01, 0, None, 0.5, 10)
+    low = torch.randint(0, 128, (2, 301), generator=g)
+    exact = int_linear(low, *args, saturate_int16=False, kernel='onednn-combined')
+    assert torch.equal(int_linear(low, *args, saturate_int16=True, kernel='onednn-combined'), exact)
+    with pytest.raises(ValueError, match='K=301'):
+        int_linear(low + 128, *args, saturate_int16=True, kernel='onednn-combined')
