@@ -169,6 +169,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'quantnb.core.check_reiterable': ('core.html#check_reiterable', 'quantnb/core.py'),
                               'quantnb.core.check_seed': ('core.html#check_seed', 'quantnb/core.py'),
                               'quantnb.core.clean_stale_temps': ('core.html#clean_stale_temps', 'quantnb/core.py'),
+                              'quantnb.core.eval_mode': ('core.html#eval_mode', 'quantnb/core.py'),
                               'quantnb.core.fast_mode': ('core.html#fast_mode', 'quantnb/core.py'),
                               'quantnb.core.file_lock': ('core.html#file_lock', 'quantnb/core.py'),
                               'quantnb.core.is_writable': ('core.html#is_writable', 'quantnb/core.py'),

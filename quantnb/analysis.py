@@ -11,7 +11,7 @@ __all__ = ['WEIGHT_LAYERS', 'QUALITY_THRESHOLDS', 'LOWEST_GRADE', 'SEED_GRADES',
            'quantize_with_accuracy_control', 'packed_size_bytes', 'MixedPrecisionReport', 'suggest_mixed_precision',
            'Findings', 'check_quantizable', 'pareto_front', 'plot_pareto']
 
-# %% ../nbs/07_analysis.ipynb #11c7af54
+# %% ../nbs/07_analysis.ipynb #bb5bd98d
 import base64
 import contextlib
 import copy
@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 
 from .affine import qtype, quant_error
 from .data import iter_batches
-from .core import atomic_write, median, progress
+from .core import atomic_write, eval_mode, median, progress
 from quantnb.fakequant import (
     QuantizedLayer,
     fake_quantize_unchecked,
@@ -358,7 +358,7 @@ class _GraphRecorder(torch.fx.Interpreter):
             self.local[name] = y
         return result
 
-# %% ../nbs/07_analysis.ipynb #94eaf567
+# %% ../nbs/07_analysis.ipynb #fda811e8
 @torch.no_grad()
 def layer_errors(
     original: nn.Module,  # the float model
@@ -374,22 +374,20 @@ def layer_errors(
         )
     graph, orig_modules = _is_graph(quantized), dict(original.named_modules())
     local, accumulated = {n: _NoiseSum() for n in layers}, {n: _NoiseSum() for n in layers}
-    original.eval()
-    if not graph:
-        quantized.eval()
-    for x in batches:
-        f_in, f_out = {}, {}
-        handles = _hooks({n: orig_modules[n] for n in layers}, f_in, True) + _hooks(
-            {n: orig_modules[l['group'][-1]] for n, l in layers.items()}, f_out, False
-        )
-        try:
-            original(x)
-        finally:
-            [h.remove() for h in handles]
-        q_out, q_local = _run_quantized(quantized, layers, graph, x, {n: v[0] for n, v in f_in.items()})
-        for n in layers:
-            accumulated[n].add(f_out[n], q_out[n])
-            local[n].add(f_out[n], q_local[n])
+    with eval_mode(original, *([] if graph else [quantized])):  # the caller's models keep their own mode
+        for x in batches:
+            f_in, f_out = {}, {}
+            handles = _hooks({n: orig_modules[n] for n in layers}, f_in, True) + _hooks(
+                {n: orig_modules[l['group'][-1]] for n, l in layers.items()}, f_out, False
+            )
+            try:
+                original(x)
+            finally:
+                [h.remove() for h in handles]
+            q_out, q_local = _run_quantized(quantized, layers, graph, x, {n: v[0] for n, v in f_in.items()})
+            for n in layers:
+                accumulated[n].add(f_out[n], q_out[n])
+                local[n].add(f_out[n], q_local[n])
     return {
         n: _layer_row(original, n, l, graph and quantized)
         | dict(local_sqnr_db=local[n].db, accumulated_sqnr_db=accumulated[n].db)
@@ -721,7 +719,7 @@ class QuantizationAnalyzer:
         )
         self.latency_batch_size = latency_batch_size
 
-# %% ../nbs/07_analysis.ipynb #6cca6953
+# %% ../nbs/07_analysis.ipynb #3fe4b169
 def _check_models(*models):
     for m, name in zip(models, ('original_model', 'quantized_model')):
         if not isinstance(m, nn.Module):
@@ -762,15 +760,14 @@ def _analyze_precision_loss(self: QuantizationAnalyzer, original_model, quantize
     """Output error over all of `test_data`: the seed's per-batch MSE statistics, SQNR, top-1 agreement, KL of the
     softmax."""
     mses, noise, agree, kl, n = [], _NoiseSum(), 0, 0.0, 0
-    original_model.eval()
-    quantized_model.eval()
-    for x in iter_batches(test_data, 'test_data', labels=False):
-        y, y_q = original_model(x), quantized_model(x)
-        mses.append(F.mse_loss(y_q, y).item())
-        noise.add(y, y_q)
-        agree += (y.argmax(1) == y_q.argmax(1)).sum().item()
-        n += len(x)
-        kl += F.kl_div(F.log_softmax(y_q, 1), F.log_softmax(y, 1), log_target=True, reduction='sum').item()
+    with eval_mode(original_model, quantized_model):  # the caller's models keep their own mode
+        for x in iter_batches(test_data, 'test_data', labels=False):
+            y, y_q = original_model(x), quantized_model(x)
+            mses.append(F.mse_loss(y_q, y).item())
+            noise.add(y, y_q)
+            agree += (y.argmax(1) == y_q.argmax(1)).sum().item()
+            n += len(x)
+            kl += F.kl_div(F.log_softmax(y_q, 1), F.log_softmax(y, 1), log_target=True, reduction='sum').item()
     if not mses:
         raise ValueError('test_data yielded no batches: pass a DataLoader or a non-empty list of (images, labels)')
     mean = sum(mses) / len(mses)

@@ -7,7 +7,7 @@ from the first."""
 # %% auto #0
 __all__ = ['evaluate', 'model_size_bytes', 'cpu_flags', 'cpu_info', 'benchmark_latency', 'interleaved_latency', 'markdown_table']
 
-# %% ../nbs/01a_measure.ipynb #778ec44f
+# %% ../nbs/01a_measure.ipynb #ed13003e
 import io
 import platform
 from pathlib import Path
@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from .data import iter_batches
 from .core import check_int
 from .core import check_model
+from .core import eval_mode
 
-# %% ../nbs/01a_measure.ipynb #b10e923e
+# %% ../nbs/01a_measure.ipynb #4409f746
 def _device_of(model):
     return next((p.device for p in model.parameters()), torch.device('cpu'))
 
@@ -52,15 +53,16 @@ def evaluate(
     device=None,  # default: where the model's parameters are (CPU for quantized models)
 ) -> dict:  # `accuracy` in [0, 1] and mean `loss`
     "Top-1 accuracy and mean cross-entropy loss of `model` over `dl`."
-    check_model(model).eval()
+    check_model(model)
     device = device or _device_of(model)
     n, correct, loss = 0, 0, 0.0
-    for i, (x, y) in enumerate(iter_batches(dl, 'dl')):
-        logits, y = model(x.to(device)), y.to(device)
-        _check_logits(logits, y, i)
-        loss += F.cross_entropy(logits, y, reduction='sum').item()
-        correct += (logits.argmax(1) == y).sum().item()
-        n += len(y)
+    with eval_mode(model):  # the caller's model keeps its own mode
+        for i, (x, y) in enumerate(iter_batches(dl, 'dl')):
+            logits, y = model(x.to(device)), y.to(device)
+            _check_logits(logits, y, i)
+            loss += F.cross_entropy(logits, y, reduction='sum').item()
+            correct += (logits.argmax(1) == y).sum().item()
+            n += len(y)
     if n == 0:
         raise ValueError('dl yielded no batches: pass a DataLoader or a non-empty list of (images, labels)')
     return dict(accuracy=correct / n, loss=loss / n)
@@ -105,7 +107,7 @@ def cpu_info() -> dict:
         torch=torch.__version__,
     )
 
-# %% ../nbs/01a_measure.ipynb #e6c2bea9
+# %% ../nbs/01a_measure.ipynb #ebcbd056
 @torch.inference_mode()
 def benchmark_latency(
     model,  # the model to time, put in eval mode
@@ -123,17 +125,17 @@ def benchmark_latency(
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"{name}={v!r} must be an int")
         check_int(v, name, low)
-    model.eval()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        for _ in range(warmup):
-            model(example)
-        times = []
-        for _ in range(iters):
-            start = time.perf_counter()
-            model(example)
-            times.append((time.perf_counter() - start) * 1e3)
+        with eval_mode(model):  # the caller's model keeps its own mode
+            for _ in range(warmup):
+                model(example)
+            times = []
+            for _ in range(iters):
+                start = time.perf_counter()
+                model(example)
+                times.append((time.perf_counter() - start) * 1e3)
     finally:
         torch.set_num_threads(previous)
     t = torch.tensor(times)

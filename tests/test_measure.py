@@ -53,3 +53,14 @@ def test_benchmark_latency_contract():
     assert res['p10_ms'] <= res['median_ms'] <= res['p90_ms']
     assert {'cpu_capability', 'vnni', 'quantized_engine'} <= set(res)
     with pytest.raises(ValueError, match='iters=0'): benchmark_latency(nn.Linear(8, 8), torch.randn(4, 8), iters=0)
+
+
+def test_measuring_leaves_the_callers_model_in_its_mode():
+    "evaluate and benchmark_latency run in eval mode and give every module its training flag back."
+    from quantnb.measure import benchmark_latency, evaluate
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.Dropout(0.5)).train()
+    net[1].eval()
+    before = [m.training for m in net.modules()]
+    evaluate(net, [(torch.randn(8, 4), torch.randint(0, 3, (8,)))])
+    benchmark_latency(net, torch.randn(2, 4), warmup=0, iters=2)
+    assert [m.training for m in net.modules()] == before
