@@ -354,13 +354,14 @@ def int_gemm(q_x:torch.Tensor, # activation codes (rows, K), uint8 range
     x, w = _centred(q_x, x_zero_point, q_w, w_zero_point[:, None])
     return _checked_int32(x @ w.T, q_x.shape[1])
 
-# %% ../nbs/05_requant.ipynb #785b2af2
+# %% ../nbs/05_requant.ipynb #9bfba226
 def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q_x - z_x)(q_w - z_w)
                    x_scale:float, w_scale, scale:float, # input, weight (a float or (N,)) and output scales
                    generator:torch.Generator, # the random half-codes and nudges
                    spread:int=100 # half-codes drawn from -spread+0.5 .. spread-0.5
                   ) -> torch.Tensor: # float32 bias (N,)
-    "A float32 bias putting each real output of `acc` within 2^-17 of a code of a random half-code, before rounding."
+    """A float32 bias putting each real output of `acc` next to a random half-code (within 2^-17 of a code before the
+    bias is rounded to float32, which can move it further)."""
     if not isinstance(acc, torch.Tensor) or acc.dim() != 1:
         raise ValueError(f'acc must be one row, a 1-D tensor (N,), not {getattr(acc, "shape", type(acc).__name__)}')
     whole = acc.double()
@@ -374,7 +375,7 @@ def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q
     N = acc.shape[-1]
     if check_scale(w_scale, 'w_scale').numel() not in (1, N):
         raise ValueError(f'w_scale has {torch.as_tensor(w_scale).numel()} values for {N} outputs: pass one, or N')
-    check_int(spread, 'spread', 1, 2**12)  # beyond, float32 cannot hold a bias within 2^-17 of a code
+    check_int(spread, 'spread')
     half_codes = torch.randint(-spread, spread, (N,), generator=generator) + 0.5
     nudge = (torch.rand(N, generator=generator, dtype=torch.float64) - 0.5) * 2**-16
     bias = ((half_codes + nudge) * scale - acc.double() * x_scale * w_scale).float()
