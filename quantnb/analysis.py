@@ -11,7 +11,7 @@ __all__ = ['WEIGHT_LAYERS', 'QUALITY_THRESHOLDS', 'LOWEST_GRADE', 'SEED_GRADES',
            'quantize_with_accuracy_control', 'packed_size_bytes', 'MixedPrecisionReport', 'suggest_mixed_precision',
            'Findings', 'check_quantizable', 'pareto_front', 'plot_pareto']
 
-# %% ../nbs/07_analysis.ipynb #bb5bd98d
+# %% ../nbs/07_analysis.ipynb #451d47ec
 import base64
 import contextlib
 import copy
@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 
 from .affine import qtype, quant_error
 from .data import iter_batches
-from .core import atomic_write, eval_mode, median, progress
+from .core import atomic_write, check_int, check_model, eval_mode, median, progress
 from quantnb.fakequant import (
     QuantizedLayer,
     fake_quantize_unchecked,
@@ -83,7 +83,7 @@ def _dense(t):
         return t.dequantize().detach()
     return t.detach()
 
-# %% ../nbs/07_analysis.ipynb #c1e5a9f0
+# %% ../nbs/07_analysis.ipynb #4092a3ea
 def expected_sqnr_db(
     w: torch.Tensor,  # a float weight `(channels, ...)`
     bits: int = 8,  # bits of the symmetric grid
@@ -91,6 +91,15 @@ def expected_sqnr_db(
 ) -> float:  # the SQNR of uniform rounding noise, in dB
     """SQNR expected from rounding `w` to a symmetric grid of `2**bits` steps on its peak: 6.02 b + 4.77 - PAPR, per
     tensor or per channel."""
+    if not isinstance(w, torch.Tensor) or not w.is_floating_point() or w.dim() == 0 or not w.numel():
+        raise TypeError(f'w must be a non-empty float weight tensor, not {getattr(w, "shape", type(w).__name__)}')
+    check_int(bits, 'bits', 2, 32)
+    if axis not in (None, 0):
+        raise ValueError(f'axis={axis!r}: choose 0 (per output channel) or None (per tensor)')
+    if not torch.isfinite(w).all():
+        raise ValueError('w holds NaN or inf: it has no SQNR')
+    if not w.any():
+        raise ValueError('w is all zeros: no signal, so no SQNR')
     w = _dense(w).float().reshape(w.shape[0], -1) if axis == 0 else _dense(w).float().reshape(1, -1)
     peak = w.abs().amax(1)
     noise = (2 * peak / 2**bits).square() / 12 * w.shape[1]  # Δ²/12 per weight
@@ -436,10 +445,11 @@ def _layer_row(original, name, layer, gm) -> dict:
         weight_sqnr_db=sqnr_db(w, w_q),
     )
 
-# %% ../nbs/07_analysis.ipynb #b8d4f3e3
+# %% ../nbs/07_analysis.ipynb #058fc5bb
 def deployable_size_bytes(model: nn.Module) -> int:  # bytes of what the model computes with, serialized
     """`model_size_bytes`, except for a PT2E graph (only the constants its graph reads: the float weights its state_dict
     keeps are not used) and notebook 05b's IntegerModel (its int8 codes, qparams and biases)."""
+    check_model(model)
     if _is_graph(model):
         return state_size_bytes({n.target: _const(model, n) for n in model.graph.nodes if n.op == 'get_attr'})
     ints = {n: m for n, m in model.named_modules() if all(hasattr(m, a) for a in ('q_w', 'w_scale', 'w_zero_point'))}
@@ -1115,14 +1125,20 @@ def quantize_with_accuracy_control(
     )
     return qm, report
 
-# %% ../nbs/07_analysis.ipynb #3b33c7ea
+# %% ../nbs/07_analysis.ipynb #8d2e8acb
 def packed_size_bytes(
     model: nn.Module,  # a float or fake-quant model
     bits: dict,  # layer name -> weight bits (2, 4, 8; 32 keeps the layer float)
 ) -> int:  # bytes of the serialized state
     """Serialized bytes of `model`'s state with each named layer's weight stored as symmetric per-channel codes of
     `bits`."""
-    modules = dict(model.named_modules())
+    modules = dict(check_model(model).named_modules())
+    if not isinstance(bits, dict):
+        raise TypeError(f'bits must be a dict of layer name -> bits, not {type(bits).__name__}')
+    unknown = [name for name in bits if not hasattr(modules.get(name), 'weight') and
+               not isinstance(modules.get(name), QuantizedLayer)]
+    if unknown:
+        raise ValueError(f'bits names {unknown}, not weight layers of model: use names from model.named_modules()')
     state = {k.replace('base_layer.', ''): v for k, v in model.state_dict().items() if '.observer.' not in k}
     for name, b in bits.items():
         if b not in (2, 4, 8, 32):

@@ -302,3 +302,17 @@ def test_seed_grade_label_adds_pinyin_and_refuses_other_words():
     assert all(seed_grade_label(word).endswith(word) for word in SEED_GRADES.values())
     with pytest.raises(ValueError, match="seed's grades"):
         seed_grade_label('excellent')
+
+
+def test_sizes_and_expected_sqnr_refuse_impossible_input():
+    "No signal, no bits, unknown layers and non-models are named errors, not ZeroDivisionError or KeyError."
+    from quantnb.analysis import deployable_size_bytes, expected_sqnr_db, packed_size_bytes
+    for call, error, match in [
+        (lambda: expected_sqnr_db(torch.zeros(4), 8), ValueError, 'all zeros'),
+        (lambda: expected_sqnr_db(torch.randn(4), 0), ValueError, 'bits=0'),
+        (lambda: expected_sqnr_db(torch.tensor([float('nan'), 1.0]), 8), ValueError, 'NaN'),
+        (lambda: packed_size_bytes(torch.nn.Sequential(torch.nn.Linear(2, 2)), {'nope': 4}), ValueError, "'nope'"),
+        (lambda: deployable_size_bytes('x'), TypeError, 'torch.nn.Module'),
+    ]:
+        with pytest.raises(error, match=match):
+            call()
