@@ -5,7 +5,7 @@ helpers every quantnb notebook after this one imports."""
 
 # %% auto #0
 __all__ = ['check_int', 'check_seed', 'check_model', 'check_reiterable', 'eval_mode', 'fast_mode', 'cache_dir', 'progress',
-           'clean_stale_temps', 'atomic_write', 'is_writable', 'file_lock', 'median']
+           'clean_stale_temps', 'atomic_write_set', 'atomic_write', 'is_writable', 'file_lock', 'median']
 
 # %% ../nbs/000_core.ipynb #48bcb5e6
 import contextlib
@@ -95,7 +95,7 @@ def progress(items, desc:str):
         if i in marks:
             print(f'{desc}: {i}/{total}', file=sys.stderr, flush=True)
 
-# %% ../nbs/000_core.ipynb #dd96d7ee
+# %% ../nbs/000_core.ipynb #442ec1a6
 _TEMP = re.compile(r'^\..+\.(\d+)-[0-9a-f]{8}\.tmp$')  # what atomic_write names its temporary files
 
 def _alive(pid:int) -> bool:
@@ -125,24 +125,44 @@ def clean_stale_temps(folder:Path, # a folder `atomic_write` writes into
             pass  # another process cleaned it first
     return removed
 
+def _new_temp(path:Path) -> Path:
+    "A new, empty temporary file beside `path`, named in the pattern `clean_stale_temps` knows."
+    tmp = path.parent / f'.{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp'
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # 0o666 less the umask, as open() creates
+    return tmp
+
+def atomic_write_set(writes:dict # path -> a function that writes its content to the temporary path it is given
+                    ) -> list: # the paths written
+    "Write files that belong together: every one to a temporary first, then all renamed in a row; on failure, none."
+    if not isinstance(writes, dict) or not writes:
+        raise TypeError('writes must be a non-empty dict of path -> function of the temporary path')
+    writes = {Path(path): write for path, write in writes.items()}
+    for path, write in writes.items():
+        if not callable(write):
+            raise TypeError(f'the writer of {path.name} must be a function of the temporary path, '
+                            f'not {type(write).__name__}')
+    temps = {}
+    try:
+        for path, write in writes.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            clean_stale_temps(path.parent)
+            temps[path] = _new_temp(path)
+            write(temps[path])
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return list(writes)
+
 def atomic_write(path:Path, # the file to write
                  write # a function that writes the content to the temporary path it is given
                 ) -> Path:
     "Write `path` through `write(tmp_path)` and an atomic rename; on failure remove the temporary file."
     if not callable(write):
         raise TypeError(f'write must be a function of the temporary path, not {type(write).__name__}')
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(path.parent)
-    tmp = path.parent / f'.{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp'
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # 0o666 less the umask, as open() creates
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_set({path: write})[0]
 
 def is_writable(folder:Path) -> bool:
     "Whether files can be created in `folder` (made if missing): tried, not read from permission bits."

@@ -9,7 +9,7 @@ __all__ = ['LOWBIT', 'QAT_LR', 'STEPS', 'LATENCY_ROUNDS', 'NOISY_SPREAD', 'SAME_
            'build_models', 'full_quantization_demo', 'plot_accuracy_vs_size', 'plot_latency', 'check_out_dir', 'grades',
            'report_markdown', 'write_report']
 
-# %% ../nbs/08_pipeline.ipynb #e594f764
+# %% ../nbs/08_pipeline.ipynb #83e5bc7f
 import contextlib
 import copy
 import datetime
@@ -27,7 +27,7 @@ import torch.nn as nn
 
 import quantnb
 from .data import data_spec, get_dataloaders
-from .core import atomic_write, check_int, check_seed, fast_mode, is_writable, progress
+from .core import atomic_write_set, check_int, check_seed, fast_mode, is_writable, progress
 from .measure import cpu_info, evaluate, interleaved_latency, markdown_table, model_size_bytes
 from .models import SampleNet, plot_history, pretrained, train, train_valid_loaders
 from .observers import OBSERVERS
@@ -615,7 +615,7 @@ def report_markdown(result: DemoResult) -> str:
     lines += [f"- {n}: **unavailable**: {st['reason']}" for n, st in result['steps'].items() if st['status'] != 'ok']
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/08_pipeline.ipynb #b8748c88
+# %% ../nbs/08_pipeline.ipynb #013d1344
 def _figures(result: DemoResult) -> list:
     "The report's plots: accuracy vs size, latency, training curves."
     figs = []
@@ -645,24 +645,24 @@ def _figures(result: DemoResult) -> list:
 
 
 def write_report(result: DemoResult, out, force: bool = False) -> dict:
-    """Write `results.json`, `report.md` and (with notebook 07) `report.html` into `out`; returns name -> path or the
-    reason it is missing."""
+    """Write `results.json`, `report.md` and `report.html` into `out` as one set (all replaced, or none); returns
+    name -> path."""
     if (
         not isinstance(result, dict)
         or not {'settings', 'machine', 'rows', 'latency', 'steps', 'test_images'} <= result.keys()
     ):
         raise TypeError('result must be what full_quantization_demo returns (a DemoResult)')
-    out, written = check_out_dir(out, result['settings'], force), {}
-    written['results.json'] = atomic_write(
-        out / 'results.json', lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1, allow_nan=False))
-    )
+    out = check_out_dir(out, result['settings'], force)
     md = report_markdown(result)
-    written['report.md'] = atomic_write(out / 'report.md', lambda tmp: Path(tmp).write_text(md))
+    title, body = md.split('\n', 1)  # the page's heading is the Markdown's first line: not twice
     figs = _figures(result)
     try:
-        title, body = md.split('\n', 1)  # the page's heading is the Markdown's first line: not twice
-        written['report.html'] = analysis.html_report(out / 'report.html', title.removeprefix('# '), [body, *figs])
+        written = atomic_write_set({  # one set: no new results.json beside an old report.html
+            out / 'results.json': lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1, allow_nan=False)),
+            out / 'report.md': lambda tmp: Path(tmp).write_text(md),
+            out / 'report.html': lambda tmp: analysis.html_report(tmp, title.removeprefix('# '), [body, *figs]),
+        })
     finally:
         for f in figs:
             plt.close(f)
-    return written
+    return {path.name: path for path in written}

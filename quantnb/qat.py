@@ -222,7 +222,18 @@ def _observers_paused(model):
         for m, state in fqs:
             m.observer_enabled.copy_(state)
 
-# %% ../nbs/06_qat.ipynb #875dce6a
+# %% ../nbs/06_qat.ipynb #e6a69fac
+def _check_optimizer_owns(model, optimizer):
+    "Raise unless every parameter `optimizer` holds is one of `model`'s own (not a copy's)."
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f'optimizer must be a torch.optim.Optimizer, not {type(optimizer).__name__}')
+    own = {id(p) for p in model.parameters()}
+    held = [p for g in optimizer.param_groups for p in g['params']]
+    if not held or any(id(p) not in own for p in held):
+        raise ValueError("optimizer does not hold the prepared model's parameters (it is over another model, such "
+                         'as the float one): pass the optimizer prepare_qat_model returned with the model')
+
+# %% ../nbs/06_qat.ipynb #c87caf9d
 def _qat_epoch(model, optimizer, loader, step, freeze, desc):
     """One training pass; freezes observers / BN statistics once `step` reaches their scheduled step. Returns loss,
     accuracy, step."""
@@ -269,9 +280,7 @@ def train_with_qat(
     check_int(epochs, 'epochs')
     check_reiterable(train_loader, 'train_loader')
     check_reiterable(val_loader, 'val_loader')
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f'optimizer must be a torch.optim.Optimizer, not {type(optimizer).__name__}')
-    _param_map(model, optimizer)
+    _check_optimizer_owns(model, optimizer)
     steps = len(train_loader)
     freeze = dict(
         observers=_freeze_step(freeze_observers_after, epochs, steps, 'freeze_observers_after'),

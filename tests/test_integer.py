@@ -26,6 +26,7 @@ from quantnb.integer import (
 from quantnb.requant import (
     INT32_MAX,
     INT32_MIN,
+    conv_accumulator,
     exact_dtype,
     fma_f32,
     int_flatten,
@@ -53,6 +54,7 @@ from quantnb.x86 import (
     onednn_weight_scales,
     packed_library,
     saturates_int16,
+    saturating_conv_accumulator,
     saturating_gemm,
     vpmaddubsw_matmul,
     x86_library,
@@ -1026,3 +1028,40 @@ def test_onednn_avx2_matmul_blocks_are_refused_above_127(monkeypatch):
     assert torch.equal(int_linear(low, *args, saturate_int16=True, kernel='onednn-combined'), exact)
     with pytest.raises(ValueError, match='K=301'):
         int_linear(low + 128, *args, saturate_int16=True, kernel='onednn-combined')
+
+
+@pytest.mark.parametrize('host', ['avx2', 'avx2_vnni', 'avx512_core_vnni', 'avx512_core_amx'])
+def test_one_channel_onednn_emulation_pairs_per_tap_unless_onednn_runs_avx512_core(monkeypatch, host):
+    """Emulating a CPU without VNNI imitates oneDNN's AVX2 kernels (unless this oneDNN runs AVX-512 without VNNI):
+    a one-channel conv pads each tap to four codes, so every product is alone in its pair and none saturates."""
+    monkeypatch.setattr(x86, '_this_process', lambda library: {'fbgemm': 'avx2', 'onednn': host}[library])
+    x_codes = torch.full((1, 1, 6, 6), 255)
+    w_codes = torch.full((2, 1, 3, 3), -128)
+    acc, saturated = saturating_conv_accumulator(x_codes, 0, w_codes, 0, kernel='onednn')
+    assert saturated == 0
+    assert torch.equal(acc, conv_accumulator(x_codes, 0, w_codes, 0))
+    assert saturating_conv_accumulator(x_codes, 0, w_codes, 0, kernel='fbgemm')[1] > 0
+
+
+@pytest.mark.parametrize('host', ['avx2', 'avx2_vnni', 'avx512_core_vnni', 'avx512_core_amx'])
+def test_long_onednn_matmul_emulation_refuses_above_127_unless_onednn_runs_avx512_core(monkeypatch, host):
+    "Imitating oneDNN's AVX2 kernels, K > 256 with K % 4 != 0 is paired in blocks quantnb does not reproduce."
+    monkeypatch.setattr(x86, '_this_process', lambda library: {'fbgemm': 'avx2', 'onednn': host}[library])
+    g = torch.Generator().manual_seed(0)
+    q_w = torch.randint(-128, 128, (5, 301), generator=g)
+    args = (0.02, 3, q_w, 0.01, 0, None, 0.5, 10)
+    high = torch.randint(128, 256, (2, 301), generator=g)
+    with pytest.raises(ValueError, match='K=301'):
+        int_linear(high, *args, saturate_int16=True, kernel='onednn')
+
+
+def test_long_onednn_matmul_emulation_pairs_as_fbgemm_where_onednn_runs_avx512_core(monkeypatch):
+    "Where this oneDNN runs AVX-512 without VNNI, the long reduction is emulated (fbgemm's pairing): sums saturate."
+    monkeypatch.setattr(x86, '_this_process', lambda library: {'fbgemm': 'avx512', 'onednn': 'avx512_core'}[library])
+    high = torch.full((2, 301), 255)
+    q_w = torch.full((5, 301), -128)
+    args = (0.02, 0, q_w, 0.001, 0, None, 50.0, 255)
+    emulated = int_linear(high, *args, saturate_int16=True, kernel='onednn')
+    exact = int_linear(high, *args, saturate_int16=False, kernel='onednn')
+    acc, saturated = saturating_gemm(high, 0, q_w, torch.zeros(1, dtype=torch.long))
+    assert saturated > 0 and not torch.equal(emulated, exact)

@@ -10,7 +10,7 @@ import torch
 
 from quantnb.observers import OBSERVERS
 from quantnb.pipeline import (NOISY_SPREAD, STEPS, DemoResult, _jsonable, _noisy, _round_speedups, check_out_dir,
-                              demo_settings, plot_accuracy_vs_size, plot_latency, report_markdown)
+                              demo_settings, plot_accuracy_vs_size, plot_latency, report_markdown, write_report)
 from test_cli import fast_demo
 
 ROW_OF_STEP = {'fp32 model': 'fp32', 'dynamic int8': 'dynamic int8', 'static int8': 'static int8', 'QAT int8': 'QAT int8',
@@ -81,6 +81,24 @@ def test_same_run_may_be_written_again_and_force_overrides(results, tmp_path):
     with pytest.raises(FileExistsError, match='different run'): check_out_dir(out, other)
     assert check_out_dir(out, other, force=True) == out
     assert check_out_dir(tmp_path / 'new' / 'folder', other) == tmp_path / 'new' / 'folder'
+
+
+def test_the_report_files_are_one_set(results, tmp_path, monkeypatch):
+    "A report that fails to render replaces none of the three files: no new results.json beside an old page."
+    import quantnb.analysis
+    written = write_report(results, tmp_path)
+    assert sorted(written) == ['report.html', 'report.md', 'results.json']
+    before = {name: path.read_bytes() for name, path in written.items()}
+    changed = DemoResult({**results, 'test_images': results['test_images'] + 1})
+
+    def page_fails(*args, **kwargs):
+        raise RuntimeError('rendering failed')
+
+    monkeypatch.setattr(quantnb.analysis, 'html_report', page_fails)
+    with pytest.raises(RuntimeError, match='rendering failed'):
+        write_report(changed, tmp_path)
+    assert {name: path.read_bytes() for name, path in written.items()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['report.html', 'report.md', 'results.json']
 
 
 def test_out_must_be_a_path():

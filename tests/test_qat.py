@@ -113,6 +113,15 @@ def test_fraction_schedule_and_validation_does_not_move_ranges():
     assert all(torch.equal(v, m2.state_dict()[k]) for k, v in before.items() if k.endswith(('min_val', 'max_val')))
 
 
+def test_train_with_qat_refuses_the_float_models_optimizer():
+    "An optimizer over the float model would step weights the prepared model does not use: refused, not a no-op."
+    qat, model = QATProcessor(), net()
+    float_optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    prepared, _ = qat.prepare_qat_model(model, float_optimizer)
+    with pytest.raises(ValueError, match='prepare_qat_model returned'):
+        qat.train_with_qat(prepared, float_optimizer, batches(1), batches(1), epochs=1)
+
+
 def test_convert_agrees_with_fake_quant_on_real_images():
     from quantnb.data import calibration_batches
     from quantnb.models import pretrained
