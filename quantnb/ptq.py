@@ -26,7 +26,7 @@ from .data import iter_batches
 from .measure import evaluate, interleaved_latency, model_size_bytes
 from .observers import HistogramObserver, MinMaxObserver, QuantnbObserver
 
-# %% ../nbs/04_ptq.ipynb #54b77913
+# %% ../nbs/04_ptq.ipynb #07c37d2a
 DYNAMIC_MODULES = {
     'Linear': nn.Linear,
     'LSTM': nn.LSTM,
@@ -35,7 +35,7 @@ DYNAMIC_MODULES = {
     'GRUCell': nn.GRUCell,
     'RNNCell': nn.RNNCell,
 }
-_NO_DYNAMIC_KERNEL = {'conv1d', 'conv2d', 'conv3d'}  # in the seed's default list; PyTorch has no dynamic conv kernels
+_NO_DYNAMIC_KERNEL = {'conv1d', 'conv2d', 'conv3d'}  # in the seed's default list; not in quantize_dynamic's mapping
 
 
 def quantized_engine(backend: str):  # 'x86', 'fbgemm', 'onednn', 'qnnpack', as this build supports
@@ -58,17 +58,25 @@ def _engine(backend):
 
 
 def _module_type(t):
-    """A module class from a class or a name in any case ('Linear', 'linear', 'nn.LSTM'); None for a conv the seed
-    listed."""
-    if not isinstance(t, str):
-        return t
-    name = t.removeprefix('torch.').removeprefix('nn.')
+    """A module class from a class or a name in any case ('Linear', 'linear', 'nn.LSTM'); None (with a warning) for
+    a convolution."""
+    if isinstance(t, type) and issubclass(t, nn.Module):
+        name = t.__name__
+    elif isinstance(t, str):
+        name = t.removeprefix('torch.').removeprefix('nn.')
+    else:
+        raise TypeError(f'module_types holds {t!r}: pass module classes such as nn.Linear, or names such as "linear"')
     if name.lower() in _NO_DYNAMIC_KERNEL:
         warnings.warn(
-            f'module_types: {t!r} skipped: PyTorch has no dynamic quantization for convolutions; use '
+            f"module_types: {t!r} skipped: quantize_dynamic's default mapping has no convolutions; use "
             'static_quantization'
         )
         return None
+    if isinstance(t, type):
+        if t not in DYNAMIC_MODULES.values():
+            raise ValueError(f'module_types: {t.__name__} is not a module dynamic quantization supports; use '
+                             f'{list(DYNAMIC_MODULES)}')
+        return t
     match = next((cls for key, cls in DYNAMIC_MODULES.items() if key.lower() == name.lower()), None)
     if match is None:
         raise ValueError(
@@ -93,6 +101,9 @@ class PTQProcessor:
                 f'backend={backend!r} is not available here; choose from {torch.backends.quantized.supported_engines}'
             )
         self.backend = backend
+        self.supported_modules = {nn.Linear: 'linear', nn.Conv1d: 'conv1d', nn.Conv2d: 'conv2d', nn.LSTM: 'lstm',
+                                  nn.GRU: 'gru'}  # the seed's: Linear and LSTM/GRU dynamic, convolutions static
+        self.supported_dtypes = [torch.qint8, torch.float16]  # the seed's: dynamic quantization's weight dtypes
 
     def dynamic_quantization(self, model: nn.Module, dtype=torch.qint8, module_types=None) -> nn.Module:
         """A copy of `model` with int8 (or fp16) weights in `module_types` (default: Linear, LSTM, GRU); activations

@@ -129,6 +129,13 @@ def test_dynamic_quantization_arguments():
     assert type(quantized.body[1]).__module__.startswith('torch.ao.nn.quantized.dynamic')
     with pytest.warns(UserWarning), pytest.raises(ValueError, match='leaves nothing'): ptq.dynamic_quantization(mlp, module_types=['Conv2d'])
     with pytest.raises(ValueError, match="'Conv3x3' is not a module"): ptq.dynamic_quantization(mlp, module_types=['Conv3x3'])
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match='leaves nothing'):
+        ptq.dynamic_quantization(mlp, module_types=[nn.Conv2d])  # a class too: no silent float copy
+    with pytest.raises(ValueError, match='ReLU is not a module'):
+        ptq.dynamic_quantization(mlp, module_types=[nn.ReLU])
+    with pytest.raises(TypeError, match='module classes'):
+        ptq.dynamic_quantization(mlp, module_types=[3])
+    assert ptq.supported_modules[nn.Conv2d] == 'conv2d' and ptq.supported_dtypes == [torch.qint8, torch.float16]
     with pytest.raises(ValueError, match='dtype=torch.int8'): ptq.dynamic_quantization(mlp, dtype=torch.int8)
     with pytest.raises(TypeError, match='model must be a torch.nn.Module'): ptq.dynamic_quantization('x')
     with pytest.raises(TypeError, match='model must be a torch.nn.Module'): ptq.static_quantization('x', [torch.zeros(1, 784)])
