@@ -333,7 +333,18 @@ def plot_qat_history(history: dict, ax=None, label: str = ''):
     ax.legend(fontsize=8)
     return ax
 
-# %% ../nbs/06_qat.ipynb #c27de816
+# %% ../nbs/06_qat.ipynb #fd357b17
+def _unobserved(model) -> list:
+    "Names of the fake-quantize modules whose observer has recorded no range yet."
+    names = []
+    for name, m in model.named_modules():
+        min_val = getattr(getattr(m, 'activation_post_process', None), 'min_val', None)
+        if isinstance(m, tq.FakeQuantizeBase) and isinstance(min_val, torch.Tensor):
+            if min_val.numel() == 0 or not torch.isfinite(min_val).all():
+                names.append(name)
+    return names
+
+# %% ../nbs/06_qat.ipynb #d4579fa2
 @patch
 def convert_to_quantized(self: QATProcessor, model: nn.Module) -> nn.Module:
     """An int8 copy of the trained QAT `model` (eval mode, converted on the processor's engine); the trained model is
@@ -341,6 +352,10 @@ def convert_to_quantized(self: QATProcessor, model: nn.Module) -> nn.Module:
     check_model(model)
     if not any(isinstance(m, tq.FakeQuantizeBase) for m in model.modules()):
         raise ValueError('model has no fake-quantize modules: train it with prepare_qat_model / train_with_qat first')
+    unobserved = _unobserved(model)
+    if unobserved:
+        raise ValueError(f'{len(unobserved)} fake-quantize modules have seen no data ({", ".join(unobserved[:3])}...): '
+                         'train the model with train_with_qat (or run batches through it in train mode) first')
     with quantized_engine(self.backend):
         return tq.convert(copy.deepcopy(model).eval(), inplace=False)
 

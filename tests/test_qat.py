@@ -122,6 +122,14 @@ def test_train_with_qat_refuses_the_float_models_optimizer():
         qat.train_with_qat(prepared, float_optimizer, batches(1), batches(1), epochs=1)
 
 
+def test_convert_refuses_a_model_that_saw_no_batch():
+    "Unobserved ranges would convert to scale 1.0, zero point 0: a silent nonsense model. Refused by name."
+    qat, model = QATProcessor(), net()
+    prepared, _ = qat.prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match='have seen no data'):
+        qat.convert_to_quantized(prepared)
+
+
 def test_convert_agrees_with_fake_quant_on_real_images():
     from quantnb.data import calibration_batches
     from quantnb.models import pretrained
