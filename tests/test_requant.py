@@ -1,20 +1,28 @@
 """quantnb.requant (notebook 05): im2col and convolution geometry against PyTorch, requantize's argument checks,
 and the fixed-point path's tie rules."""
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+import quantnb.requant as requant
 from quantnb.requant import (
     as_pair,
+    bias_step_mismatches,
     check_conv_geometry,
     conv_accumulator,
     conv_output_size,
+    fbgemm_bias_step,
     fma_f32,
     im2col,
     int_gemm,
     requantize,
 )
+
+needs_fbgemm = pytest.mark.skipif('fbgemm' not in torch.backends.quantized.supported_engines,
+                                  reason='no fbgemm in this PyTorch build')
 
 
 @pytest.mark.parametrize('hw,k,stride,padding,dilation', [((9, 7), 3, 2, 1, 1), ((8, 8), (3, 1), (1, 2), (0, 1), 2),
@@ -63,3 +71,27 @@ def test_fixed_point_ties_go_up_in_the_multiply_and_away_from_zero_in_the_shift(
     quarter = requantize(torch.tensor([[5, -5]]), None, 0.25, 1.0, 1.0, 10, requant='integer').long() - 10
     fbgemm = requantize(torch.tensor([[5, -5]]), None, 0.25, 1.0, 1.0, 10).long() - 10
     assert (quarter.tolist(), fbgemm.tolist()) == ([[2, -1]], [[1, -1]])
+
+
+@needs_fbgemm
+def test_requantize_adds_a_per_tensor_bias_as_this_pytorchs_fbgemm_does():
+    "requantize adds a per-tensor bias with one FMA: this PyTorch's fbgemm computes the same, and the probe sees it."
+    mismatches = bias_step_mismatches()
+    assert mismatches['fma'] == 0 < mismatches['product, then sum'], mismatches
+    assert fbgemm_bias_step() == 'fma'
+
+
+@needs_fbgemm
+def test_requantize_warns_once_where_the_bias_step_differs(monkeypatch):
+    "A build whose fbgemm rounds the bias product and sum separately: the first float, per-tensor call warns, once."
+    monkeypatch.setattr(requant, 'fbgemm_bias_step', lambda: 'product, then sum')
+    requant._warn_if_bias_step_differs.cache_clear()
+    acc, bias = torch.tensor([[5]]), torch.tensor([0.5])
+    try:
+        with pytest.warns(UserWarning, match='not with one FMA'):
+            requantize(acc, bias, 0.5, 1.0, 1.0, 10)
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')
+            requantize(acc, bias, 0.5, 1.0, 1.0, 10)
+    finally:
+        requant._warn_if_bias_step_differs.cache_clear()
