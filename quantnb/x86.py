@@ -68,7 +68,7 @@ def onednn_weight_scales(w_scale, # float64 weight scale(s): a float or 0-d tens
                          'too small')
     return held
 
-# %% ../nbs/05a_x86.ipynb #47aa3266
+# %% ../nbs/05a_x86.ipynb #9e04ec0b
 def onednn_requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bias
                       bias, # float bias (N,) or None
                       x_scale:float, # the input's scale
@@ -86,7 +86,7 @@ def onednn_requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bi
     one = f32(1.0)
     src_scale = one / f32(1.0 / x_scale)  # PyTorch passes 1/s_x; ideep inverts it in float32
     y = acc.float()
-    y = y * (src_scale * w_scale) if combined else y * src_scale * w_scale
+    y = y * (src_scale * w_scale) if combined else y * src_scale * w_scale  # which product is rounded first
     if bias is not None:
         y = y + bias.float()
     if relu:
@@ -183,7 +183,7 @@ def fbgemm_groupwise(in_channels:int, out_channels:int, # of a groups=1 convolut
     return (in_channels == out_channels and in_channels in (8, 16) and tuple(kernel_size) == (3, 3)
             and tuple(padding) == (1, 1) and tuple(dilation) == (1, 1) and tuple(stride) in ((1, 1), (2, 2)))
 
-# %% ../nbs/05a_x86.ipynb #fde63d7f
+# %% ../nbs/05a_x86.ipynb #eb2f146c
 def _onednn_isa_or_none():
     "This process's oneDNN instructions, or None where the CPU's flags cannot be read."
     try:
@@ -224,7 +224,6 @@ def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W
     if kernel == 'fbgemm':  # fbgemm pads the input with its zero point, and pairs those codes too
         rows = im2col(q_x, x_zero_point, q_w.shape[2:], stride, padding, dilation)
         return saturating_gemm(rows, x_zero_point, w_rows, w_zero_point)
-    check_activation_zero_point(x_zero_point, 'x_zero_point')
     if (check_w_zero_point(w_zero_point, q_w.shape[0]) != 0).any():
         raise ValueError(f'kernel={kernel!r} needs symmetric weights (w_zero_point 0), the only ones oneDNN takes')
     rows = im2col(q_x, 0, q_w.shape[2:], stride, padding, dilation)
@@ -501,7 +500,7 @@ def _requantize_as(kernel, acc, bias, x_scale, w_scale, scale, zero_point, relu,
     combined = kernel == 'onednn-combined'
     return onednn_requantize(acc, bias, x_scale, w_scale, scale, zero_point, relu, combined)
 
-# %% ../nbs/05a_x86.ipynb #9411c207
+# %% ../nbs/05a_x86.ipynb #65e409b2
 def _unreproduced_matmul(rows, kernel:str) -> bool:
     "oneDNN's AVX2 matmul with K > 256, K % 4 != 0: exact below 128 (True), refused above, else False."
     K = rows.shape[1]
@@ -521,7 +520,7 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
                scale:float, zero_point:int, # the output's qparams
                relu:bool=False, # fused ReLU
                requant:str='float', # 'float' (the kernel library's float arithmetic) or 'integer' (fixed point)
-               saturate_int16:bool=False, # emulate a CPU without VNNI: pair sums saturate to int16
+               saturate_int16:bool=False, # emulate a CPU without VNNI (oneDNN's kernels: `_emulated_onednn_isa`)
                kernel:str='fbgemm' # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx' (KERNELS)
               ) -> torch.Tensor: # uint8 output codes (..., N)
     "`quantized::linear` on plain integer tensors, as fbgemm or oneDNN computes it on an x86 CPU."
