@@ -231,13 +231,14 @@ def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W
     raw, saturated = vpmaddubsw_matmul(_pad_taps(rows, q_w), _pad_taps(w_rows, q_w))
     return raw - x_zero_point * (real_taps.long() @ w_rows.long().T), saturated
 
-# %% ../nbs/05a_x86.ipynb #8914b36a
+# %% ../nbs/05a_x86.ipynb #0d233160
 AVX512_FLAGS = {'avx512f', 'avx512bw', 'avx512dq', 'avx512vl'}  # what fbgemm and oneDNN call AVX-512 (core)
 _FBGEMM_LEVELS = ('avx2', 'avx512', 'avx512_vnni')
 _FBGEMM_FORCED = {'AVX2': 'avx2', 'AVX512': 'avx512', 'AVX512_256': 'avx512',
                   'AVX512_E1': 'avx512_vnni', 'AVX512_E1_256': 'avx512_vnni'}
 VNNI_ISAS = ('avx512_vnni', 'avx512_core_vnni', 'avx512_core_amx', 'avx2_vnni')  # no int16 pairs
 
+# %% ../nbs/05a_x86.ipynb #2353c911
 def _no_avx2(flags):
     return ValueError(f"the CPU flags {sorted(flags)[:8]}... lack AVX2, or could not be read (quantnb reads Linux's "
                       "/proc/cpuinfo): pass kernel= and saturate_int16= explicitly")
@@ -269,7 +270,7 @@ def _fbgemm_isa(flags, env) -> str:
         return forced
     return detected
 
-# %% ../nbs/05a_x86.ipynb #d78d2ff2
+# %% ../nbs/05a_x86.ipynb #58c83505
 _ONEDNN_CAPS = ('sse41', 'avx', 'avx2', 'avx2_vnni', 'avx2_vnni_2', 'avx512_core', 'avx512_core_vnni',
                 'avx512_core_bf16', 'avx10_1_512', 'avx512_core_fp16', 'avx10_1_512_amx', 'avx512_core_amx',
                 'avx10_1_512_amx_fp16', 'avx512_core_amx_fp16', 'avx10_2_512', 'avx10_2_512_amx_2')
@@ -281,6 +282,7 @@ def _amx_usable(flags, this_cpu) -> bool:
         return False
     return not this_cpu or bool(getattr(torch._C._cpu, '_init_amx', lambda: True)())
 
+# %% ../nbs/05a_x86.ipynb #ed7ff074
 def _onednn_isa(flags, env, this_cpu=False) -> str:
     "oneDNN's choice: the best instructions the CPU has, up to ONEDNN_MAX_CPU_ISA (or DNNL_MAX_CPU_ISA)."
     cap = (env.get('ONEDNN_MAX_CPU_ISA') or env.get('DNNL_MAX_CPU_ISA') or 'all').lower()
@@ -304,7 +306,7 @@ def _onednn_isa(flags, env, this_cpu=False) -> str:
                          'kernel of its: raise the cap, or pass kernel= explicitly')
     raise _no_avx2(flags)
 
-# %% ../nbs/05a_x86.ipynb #4a9e77f6
+# %% ../nbs/05a_x86.ipynb #52b0df5e
 @functools.cache
 def _this_process(library:str) -> str:
     "`library`'s instructions here, read once per process, as the libraries read their variables once."
@@ -319,6 +321,7 @@ def _check_env(env) -> dict:
         raise TypeError(f"env must be a dict such as {{'ONEDNN_MAX_CPU_ISA': 'AVX2'}}, not {type(env).__name__}")
     return env
 
+# %% ../nbs/05a_x86.ipynb #4da0abe0
 def fbgemm_isa(flags:set|None=None, # CPU flags; default: this CPU and process (read once)
                env:dict|None=None # environment, for FBGEMM_ENABLE_INSTRUCTIONS; default: os.environ
               ) -> str: # 'avx512_vnni', 'avx512' or 'avx2'
