@@ -68,7 +68,14 @@ def onednn_weight_scales(w_scale, # float64 weight scale(s): a float or 0-d tens
                          'too small')
     return held
 
-# %% ../nbs/05a_x86.ipynb #9e04ec0b
+# %% ../nbs/05a_x86.ipynb #b9b7dfe8
+def _check_float32_reciprocal(value:float, name:str):
+    "Raise where 1/value, which oneDNN holds in float32, overflows it."
+    if torch.isinf(torch.tensor(1.0 / value, dtype=torch.float32)):
+        raise ValueError(f'{name}={value}: oneDNN holds 1/{name} in float32, where it overflows; '
+                         'a scale this small is beyond what the kernels can use')
+
+# %% ../nbs/05a_x86.ipynb #122606a7
 def onednn_requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bias
                       bias, # float bias (N,) or None
                       x_scale:float, # the input's scale
@@ -83,6 +90,8 @@ def onednn_requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bi
                         'onednn_weight_scales(w_scale, linear=...), which differ for Linear layers')
     check_flag(combined, 'combined')
     w_scale = check_requant_args(acc, bias, x_scale, w_scale, scale, zero_point, relu)[0].float()
+    _check_float32_reciprocal(x_scale, 'x_scale')
+    _check_float32_reciprocal(scale, 'scale')
     one = f32(1.0)
     src_scale = one / f32(1.0 / x_scale)  # PyTorch passes 1/s_x; ideep inverts it in float32
     y = acc.float()
