@@ -633,6 +633,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'quantnb.x86._ask_packed': ('x86.html#_ask_packed', 'quantnb/x86.py'),
                              'quantnb.x86._check_env': ('x86.html#_check_env', 'quantnb/x86.py'),
                              'quantnb.x86._check_flags': ('x86.html#_check_flags', 'quantnb/x86.py'),
+                             'quantnb.x86._check_float32_reciprocal': ('x86.html#_check_float32_reciprocal', 'quantnb/x86.py'),
                              'quantnb.x86._check_layer': ('x86.html#_check_layer', 'quantnb/x86.py'),
                              'quantnb.x86._check_pair_sizes': ('x86.html#_check_pair_sizes', 'quantnb/x86.py'),
                              'quantnb.x86._check_positive_ints': ('x86.html#_check_positive_ints', 'quantnb/x86.py'),
