@@ -7,7 +7,8 @@ torchao, measured side by side."""
 __all__ = ['DYNAMIC_MODULES', 'TORCHAO_METHODS', 'quantized_engine', 'PTQProcessor', 'traced_graph', 'fusable_groups',
            'explain_quantized_error', 'take_batches', 'static_qconfig', 'compare_models', 'ptq_variants', 'ptq_table']
 
-# %% ../nbs/04_ptq.ipynb #d44ed953
+# %% ../nbs/04_ptq.ipynb #9eed2c94
+import collections
 import contextlib
 import copy
 import itertools
@@ -120,7 +121,7 @@ class PTQProcessor:
                 return tq.quantize_dynamic(nn.Sequential(model), types, dtype=dtype)[0]
             return tq.quantize_dynamic(model, types, dtype=dtype)
 
-# %% ../nbs/04_ptq.ipynb #22f7f6bd
+# %% ../nbs/04_ptq.ipynb #b9072133
 _FUSABLE = [
     (nn.Conv2d, nn.BatchNorm2d, nn.ReLU),
     (nn.Conv1d, nn.BatchNorm1d, nn.ReLU),
@@ -151,12 +152,22 @@ def traced_graph(model):
         )
 
 
+def _shared_modules(graph) -> set:
+    "Modules called more than once in `graph` (with a warning): fusing one would change every call of it."
+    calls = collections.Counter(n.target for n in (graph.nodes if graph else []) if n.op == 'call_module')
+    shared = {target for target, n in calls.items() if n > 1}
+    if shared:
+        warnings.warn(f'{sorted(shared)} called more than once in forward: not fused (fusion would replace every '
+                      'call); give each use its own module to fuse it')
+    return shared
+
+
 def fusable_groups(model: nn.Module, graph=None) -> list:
     """Names of the module chains in `model`'s dataflow that eager mode can fuse (Conv-BN-ReLU, Conv-ReLU, Linear-ReLU,
     ...)."""
     check_model(model)
     modules, graph = dict(model.named_modules()), graph or traced_graph(model)
-    groups, taken = [], set()
+    groups, taken, shared = [], set(), _shared_modules(graph)
     for node in graph.nodes if graph else []:
         if node.op != 'call_module' or node.target in taken:
             continue
@@ -165,7 +176,7 @@ def fusable_groups(model: nn.Module, graph=None) -> list:
             for cls in pattern[1:]:
                 nxt = chain and _single_module_user(chain[-1], modules, cls)
                 chain = chain + [nxt] if nxt else []
-            if chain:
+            if chain and not shared & {n.target for n in chain}:
                 groups.append([n.target for n in chain])
                 taken.update(groups[-1])
                 break

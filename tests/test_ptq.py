@@ -234,3 +234,25 @@ def test_untraceable_model_is_quantized_without_automatic_fusion(data):
     with pytest.warns(UserWarning, match='cannot trace'):
         quantized = PTQProcessor().static_quantization(model, data[2])
     assert _agreement(model, quantized, data[1]) >= 0.97
+
+
+class SharedReLU(nn.Module):
+    "One nn.ReLU used after two convolutions: fusing it into the first would turn its second use into Identity."
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2, self.relu = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3), nn.ReLU()
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        return self.fc(self.relu(self.conv2(self.relu(self.conv1(x)))).flatten(1))
+
+
+def test_a_shared_relu_is_not_fused_and_the_model_stays_right():
+    torch.manual_seed(0)
+    model, x = SharedReLU().eval(), torch.randn(32, 1, 12, 12)
+    with pytest.warns(UserWarning, match='called more than once'):
+        quantized = PTQProcessor().static_quantization(model, [(x, None)])
+    reference = model(x)
+    assert (quantized(x) - reference).norm() / reference.norm() < 0.1
+    assert isinstance(model.relu, nn.ReLU)  # the caller's model is unchanged
