@@ -78,7 +78,7 @@ def random_layer(seed, engine):
             x_codes,
             x_zero_point,
             (qw.int_repr().double() - qw_zero_points(qw, w_shape)),
-            w_scale.flatten(),
+            w_scale.flatten() if per_channel else w_scale.flatten()[0],  # per tensor: one 0-d scale for all outputs
             x_scale,
             scale,
             conv,

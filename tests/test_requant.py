@@ -18,6 +18,7 @@ from quantnb.requant import (
     fma_f32,
     im2col,
     int_gemm,
+    near_half_linear,
     requantize,
 )
 
@@ -74,24 +75,44 @@ def test_fixed_point_ties_go_up_in_the_multiply_and_away_from_zero_in_the_shift(
 
 
 @needs_fbgemm
-def test_requantize_adds_a_per_tensor_bias_as_this_pytorchs_fbgemm_does():
-    "requantize adds a per-tensor bias with one FMA: this PyTorch's fbgemm computes the same, and the probe sees it."
+def test_the_probe_tells_the_two_bias_steps_apart_and_requantize_uses_the_one_found():
+    "One step gives all 512 near-half codes, the other misses some; requantize matches PyTorch, whichever is found."
     mismatches = bias_step_mismatches()
-    assert mismatches['fma'] == 0 < mismatches['product, then sum'], mismatches
-    assert fbgemm_bias_step() == 'fma'
+    assert sorted(mismatches.values())[0] == 0 < sorted(mismatches.values())[1], mismatches
+    assert fbgemm_bias_step() == min(mismatches, key=mismatches.get)
+    layer, x, args = near_half_linear(per_channel=False)
+    assert torch.equal(requantize(**args), layer(x).int_repr())
 
 
 @needs_fbgemm
-def test_requantize_warns_once_where_the_bias_step_differs(monkeypatch):
-    "A build whose fbgemm rounds the bias product and sum separately: the first float, per-tensor call warns, once."
+def test_requantize_follows_a_build_whose_fbgemm_rounds_product_and_sum_separately(monkeypatch):
+    "A fake build whose fbgemm adds a per-tensor bias in two roundings: requantize follows it; per channel: no change."
+    args = {granularity: near_half_linear(per_channel=granularity == 'per channel')[2]
+            for granularity in ('per tensor', 'per channel')}
+    fma_codes = {granularity: requantize(**a) for granularity, a in args.items()}
     monkeypatch.setattr(requant, 'fbgemm_bias_step', lambda: 'product, then sum')
-    requant._warn_if_bias_step_differs.cache_clear()
-    acc, bias = torch.tensor([[5]]), torch.tensor([0.5])
+    two_roundings = {granularity: requantize(**a) for granularity, a in args.items()}
+    a = args['per tensor']
+    w_scale = torch.tensor(a['w_scale'], dtype=torch.float64)
+    expected = requant._requant_fbgemm(a['acc'], a['bias'], a['x_scale'], w_scale, a['scale'], fma=False)
+    assert torch.equal(two_roundings['per tensor'].long(), (expected + a['zero_point']).clamp(0, 255))
+    assert (two_roundings['per tensor'] != fma_codes['per tensor']).any()  # the near-half layer shows it
+    assert torch.equal(two_roundings['per channel'], fma_codes['per channel'])  # one bias step per channel
+
+
+@needs_fbgemm
+def test_a_build_where_neither_step_fits_warns_once_and_keeps_the_fma(monkeypatch):
+    "Neither step gives PyTorch's codes: fbgemm_bias_step warns once, answers None, and requantize uses the FMA."
+    monkeypatch.setattr(requant, 'bias_step_mismatches', lambda: {'fma': 3, 'product, then sum': 5})
+    requant.fbgemm_bias_step.cache_clear()
     try:
-        with pytest.warns(UserWarning, match='not with one FMA'):
-            requantize(acc, bias, 0.5, 1.0, 1.0, 10)
+        with pytest.warns(UserWarning, match='no single per-tensor bias step'):
+            assert requant.fbgemm_bias_step() is None
         with warnings.catch_warnings():
             warnings.simplefilter('error')
-            requantize(acc, bias, 0.5, 1.0, 1.0, 10)
+            assert requant.fbgemm_bias_step() is None  # cached: no second warning
+            acc, bias = torch.tensor([[5]]), torch.tensor([0.5])
+            y = requant._requant_fbgemm(acc, bias, 0.5, torch.tensor(1.0, dtype=torch.float64), 1.0, fma=True)
+            assert requantize(acc, bias, 0.5, 1.0, 1.0, 10).item() == y.item() + 10
     finally:
-        requant._warn_if_bias_step_differs.cache_clear()
+        requant.fbgemm_bias_step.cache_clear()

@@ -12,3 +12,26 @@ def test_onednn_requantize_refuses_a_scale_whose_float32_reciprocal_overflows(na
     scales = {'x_scale': 0.1, 'scale': 0.1, name: 1e-40}
     with pytest.raises(ValueError, match=name):
         onednn_requantize(acc, None, scales['x_scale'], onednn_weight_scales(0.1, linear=False), scales['scale'], 0)
+
+
+def test_onednn_isa_refuses_caps_it_does_not_model_and_non_string_values():
+    from quantnb.x86 import AMX_FLAGS, AVX512_FLAGS, onednn_isa
+    amx_cpu = {'avx2', 'avx512_vnni', *AVX512_FLAGS, *AMX_FLAGS}
+    with pytest.raises(ValueError, match='AVX10.2'):
+        onednn_isa(amx_cpu, {'ONEDNN_MAX_CPU_ISA': 'AVX10_2_512'})  # oneDNN runs AVX10.1 there, not AMX
+    with pytest.raises(TypeError, match='ONEDNN_MAX_CPU_ISA'):
+        onednn_isa({'avx2'}, {'ONEDNN_MAX_CPU_ISA': 2})
+    assert onednn_isa(amx_cpu, {'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE_VNNI'}) == 'avx512_core_vnni'
+
+
+def test_x86_library_refuses_an_unknown_system_name():
+    from quantnb.x86 import x86_library
+    with pytest.raises(ValueError, match="system='linx'"):
+        x86_library('conv', {'avx2'}, 'linx')
+    assert x86_library('conv', {'avx2'}, 'linux') == 'fbgemm'
+
+
+def test_onednn_conv_uses_amx_refuses_an_output_larger_than_the_input_allows():
+    from quantnb.x86 import onednn_conv_uses_amx
+    with pytest.raises(ValueError, match='output_hw'):
+        onednn_conv_uses_amx(1, 16, 32, (3, 3), (4, 4), (100, 100), (0, 0), 48 * 1024)

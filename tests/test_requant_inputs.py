@@ -1,0 +1,75 @@
+"""quantnb.requant (notebook 05): bad input to the helpers is refused with a named error, never a silent answer."""
+
+import numpy as np
+import pytest
+import torch
+
+from quantnb.requant import (
+    check_accumulator,
+    check_codes,
+    check_scale,
+    f32,
+    near_half_bias,
+    requantize,
+    rounding_right_shift,
+    saturating_rounding_doubling_high_mul,
+)
+
+
+def _gen():
+    return torch.Generator().manual_seed(0)
+
+
+ROW = torch.tensor([1000, -2000, 3000])
+
+
+@pytest.mark.parametrize('call,error,match', [
+    (lambda: near_half_bias(ROW, 0.02, 0.004, 0.05, _gen(), spread=10**6), ValueError, 'float32 cannot hold'),
+    (lambda: near_half_bias(torch.tensor([2**40]), 0.02, 0.004, 0.05, _gen()), ValueError, 'int32'),
+    (lambda: near_half_bias(torch.tensor([-2.0**31 - 1], dtype=torch.float64), 0.02, 0.004, 0.05, _gen()),
+     ValueError, 'int32'),
+    (lambda: near_half_bias(ROW, 0.02, torch.tensor([0.004]), 0.05, _gen()), ValueError, '1 values for 3'),
+    (lambda: near_half_bias(ROW, 0.02, 0.004, 0.05, 0), TypeError, 'torch.Generator'),
+    (lambda: near_half_bias(ROW, 0.02, 0.004, 0.05, _gen(), spread=0), ValueError, 'spread'),
+    (lambda: saturating_rounding_doubling_high_mul(torch.tensor([1, 2]), torch.tensor([[1], [2]])), ValueError,
+     'does not broadcast'),
+    (lambda: saturating_rounding_doubling_high_mul((i for i in range(3)), 2), TypeError, 'generator'),
+    (lambda: saturating_rounding_doubling_high_mul([1, 2], 2), TypeError, 'list'),
+    (lambda: rounding_right_shift(torch.tensor([4, 8]), torch.tensor([[1], [2]])), ValueError, 'does not broadcast'),
+    (lambda: rounding_right_shift(torch.tensor([1]), torch.tensor([], dtype=torch.long)), ValueError,
+     'does not broadcast'),
+    (lambda: rounding_right_shift(torch.tensor([1]), 1.0), TypeError, 'float'),
+    (lambda: f32(float('nan')), ValueError, 'NaN'),
+    (lambda: f32(1e-50), ValueError, 'underflows'),
+    (lambda: f32(1e39), ValueError, 'overflows'),
+    (lambda: f32(np.float32(0.5)), TypeError, 'NumPy'),
+    (lambda: check_scale(np.float32(0.5), 'scale'), TypeError, 'NumPy'),
+    (lambda: check_scale(1e-50, 'scale'), ValueError, 'float32'),
+] + [
+    (lambda dtype=dtype: check_codes(torch.tensor([1], dtype=dtype), 'q', 0, 255), TypeError, r'\.long\(\)')
+    for dtype in (torch.uint16, torch.uint32, torch.uint64)
+] + [
+    (lambda dtype=dtype: check_accumulator(torch.tensor([1], dtype=dtype)), TypeError, r'\.long\(\)')
+    for dtype in (torch.uint16, torch.uint32, torch.uint64)
+], ids=lambda v: v if isinstance(v, str) else '')
+def test_bad_input_is_refused_by_name(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize('w_scale', [0.004, torch.tensor([0.0011, 0.0057, 0.0103], dtype=torch.float64)],
+                         ids=['per tensor', 'per channel'])
+def test_near_half_bias_puts_every_output_next_to_a_half_code(w_scale):
+    "Within 2^-12 of a step from a half-code after float32 rounding, per tensor and per channel."
+    bias = near_half_bias(ROW, 0.02, w_scale, 0.05, _gen())
+    real = (ROW.double() * 0.02 * torch.as_tensor(w_scale, dtype=torch.float64) + bias.double()) / 0.05
+    assert ((real - real.floor() - 0.5).abs() <= 2**-12).all()
+
+
+def test_the_high_multiply_and_shift_still_take_one_value_or_one_per_channel():
+    "A scalar, or one multiplier/shift per output channel (the last dimension), broadcast into the accumulator's shape."
+    acc = torch.tensor([[2**30, 6], [-2**30, 10]])
+    per_channel = saturating_rounding_doubling_high_mul(acc, torch.tensor([2**30, 2**29]))
+    assert per_channel.tolist() == [[2**29, 2], [-2**29, 3]]
+    assert rounding_right_shift(acc, torch.tensor([0, 1])).tolist() == [[2**30, 3], [-2**30, 5]]
+    assert requantize(acc, None, 0.5, torch.tensor([1.0, 0.5]), 1.0, 0, requant='integer').shape == acc.shape
