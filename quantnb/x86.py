@@ -242,14 +242,14 @@ def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W
     raw, saturated = vpmaddubsw_matmul(_pad_taps(rows, q_w), _pad_taps(w_rows, q_w))
     return raw - x_zero_point * (real_taps.long() @ w_rows.long().T), saturated
 
-# %% ../nbs/05a_x86.ipynb #0d233160
+# %% ../nbs/05a_x86.ipynb #05db40ea
 AVX512_FLAGS = {'avx512f', 'avx512bw', 'avx512dq', 'avx512vl'}  # what fbgemm and oneDNN call AVX-512 (core)
 _FBGEMM_LEVELS = ('avx2', 'avx512', 'avx512_vnni')
 _FBGEMM_FORCED = {'AVX2': 'avx2', 'AVX512': 'avx512', 'AVX512_256': 'avx512',
                   'AVX512_E1': 'avx512_vnni', 'AVX512_E1_256': 'avx512_vnni'}
-VNNI_ISAS = ('avx512_vnni', 'avx512_core_vnni', 'avx512_core_amx', 'avx2_vnni')  # no int16 pairs
+VNNI_ISAS = ('avx512_vnni', 'avx512_core_vnni', 'avx512_core_amx', 'avx2_vnni')  # fbgemm's and oneDNN's names
 
-# %% ../nbs/05a_x86.ipynb #2353c911
+# %% ../nbs/05a_x86.ipynb #b7f1134d
 def _no_avx2(flags):
     return ValueError(f"the CPU flags {sorted(flags)[:8]}... lack AVX2, or could not be read (quantnb reads Linux's "
                       "/proc/cpuinfo): pass kernel= and saturate_int16= explicitly")
@@ -258,14 +258,15 @@ def _check_flags(flags) -> set:
     "A set of flag names as Linux prints them; AVX-512 extensions only with AVX-512 itself, as on every CPU."
     if not isinstance(flags, (set, frozenset)):
         raise TypeError(f"flags must be a set of CPU flag names such as {{'avx2'}}, not {type(flags).__name__}")
-    needs = {'avx512_vnni': AVX512_FLAGS, 'amx_int8': AVX512_FLAGS, 'avx512f': {'avx2'}}
+    needs = {'avx512_vnni': AVX512_FLAGS, 'amx_int8': AVX512_FLAGS | {'avx512_vnni'}, 'avx512f': {'avx2'},
+             'avx_vnni': {'avx2'}}
     for flag, required in needs.items():
         if flag in flags and not required <= flags:
             raise ValueError(f'flags has {flag} without all of {sorted(required)}: no CPU has that; '
                              'pass the flags of a real CPU (cpu_flags() gives this one\'s)')
     return flags
 
-# %% ../nbs/05a_x86.ipynb #803b205b
+# %% ../nbs/05a_x86.ipynb #ac674174
 def _fbgemm_isa(flags, env) -> str:
     "fbgemm's `fbgemmInstructionSet`: AVX-512 VNNI, AVX-512 or AVX2, lowered by FBGEMM_ENABLE_INSTRUCTIONS."
     if 'avx512_vnni' in flags:
@@ -276,7 +277,10 @@ def _fbgemm_isa(flags, env) -> str:
         detected = 'avx2'
     else:
         raise _no_avx2(flags)
-    forced = _FBGEMM_FORCED.get(env.get('FBGEMM_ENABLE_INSTRUCTIONS', '').upper())
+    value = env.get('FBGEMM_ENABLE_INSTRUCTIONS', '')
+    if not isinstance(value, str):
+        raise TypeError(f"FBGEMM_ENABLE_INSTRUCTIONS must be a name such as 'AVX2', not {type(value).__name__}")
+    forced = _FBGEMM_FORCED.get(value.upper())
     if forced and _FBGEMM_LEVELS.index(forced) <= _FBGEMM_LEVELS.index(detected):
         return forced
     return detected
@@ -543,7 +547,7 @@ def _unreproduced_matmul(rows, kernel:str) -> bool:
                          'saturate_int16=False (exact int32: differs where pair sums saturate) or pack for fbgemm')
     return True
 
-# %% ../nbs/05a_x86.ipynb #7915e76c
+# %% ../nbs/05a_x86.ipynb #606fd755
 def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
                x_scale:float, x_zero_point:int, # the input's qparams
                q_w:torch.Tensor, # int8 weight codes (N, K)
@@ -552,7 +556,7 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
                scale:float, zero_point:int, # the output's qparams
                relu:bool=False, # fused ReLU
                requant:str='float', # 'float' (the kernel library's float arithmetic) or 'integer' (fixed point)
-               saturate_int16:bool=False, # emulate a CPU without VNNI (oneDNN's kernels: `_emulated_onednn_isa`)
+               saturate_int16:bool=False, # emulate a CPU without VNNI (oneDNN: this process's kernels, or AVX2's)
                kernel:str='fbgemm' # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx' (KERNELS)
               ) -> torch.Tensor: # uint8 output codes (..., N)
     "`quantized::linear` on plain integer tensors, as fbgemm or oneDNN computes it on an x86 CPU."

@@ -35,3 +35,13 @@ def test_onednn_conv_uses_amx_refuses_an_output_larger_than_the_input_allows():
     from quantnb.x86 import onednn_conv_uses_amx
     with pytest.raises(ValueError, match='output_hw'):
         onednn_conv_uses_amx(1, 16, 32, (3, 3), (4, 4), (100, 100), (0, 0), 48 * 1024)
+
+
+def test_flag_sets_no_cpu_has_are_refused():
+    from quantnb.x86 import AMX_FLAGS, AVX512_FLAGS, fbgemm_isa, onednn_isa
+    with pytest.raises(ValueError, match='avx_vnni without'):
+        onednn_isa({'avx_vnni'}, {})
+    with pytest.raises(ValueError, match='amx_int8 without'):
+        onednn_isa({'avx2', *AVX512_FLAGS, *AMX_FLAGS}, {})  # AMX CPUs have AVX-512 VNNI
+    with pytest.raises(TypeError, match='FBGEMM_ENABLE_INSTRUCTIONS'):
+        fbgemm_isa({'avx2'}, {'FBGEMM_ENABLE_INSTRUCTIONS': 2})
