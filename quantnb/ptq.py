@@ -5,7 +5,8 @@ torchao, measured side by side."""
 
 # %% auto #0
 __all__ = ['DYNAMIC_MODULES', 'TORCHAO_METHODS', 'quantized_engine', 'PTQProcessor', 'traced_graph', 'fusable_groups',
-           'explain_quantized_error', 'take_batches', 'static_qconfig', 'compare_models', 'ptq_variants', 'ptq_table']
+           'explain_quantized_error', 'take_batches', 'static_qconfig', 'check_converted_runs', 'compare_models',
+           'ptq_variants', 'ptq_table']
 
 # %% ../nbs/04_ptq.ipynb #9eed2c94
 import collections
@@ -254,7 +255,7 @@ def static_qconfig(
         weight=MinMaxObserver.with_args(dtype='int8', symmetric=True, ch_axis=0 if per_channel else None),
     )
 
-# %% ../nbs/04_ptq.ipynb #bfe41b72
+# %% ../nbs/04_ptq.ipynb #ae4a229d
 def _prepared_for_static(model):
     "A copy of `model` in eval mode with stubs (added if missing) and its fusable chains fused."
     model = copy.deepcopy(model).eval()
@@ -272,8 +273,10 @@ def _prepared_for_static(model):
     return model
 
 
-def _check_converted(model, x):
-    "Run the converted `model` once; turn PyTorch's 'Could not run ...' into advice."
+def check_converted_runs(model:nn.Module, # a converted (eager-mode quantized) model
+                         x:torch.Tensor # an input batch
+                        ):
+    "Run the converted `model` once on `x`; turn PyTorch's 'Could not run ...' into a ValueError with advice."
     try:
         with torch.no_grad():
             model(x)
@@ -308,7 +311,7 @@ def static_quantization(
         tq.prepare(model, inplace=True)
         _calibrate(model, batches)
         tq.convert(model, inplace=True)
-        _check_converted(model, batches[0])
+        check_converted_runs(model, batches[0])
     return model
 
 # %% ../nbs/04_ptq.ipynb #c4d60349

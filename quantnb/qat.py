@@ -8,7 +8,7 @@ __all__ = ['METHODS', 'WEIGHT_INITS', 'qat_qconfig', 'rebuild_optimizer', 'QATPr
            'plot_qat_history', 'lowbit_range', 'fake_quant', 'mse_scale', 'lsq_init_scale', 'absmean_scale',
            'WeightFakeQuant', 'ActFakeQuant', 'QATLayer', 'prepare_lowbit', 'lowbit_qat', 'packed_lowbit_state']
 
-# %% ../nbs/06_qat.ipynb #b47751ae
+# %% ../nbs/06_qat.ipynb #762fe433
 import contextlib
 import copy
 import hashlib
@@ -31,10 +31,11 @@ from torch.ao.nn.intrinsic.qat import freeze_bn_stats
 
 import quantnb
 from .data import iter_batches
-from .core import atomic_write, cache_dir, check_int, check_model, check_reiterable, file_lock, progress
+from .core import (atomic_write_set, cache_dir, check_int, check_model, check_reiterable, file_lock,
+                          is_writable, progress)
 from .fakequant import pack_codes
 from .measure import evaluate
-from .ptq import fusable_groups, quantized_engine, take_batches
+from .ptq import check_converted_runs, fusable_groups, quantized_engine, take_batches
 
 # %% ../nbs/06_qat.ipynb #80eb9c76
 def qat_qconfig(
@@ -233,7 +234,7 @@ def _check_optimizer_owns(model, optimizer):
         raise ValueError("optimizer does not hold the prepared model's parameters (it is over another model, such "
                          'as the float one): pass the optimizer prepare_qat_model returned with the model')
 
-# %% ../nbs/06_qat.ipynb #c87caf9d
+# %% ../nbs/06_qat.ipynb #bc531c6e
 def _qat_epoch(model, optimizer, loader, step, freeze, desc):
     """One training pass; freezes observers / BN statistics once `step` reaches their scheduled step. Returns loss,
     accuracy, step."""
@@ -255,6 +256,9 @@ def _qat_epoch(model, optimizer, loader, step, freeze, desc):
             total + loss.item() * len(y),
             step + 1,
         )
+    if n == 0:
+        raise ValueError('train_loader yielded no batches: pass a DataLoader or a non-empty list of (images, labels)')
+    model._quantnb_example_input = x[:1].detach()  # one training image: conversion runs it (convert_to_quantized)
     return total / n, correct / n, step
 
 
@@ -344,7 +348,7 @@ def _unobserved(model) -> list:
                 names.append(name)
     return names
 
-# %% ../nbs/06_qat.ipynb #d4579fa2
+# %% ../nbs/06_qat.ipynb #ae539ab1
 @patch
 def convert_to_quantized(self: QATProcessor, model: nn.Module) -> nn.Module:
     """An int8 copy of the trained QAT `model` (eval mode, converted on the processor's engine); the trained model is
@@ -357,9 +361,13 @@ def convert_to_quantized(self: QATProcessor, model: nn.Module) -> nn.Module:
         raise ValueError(f'{len(unobserved)} fake-quantize modules have seen no data ({", ".join(unobserved[:3])}...): '
                          'train the model with train_with_qat (or run batches through it in train mode) first')
     with quantized_engine(self.backend):
-        return tq.convert(copy.deepcopy(model).eval(), inplace=False)
+        converted = tq.convert(copy.deepcopy(model).eval(), inplace=False)
+        example = converted.__dict__.pop('_quantnb_example_input', None)
+        if example is not None:  # trained by train_with_qat: an op the int8 kernels lack fails here, with advice
+            check_converted_runs(converted, example)
+    return converted
 
-# %% ../nbs/06_qat.ipynb #46b6da8a
+# %% ../nbs/06_qat.ipynb #b4f75bc1
 @patch
 def torchao_qat(
     self: QATProcessor,
@@ -383,6 +391,8 @@ def torchao_qat(
 
     check_model(model)
     check_int(epochs, 'epochs')
+    if max_batches is not None:
+        check_int(max_batches, 'max_batches')
     check_reiterable(train_loader, 'train_loader')
     check_reiterable(val_loader, 'val_loader')
     example = take_batches(train_loader, 1, 'train_loader')[0]
@@ -756,31 +766,33 @@ def _train_lowbit(model, train_loader, valid_loader, epochs, lr, weight_decay, m
             history[k].append(v)
     return history
 
-# %% ../nbs/06_qat.ipynb #6181b58e
+# %% ../nbs/06_qat.ipynb #1a7428ad
+def _dataset_bytes(ds):
+    "Every image and label of a data set, as bytes: its `images`/`data` and `targets` tensors, else each item."
+    base = getattr(ds, 'dataset', ds)  # a Subset's indices are hashed beside it
+    images = getattr(base, 'images', getattr(base, 'data', None))
+    targets = getattr(base, 'targets', None)
+    if torch.is_tensor(images) and torch.is_tensor(targets):
+        yield images.contiguous().numpy().tobytes()
+        yield targets.contiguous().numpy().tobytes()
+        return
+    for i in range(len(ds)):
+        x, y = ds[i][:2]
+        yield x.numpy().tobytes() if torch.is_tensor(x) else repr(x).encode()
+        yield repr(int(y) if torch.is_tensor(y) else y).encode()
+
+# %% ../nbs/06_qat.ipynb #bc9970b3
 def _fingerprint(data) -> str:
-    """A short hash of what a loader yields: its data set's identity (class names, split, first images), size, indices
-    and batch size (a DataLoader), or its tensors (a list)."""
+    "A short hash of every image and label a loader yields, with its batch size and subset indices (a DataLoader)."
     h = hashlib.sha256()
     if isinstance(data, DataLoader):
         ds = data.dataset
         base = getattr(ds, 'dataset', ds)
-        h.update(
-            json.dumps(
-                [
-                    type(ds).__name__,
-                    len(ds),
-                    data.batch_size,
-                    data.drop_last,
-                    getattr(ds, 'indices', None) and list(ds.indices),
-                    type(base).__name__,
-                    getattr(base, 'train', None),
-                    list(getattr(base, 'classes', []) or []),
-                ]
-            ).encode()
-        )
-        for i in range(min(len(ds), 64)):  # the data itself: MNIST and Fashion-MNIST share every other property
-            x = ds[i][0]
-            h.update(x.numpy().tobytes() if torch.is_tensor(x) else repr(x).encode())
+        h.update(json.dumps([type(ds).__name__, len(ds), data.batch_size, data.drop_last,
+                             getattr(ds, 'indices', None) and list(ds.indices), type(base).__name__,
+                             getattr(base, 'train', None), list(getattr(base, 'classes', []) or [])]).encode())
+        for chunk in _dataset_bytes(ds):
+            h.update(chunk)
     else:
         for x, y in iter_batches(data, 'data'):
             h.update(x.numpy().tobytes())
@@ -803,31 +815,63 @@ def _seeded_order(loader, seed):
         num_workers=loader.num_workers,
     )
 
-
+# %% ../nbs/06_qat.ipynb #163b491c
 def _state_hash(model) -> str:
+    "A short hash of the model's weights and buffers."
     buffer = io.BytesIO()
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
     return hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
 
 
-def _load_cached(path):
-    "The cached `(state_dict, history)` at `path`, verified against its SHA-256 sidecar; None when absent or damaged."
+def _forward_hash(model) -> str:
+    "A short hash of what `model` computes: its torch.fx code, else its class's source, else its repr."
+    try:
+        text = torch.fx.symbolic_trace(model).code
+    except Exception:  # not traceable: the source of the class says what forward does
+        try:
+            text = inspect.getsource(type(model))
+        except (OSError, TypeError):
+            text = repr(model)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+# %% ../nbs/06_qat.ipynb #ebc95e05
+def _discard(path, why: str):
+    "Warn that the cache entry at `path` is not used, and remove it and its sidecar where the folder is writable."
+    warnings.warn(f'cache file {path} {why}: training again')
+    for p in (path, path.with_name(path.name + '.sha256')):
+        try:
+            p.unlink()
+        except OSError:
+            pass  # read-only, or gone already
+
+
+def _load_cached(path, config: dict):
+    "The cached result at `path` if its hash, its content and its stored settings all check out; else None."
     sidecar = path.with_name(path.name + '.sha256')
     if not path.exists() or not sidecar.exists():
         return None
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
-        warnings.warn(f'cache file {path} does not match its SHA-256: training again')
-        return None
-    return torch.load(io.BytesIO(data), weights_only=True)
+        return _discard(path, 'does not match its SHA-256')
+    try:
+        cached = torch.load(io.BytesIO(data), weights_only=True)
+    except Exception as e:
+        return _discard(path, f'cannot be read ({type(e).__name__})')
+    if not isinstance(cached, dict) or cached.get('config') != config:
+        return _discard(path, 'holds a result of other settings')
+    return cached
 
 
 def _save_cached(path, result):
-    atomic_write(path, lambda tmp: torch.save(result, tmp))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    atomic_write(path.with_name(path.name + '.sha256'), lambda tmp: Path(tmp).write_text(digest))
+    "Store `result` and its SHA-256 as one set of files."
+    buffer = io.BytesIO()
+    torch.save(result, buffer)
+    data = buffer.getvalue()
+    atomic_write_set({path: lambda tmp: Path(tmp).write_bytes(data),
+                      path.with_name(path.name + '.sha256'): lambda tmp: Path(tmp).write_text(
+                          hashlib.sha256(data).hexdigest())})
 
-# %% ../nbs/06_qat.ipynb #37c5cc36
+# %% ../nbs/06_qat.ipynb #5a83b640
 def lowbit_qat(
     model: nn.Module,  # a trained float model; not changed
     train_loader,  # training batches `(images, labels)`
@@ -872,6 +916,7 @@ def lowbit_qat(
         calib_batches=calib_batches,
         seed=seed,
         model=_state_hash(model),
+        forward=_forward_hash(model),
         arch=type(model).__name__,
         train=_fingerprint(train_loader),
         valid=_fingerprint(valid_loader),
@@ -890,8 +935,12 @@ def lowbit_qat(
     train_loader = _seeded_order(
         train_loader, seed
     )  # the order depends on seed, not on how often the caller iterated its loader
-    with file_lock(path) if cache else contextlib.nullcontext():
-        cached = _load_cached(path) if cache else None
+    writable = cache and is_writable(path.parent)
+    if cache and not writable:
+        warnings.warn(f'the cache folder {path.parent} cannot be written: a result found there is used, a new one '
+                      'is not stored')
+    with file_lock(path) if writable else contextlib.nullcontext():
+        cached = _load_cached(path, config) if cache else None
         qat_model = _wrap(model, weight_bits, act_bits, method, input_bits, weight_init)
         if (act_bits, input_bits) != (None, None) and not cached:
             _calibrate_acts(qat_model, take_batches(train_loader, calib_batches, 'train_loader'), input_bits)
@@ -904,7 +953,7 @@ def lowbit_qat(
         else:
             val = evaluate(qat_model, valid_loader)
             history = dict(train_loss=[], train_acc=[], val_loss=[val['loss']], val_acc=[val['accuracy']], seconds=[])
-        if cache:
+        if writable:
             _save_cached(
                 path, dict(config=config, state_dict=qat_model.state_dict(), history=history, signed=_signs(qat_model))
             )
