@@ -6,11 +6,12 @@ a report, and exit statuses a script can rely on."""
 # %% auto #0
 __all__ = ['build_parser', 'demo', 'main']
 
-# %% ../nbs/08a_cli.ipynb #171d4ebc
+# %% ../nbs/08a_cli.ipynb #a645d248
 import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 import quantnb
 
@@ -74,28 +75,41 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument('--force', action='store_true', help='write into --out even if it holds another run')
     return p
 
-# %% ../nbs/08a_cli.ipynb #4aa22b96
+# %% ../nbs/08a_cli.ipynb #9c6c3b87
 def _fail(status: int, error: Exception) -> int:
     print(f'quantnb demo: error: {error}', file=sys.stderr)
     return status
 
 
+def _remove_if_empty(folder: Path):
+    "Remove `folder` if it exists and holds nothing (the run that made it wrote nothing)."
+    try:
+        folder.rmdir()  # only an empty folder can be removed
+    except OSError:
+        pass
+
+
 def demo(args: argparse.Namespace) -> int:
-    "Run `quantnb demo` with parsed arguments; the exit status."
+    "Run `quantnb demo` with parsed arguments; the exit status. A failed run leaves no empty `--out` folder behind."
     from quantnb.pipeline import ModelQuantizationPipeline, check_out_dir, write_report
 
-    start = time.perf_counter()
+    start, out = time.perf_counter(), Path(args.out)
+    made_out = not out.exists()
     try:
-        pipeline = ModelQuantizationPipeline(args.dataset, args.epochs, args.qat_epochs, args.seed, args.threads)
-        check_out_dir(args.out, pipeline.settings, args.force)
-    except (ValueError, TypeError, FileExistsError) as e:
-        return _fail(2, e)
-    try:
-        result = pipeline.full_quantization_demo()
-    except FileNotFoundError as e:
-        return _fail(1, e)
-    for name, path in write_report(result, args.out, args.force).items():
-        print(f'{name}: {path}')
+        try:
+            pipeline = ModelQuantizationPipeline(args.dataset, args.epochs, args.qat_epochs, args.seed, args.threads)
+            check_out_dir(args.out, pipeline.settings, args.force)
+        except (ValueError, TypeError, FileExistsError) as e:
+            return _fail(2, e)
+        try:
+            result = pipeline.full_quantization_demo()
+        except FileNotFoundError as e:
+            return _fail(1, e)
+        for name, path in write_report(result, args.out, args.force).items():
+            print(f'{name}: {path}')
+    finally:
+        if made_out:
+            _remove_if_empty(out)
     print(f'quantnb demo finished in {time.perf_counter() - start:.0f} s', flush=True)
     return 0
 
@@ -108,6 +122,9 @@ def main(argv: list | None = None) -> int:
         os.environ['QUANTNB_FAST'] = '1'
     try:
         return demo(args)
+    except KeyboardInterrupt:
+        print('\nquantnb demo: interrupted', file=sys.stderr)
+        return 130  # the shell's status for a process stopped by Ctrl-C
     finally:
         if fast and previous is None:
             os.environ.pop('QUANTNB_FAST')

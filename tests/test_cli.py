@@ -183,3 +183,24 @@ def test_report_html_in_chromium(demo_run):
     assert shot.stat().st_size > 30_000, 'the screenshot is nearly empty: are the plots visible?'
     assert re.search(r'<img[^>]+src="data:image/(png|svg)|<svg', html), 'report.html shows no plot'
     assert html.count('<h1>') == 1, 'the title appears once'
+
+
+def test_a_failed_run_leaves_no_empty_out_folder_and_ctrl_c_is_one_line(tmp_path, monkeypatch, capsys):
+    import quantnb.cli as cli
+    import quantnb.pipeline as pipeline
+
+    def no_data(self):
+        raise FileNotFoundError('the data set is missing')
+
+    monkeypatch.setattr(pipeline.ModelQuantizationPipeline, 'full_quantization_demo', no_data)
+    out = tmp_path / 'new-report'
+    assert cli.main(['demo', '--out', str(out), '--fast']) == 1
+    assert not out.exists()
+    assert 'the data set is missing' in capsys.readouterr().err
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, 'demo', interrupted)
+    assert cli.main(['demo', '--out', str(out)]) == 130
+    assert capsys.readouterr().err.strip() == 'quantnb demo: interrupted'
