@@ -94,7 +94,7 @@ def code_type(
         qt = _type_of_range(qt, quant_min, quant_max)
     return _reduced(qt) if reduce_range else qt
 
-# %% ../nbs/02_observers.ipynb #ef35a57d
+# %% ../nbs/02_observers.ipynb #d9907daa
 def _refuse_ignored(cls, ch_axis, kwargs):
     "Raise for arguments of PyTorch's observers that quantnb's would otherwise ignore."
     if 'qscheme' in kwargs:
@@ -165,7 +165,13 @@ class QuantnbObserver(UniformQuantizationObserverBase):
         return x.detach().float()
 
     def clip_range(self) -> tuple:
-        "The `(min_val, max_val)` to quantize with; min-max here, searched or clipped in subclasses."
+        "The `(min_val, max_val)` to quantize with: min-max here, searched or clipped in subclasses (`_clip_range`)."
+        if not self.has_data:
+            raise RuntimeError(f'{type(self).__name__} has observed no data: run calibration batches through it '
+                               'before asking for its range')
+        return self._clip_range()
+
+    def _clip_range(self) -> tuple:
         return self.min_val, self.max_val
 
     def calculate_qparams(self) -> tuple:
@@ -255,7 +261,7 @@ class HistogramObserver(QuantnbObserver):
         target = (torch.bucketize(centres, edges, right=True) - 1).clamp(0, self.bins - 1)
         return torch.bincount(target, weights=mass, minlength=self.bins)
 
-# %% ../nbs/02_observers.ipynb #71459d81
+# %% ../nbs/02_observers.ipynb #472c2f43
 @patch
 def _l2_error(self: HistogramObserver, start: int, end: int) -> float:
     """L2 error of quantizing the histogram's mass onto the codes spread over bins `start..end` (mass outside is
@@ -310,7 +316,7 @@ def _search_bins(self: HistogramObserver) -> tuple:
 
 
 @patch
-def clip_range(self: HistogramObserver) -> tuple:
+def _clip_range(self: HistogramObserver) -> tuple:
     "The range with the least L2 quantization error of the histogram."
     if self.min_val == self.max_val:
         return self.min_val, self.max_val
@@ -318,7 +324,7 @@ def clip_range(self: HistogramObserver) -> tuple:
     width = (self.max_val - self.min_val) / self.bins
     return self.min_val + width * start, self.min_val + width * (end + 1)
 
-# %% ../nbs/02_observers.ipynb #d01e5b17
+# %% ../nbs/02_observers.ipynb #95d012ce
 class PercentileObserver(HistogramObserver):
     "The range between the `100 - percentile` and `percentile` percentiles of the data, read off the running histogram."
 
@@ -328,14 +334,14 @@ class PercentileObserver(HistogramObserver):
         super().__init__(dtype, symmetric, bins, **kwargs)
         self.percentile = percentile
 
-    def clip_range(self):
+    def _clip_range(self):
         cdf = torch.cumsum(self.histogram, 0) / self.histogram.sum()
         lo = torch.searchsorted(cdf, torch.tensor(1 - self.percentile / 100)).clamp(max=self.bins - 1)
         hi = torch.searchsorted(cdf, torch.tensor(self.percentile / 100)).clamp(max=self.bins - 1)
         width = (self.max_val - self.min_val) / self.bins
         return self.min_val + width * lo, self.min_val + width * (hi + 1)
 
-# %% ../nbs/02_observers.ipynb #abbd76dc
+# %% ../nbs/02_observers.ipynb #741d758f
 class MSEObserver(HistogramObserver):
     """The range `factor * [min, max]` whose fake quantization has the least squared error: per tensor on the histogram,
     per channel on the observed values."""
@@ -372,7 +378,7 @@ class MSEObserver(HistogramObserver):
         scale, zero_point = qparams_from_range(factor * self.min_val, factor * self.max_val, self.qt, self.symmetric)
         return fake_quantize(x, scale, zero_point, self.qt, axis)
 
-    def clip_range(self):
+    def _clip_range(self):
         factors = torch.linspace(1 / self.n_factors, 1, self.n_factors)
         if self.ch_axis is None:
             centres = self.min_val + (torch.arange(self.bins) + 0.5) * (self.max_val - self.min_val) / self.bins
@@ -385,7 +391,7 @@ class MSEObserver(HistogramObserver):
         best = factors[errors.argmin(0)]
         return best * self.min_val, best * self.max_val
 
-# %% ../nbs/02_observers.ipynb #0b383487
+# %% ../nbs/02_observers.ipynb #5d444c73
 class EntropyObserver(HistogramObserver):
     """The threshold $T$ whose quantized histogram of $|x|$ is closest in KL divergence to the original (TensorRT's
     calibration): range $[-T, T]$, or $[0, T]$ for non-negative data."""
@@ -410,7 +416,7 @@ class EntropyObserver(HistogramObserver):
         n_codes = self.qt.qmax - self.qt.qmin + 1
         return n_codes if self.data_min >= 0 and not self.symmetric else n_codes // 2
 
-    def clip_range(self):
+    def _clip_range(self):
         hist, levels = self.histogram.double().numpy().copy(), self._levels()
         hist[0] -= (
             self.n_zeros.item()

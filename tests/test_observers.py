@@ -251,3 +251,11 @@ def test_compare_observers_bad_input():
     from quantnb.observers import compare_observers
     with pytest.raises(ValueError, match='held_out is empty'): compare_observers([torch.randn(10)], held_out=[])
     with pytest.raises(ValueError, match='batches is empty'): compare_observers([])
+
+
+def test_clip_range_before_any_data_is_refused():
+    "Before data, min-max would give (inf, -inf) and the histogram searches (nan, nan): every observer refuses."
+    from quantnb.observers import OBSERVERS
+    for name, cls in OBSERVERS.items():
+        with pytest.raises(RuntimeError, match='observed no data'):
+            cls().clip_range()
