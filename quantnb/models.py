@@ -7,9 +7,8 @@ later notebook loads."""
 __all__ = ['ARCHS', 'RECIPE', 'SampleNet', 'SampleNetBN', 'train', 'train_valid_loaders', 'training_recipe', 'checkpoint_path',
            'load_checkpoint', 'pretrained', 'plot_history']
 
-# %% ../nbs/01b_models.ipynb #3f342120
+# %% ../nbs/01b_models.ipynb #63ff1998
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -27,10 +26,10 @@ from torch.utils.data import Subset
 
 import quantnb
 from .data import data_spec, iter_batches, tensor_dataset, tensor_loader
-from .core import atomic_write, cache_dir, check_int, check_model, check_seed, fast_mode, is_writable, progress
+from .core import (atomic_write_set, cache_dir, check_int, check_model, check_seed, fast_mode, is_writable,
+                          progress)
 from .measure import evaluate
 from .core import check_reiterable, file_lock
-
 
 # %% ../nbs/01b_models.ipynb #6303ce1e
 class SampleNet(nn.Module):
@@ -260,7 +259,7 @@ def checkpoint_path(recipe: dict) -> Path:
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir() / 'models' / f"{recipe['arch']}-{recipe['dataset']}-{key}.pt"
 
-# %% ../nbs/01b_models.ipynb #71fbdb30
+# %% ../nbs/01b_models.ipynb #ac263532
 def _hash_path(path):
     return path.with_name(path.name + '.sha256')
 
@@ -316,9 +315,8 @@ def load_checkpoint(
         return None
     if why := _shape_mismatch(ckpt['state_dict'], recipe['arch']):
         return _drop(path, f"does not fit {recipe['arch']} ({why})")
-    if not hash_file.exists():  # written before hashes were stored: checked above, record its hash now
-        with contextlib.suppress(OSError):
-            atomic_write(hash_file, lambda tmp: Path(tmp).write_text(digest))
+    if not hash_file.exists():  # a flipped bit would load as well: a file that cannot be verified is not used
+        return _drop(path, 'has no SHA-256 beside it, so it cannot be verified')
     return ckpt
 
 
@@ -344,10 +342,12 @@ def _train_checkpoint(recipe):
 
 
 def _save_checkpoint(ckpt, path):
-    "Write the checkpoint, then its SHA-256 beside it."
-    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    atomic_write(_hash_path(path), lambda tmp: Path(tmp).write_text(digest))
+    "Write the checkpoint and its SHA-256 beside it, as one set of files."
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
+    data = buffer.getvalue()
+    atomic_write_set({path: lambda tmp: Path(tmp).write_bytes(data),
+                      _hash_path(path): lambda tmp: Path(tmp).write_text(hashlib.sha256(data).hexdigest())})
     return ckpt
 
 
