@@ -7,13 +7,13 @@ checked against PyTorch's kernels code for code."""
 # %% auto #0
 __all__ = ['INT32_MIN', 'INT32_MAX', 'BIAS_STEPS', 'REQUANT_MODES', 'f32', 'fma_f32', 'check_codes', 'check_accumulator',
            'check_scale', 'check_w_scale', 'check_zero_point', 'check_w_zero_point', 'check_activation_scale',
-           'check_activation_zero_point', 'check_gemm_operands', 'check_bias', 'check_flag', 'near_half_bias',
-           'near_half_linear', 'bias_step_mismatches', 'fbgemm_bias_step', 'quantize_multiplier',
-           'saturating_rounding_doubling_high_mul', 'rounding_right_shift', 'quantized_bias', 'check_requant_args',
-           'requantize', 'float32_is_exact', 'exact_dtype', 'int_gemm', 'as_pair', 'conv_output_size',
-           'check_conv_geometry', 'im2col', 'conv_accumulator', 'int_max_pool2d', 'int_flatten']
+           'check_activation_zero_point', 'check_gemm_operands', 'check_bias', 'check_flag', 'quantize_multiplier',
+           'saturating_rounding_doubling_high_mul', 'rounding_right_shift', 'quantized_bias', 'near_half_bias',
+           'near_half_linear', 'bias_step_mismatches', 'fbgemm_bias_step', 'check_requant_args', 'requantize',
+           'float32_is_exact', 'exact_dtype', 'int_gemm', 'as_pair', 'conv_output_size', 'check_conv_geometry',
+           'im2col', 'conv_accumulator', 'int_max_pool2d', 'int_flatten']
 
-# %% ../nbs/05_requant.ipynb #0941c71d
+# %% ../nbs/05_requant.ipynb #ee656a60
 import functools
 import warnings
 
@@ -21,21 +21,23 @@ import torch
 import torch.ao.nn.quantized as nnq
 import torch.nn.functional as F
 
-from .core import check_int
+from .core import check_int, check_seed
 from .ptq import quantized_engine
 
 # %% ../nbs/05_requant.ipynb #a2d2b179
 INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
 
-# %% ../nbs/05_requant.ipynb #44ad396c
+# %% ../nbs/05_requant.ipynb #0780bb68
 def f32(v:float) -> torch.Tensor:
-    "A float32 scalar tensor: torch rounds each float32 operation on it as the CPU does (NaN, inf, underflow refused)."
+    "A finite float32 scalar tensor: torch rounds each float32 operation on it as the CPU does (NaN, inf refused)."
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f'v must be a Python int or float (float(v) converts a NumPy number), not {type(v).__name__}')
-    if v != v:
-        raise ValueError('v is NaN: a float32 step of the kernel needs a number')
+    if v != v or abs(v) == float('inf'):
+        raise ValueError(f'v is {"NaN" if v != v else v}: a float32 step of the kernel needs a finite number')
+    if abs(v) > 2**128:  # also an int too large for a Python float
+        raise ValueError('v is beyond float32\'s largest value, about 3.4e38: it overflows float32')
     as_float32 = torch.tensor(v, dtype=torch.float32)
-    if torch.isinf(as_float32) and abs(v) != float('inf'):
+    if torch.isinf(as_float32):
         raise ValueError(f'v={v} overflows float32')
     if as_float32 == 0 and v != 0:
         raise ValueError(f'v={v} underflows float32 to 0')
@@ -85,7 +87,7 @@ def _requant_fbgemm(acc, bias, x_scale, w_scale, scale, fma=True):
     rounded = torch.where(rounded.abs() < 2**31, rounded, -2**31)  # _mm256_cvtps_epi32: 0x80000000 beyond int32
     return rounded.clamp(-2**15, 2**15 - 1).long()  # _mm256_packs_epi32: int16 saturation before z_y is added
 
-# %% ../nbs/05_requant.ipynb #c566abfe
+# %% ../nbs/05_requant.ipynb #331a24f6
 # Reference: the argument checks that the functions below share.
 
 def _check_integer_tensor(t, name:str, what:str):
@@ -132,7 +134,7 @@ def check_w_scale(w_scale, N:int) -> torch.Tensor:
     if not (isinstance(w_scale, torch.Tensor) and w_scale.dim() == 1):
         return checked[0]
     if len(checked) != N:
-        raise ValueError(f'w_scale has {len(checked)} values for {N} output channels: pass a float (per tensor) '
+        raise ValueError(f'w_scale holds {len(checked)} scale(s) for {N} output channels: pass a float (per tensor) '
                          'or a 1-D tensor of one per channel')
     return checked
 
@@ -199,107 +201,6 @@ def check_flag(value, name):
     if not isinstance(value, bool):
         raise TypeError(f'{name} must be True or False, not {value!r}')
 
-# %% ../nbs/05_requant.ipynb #f4b6dee3
-def _check_accumulator_row(acc):
-    "Raise unless `acc` is one row (N,) of whole numbers within int32, in an integer or float tensor."
-    if not isinstance(acc, torch.Tensor) or acc.dim() != 1:
-        raise ValueError(f'acc must be one row, a 1-D tensor (N,), not {getattr(acc, "shape", type(acc).__name__)}')
-    whole = acc.double()
-    if acc.dtype == torch.bool or not (torch.isfinite(whole).all() and (whole == whole.round()).all()):
-        raise ValueError('acc must hold whole numbers (an integer or float tensor of them): the exact accumulator')
-    if ((whole < INT32_MIN) | (whole > INT32_MAX)).any():
-        raise ValueError("acc holds values beyond int32: no kernel's int32 accumulator reaches them")
-
-# %% ../nbs/05_requant.ipynb #f629dfb7
-def _check_near_half(bias, acc, x_scale, w_scale, scale, half_codes):
-    "Raise unless the float32 `bias` is finite and puts each real output within 2^-12 of a code of its half-code."
-    if not torch.isfinite(bias).all():
-        raise ValueError('the bias overflows float32: the scales or the accumulator are too large for a float32 bias')
-    real = (acc.double() * x_scale * w_scale + bias.double()) / scale  # in steps of the output scale
-    off = (real - half_codes).abs().max().item() if len(real) else 0.0
-    if off > 2**-12:
-        raise ValueError(f'in float32 the bias puts an output {off:.2g} of a step from its half-code (more than '
-                         '2^-12): float32 cannot hold the nudge for half-codes this far out; lower spread')
-
-# %% ../nbs/05_requant.ipynb #50464630
-def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q_x - z_x)(q_w - z_w), within int32
-                   x_scale:float, w_scale, scale:float, # input, weight (a float or (N,)) and output scales
-                   generator:torch.Generator, # the random half-codes and nudges
-                   spread:int=100 # half-codes drawn from -spread+0.5 .. spread-0.5
-                  ) -> torch.Tensor: # float32 bias (N,)
-    "A float32 bias that puts each real output of `acc` within 2^-17 of a random half-code (2^-12 after float32)."
-    _check_accumulator_row(acc)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f'generator must be a torch.Generator (seeded, for a reproducible bias), '
-                        f'not {type(generator).__name__}')
-    check_activation_scale(x_scale, 'x_scale')
-    check_activation_scale(scale, 'scale')
-    w_scale = check_w_scale(w_scale, len(acc))
-    check_int(spread, 'spread')
-    half_codes = torch.randint(-spread, spread, (len(acc),), generator=generator) + 0.5
-    nudge = (torch.rand(len(acc), generator=generator, dtype=torch.float64) - 0.5) * 2**-16
-    bias = ((half_codes + nudge) * scale - acc.double() * x_scale * w_scale).float()
-    _check_near_half(bias, acc, x_scale, w_scale, scale, half_codes)
-    return bias
-
-# %% ../nbs/05_requant.ipynb #884bbbca
-def _near_half_weight(generator:torch.Generator, per_channel:bool) -> tuple: # (quantized weight (512, 64), w_scale)
-    "Random int8 weight codes, symmetric, with random scales per channel or the scale 0.004 per tensor."
-    q_w = torch.randint(-127, 128, (512, 64), generator=generator).to(torch.int8)
-    if not per_channel:
-        return torch._make_per_tensor_quantized_tensor(q_w, 0.004, 0), 0.004
-    w_scale = torch.rand(512, dtype=torch.float64, generator=generator) * 0.01 + 1e-3
-    return torch._make_per_channel_quantized_tensor(q_w, w_scale, torch.zeros(512, dtype=torch.long), 0), w_scale
-
-# %% ../nbs/05_requant.ipynb #7e927275
-def near_half_linear(per_channel:bool, # one weight scale per output channel, or one for the tensor
-                     seed:int=0 # seeds the codes, the scales and the bias
-                    ) -> tuple: # (layer, quantized input row, requantize's arguments for that row as a dict)
-    "A 512-output Linear packed for fbgemm whose bias puts every output of its input row next to a half-code."
-    generator = torch.Generator().manual_seed(seed)
-    x_scale, x_zero_point, scale, zero_point = 0.02, 3, 0.05, 100
-    q_x = torch.randint(0, 128, (1, 64), generator=generator).to(torch.uint8)
-    weight, w_scale = _near_half_weight(generator, per_channel)
-    acc = (q_x.long() - x_zero_point) @ weight.int_repr().long().T  # exact in int64; the weights' zero point is 0
-    with quantized_engine('fbgemm'):
-        layer = nnq.Linear(64, 512)
-        layer.set_weight_bias(weight, near_half_bias(acc[0], x_scale, w_scale, scale, generator))
-    layer.scale, layer.zero_point = scale, zero_point
-    args = dict(acc=acc, bias=layer.bias(), x_scale=x_scale, w_scale=w_scale, scale=scale, zero_point=zero_point)
-    return layer, torch._make_per_tensor_quantized_tensor(q_x, x_scale, x_zero_point), args
-
-# %% ../nbs/05_requant.ipynb #811ceda2
-BIAS_STEPS = ('fma', 'product, then sum')
-
-# %% ../nbs/05_requant.ipynb #c50cef25
-def bias_step_mismatches() -> dict: # {bias step: how many of the 512 codes differ from PyTorch's}
-    "Each per-tensor bias step of fbgemm, applied to `near_half_linear`'s layer, against this PyTorch's codes."
-    layer, x, args = near_half_linear(per_channel=False)
-    reference = layer(x).int_repr().long()
-    w_scale = check_w_scale(args['w_scale'], layer.out_features)
-    mismatches = {}
-    for step in BIAS_STEPS:
-        y = _requant_fbgemm(args['acc'], args['bias'], args['x_scale'], w_scale, args['scale'], fma=step == 'fma')
-        mismatches[step] = ((y + args['zero_point']).clamp(0, 255) != reference).sum().item()
-    return mismatches
-
-# %% ../nbs/05_requant.ipynb #a84a5b8a
-@functools.cache
-def fbgemm_bias_step() -> str | None: # 'fma' or 'product, then sum'; None without fbgemm, or if neither fits
-    "The per-tensor bias step of this PyTorch's fbgemm, told apart on outputs next to half-codes (run once, cached)."
-    if 'fbgemm' not in torch.backends.quantized.supported_engines:
-        return None
-    with warnings.catch_warnings():  # PyTorch's notices that quantized tensors are deprecated: not the caller's
-        warnings.filterwarnings('ignore', message='.*deprecated')
-        mismatches = bias_step_mismatches()
-    exact = [step for step, wrong in mismatches.items() if wrong == 0]
-    if len(exact) != 1:
-        warnings.warn(f"no single per-tensor bias step gives this PyTorch's fbgemm codes (codes wrong of 512: "
-                      f"{mismatches}): requantize adds the bias with one FMA, and codes next to a half-code can be "
-                      "one off", stacklevel=2)
-        return None
-    return exact[0]
-
 # %% ../nbs/05_requant.ipynb #a57d5638
 def _check_multiplier(M) -> torch.Tensor:
     "M as a float64 tensor, refused unless every value is finite and in (0, 1)."
@@ -316,10 +217,10 @@ def _check_multiplier(M) -> torch.Tensor:
                          'than input scale × weight scale); use requant="float"')
     return M
 
-# %% ../nbs/05_requant.ipynb #4137a11b
+# %% ../nbs/05_requant.ipynb #11ee9002
 def quantize_multiplier(M # s_x·s_w/s_y in (0, 1): a float, or a float tensor with one per output channel
                        ) -> tuple: # `(m0, shift)` int64 tensors: M ≈ m0 · 2^-31 · 2^-shift, m0 in [2^30, 2^31)
-    "TFLite's `QuantizeMultiplier` for M < 1: a Q31 mantissa `m0` and a right shift (M < 2^-32: m0 = 0)."
+    "TFLite's `QuantizeMultiplier` for M < 1: a Q31 mantissa `m0` and a right shift (shift > 31: m0 = 0)."
     M = _check_multiplier(M)
     mantissa, exponent = torch.frexp(M)  # M = mantissa · 2^exponent, mantissa in [0.5, 1)
     m0 = torch.floor(mantissa * 2**31 + 0.5).long()  # std::round: ties away from zero (M > 0)
@@ -408,14 +309,121 @@ def quantized_bias(bias:torch.Tensor, # float bias (N,)
                          "or enlarge that channel's weight scale as TFLite's converter does")
     return steps.long()
 
-# %% ../nbs/05_requant.ipynb #cdd8fa7d
+# %% ../nbs/05_requant.ipynb #2a0c25c8
 def _requant_integer(acc, bias, x_scale, w_scale, scale):
-    "gemmlowp/TFLite: bias in int32, then (acc · m0) >> (31 + shift), every rounding in integers."
+    "Integer-only: bias in int32 (quantized_bias), then gemmlowp's (acc · m0) >> (31 + shift), in integers."
     m0, shift = quantize_multiplier(x_scale * w_scale / scale)
     if bias is not None:
         acc = acc + quantized_bias(bias, x_scale, w_scale)
     high = saturating_rounding_doubling_high_mul(acc.clamp(INT32_MIN, INT32_MAX), m0)
     return rounding_right_shift(high, shift)
+
+# %% ../nbs/05_requant.ipynb #64cc3804
+def _check_accumulator_row(acc):
+    "Raise unless `acc` is one row (N,) of whole numbers within int32, in an integer or real float tensor."
+    if not isinstance(acc, torch.Tensor):
+        raise TypeError(f'acc must be a 1-D tensor (N,), not {type(acc).__name__}')
+    if acc.dtype == torch.bool or acc.is_complex() or acc.is_quantized:
+        raise TypeError(f'acc must hold whole numbers (integer, or float as an exact float64 product), not {acc.dtype}')
+    if acc.dim() != 1:
+        raise ValueError(f'acc must be one row, a 1-D tensor (N,), not shape {tuple(acc.shape)}')
+    whole = acc.double()
+    if not (torch.isfinite(whole).all() and (whole == whole.round()).all()):
+        raise ValueError('acc must hold whole numbers (an integer or float tensor of them): the exact accumulator')
+    if ((whole < INT32_MIN) | (whole > INT32_MAX)).any():
+        raise ValueError("acc holds values beyond int32: no kernel's int32 accumulator reaches them")
+
+# %% ../nbs/05_requant.ipynb #f629dfb7
+def _check_near_half(bias, acc, x_scale, w_scale, scale, half_codes):
+    "Raise unless the float32 `bias` is finite and puts each real output within 2^-12 of a code of its half-code."
+    if not torch.isfinite(bias).all():
+        raise ValueError('the bias overflows float32: the scales or the accumulator are too large for a float32 bias')
+    real = (acc.double() * x_scale * w_scale + bias.double()) / scale  # in steps of the output scale
+    off = (real - half_codes).abs().max().item() if len(real) else 0.0
+    if off > 2**-12:
+        raise ValueError(f'in float32 the bias puts an output {off:.2g} of a step from its half-code (more than '
+                         '2^-12): float32 cannot hold the nudge for half-codes this far out; lower spread')
+
+# %% ../nbs/05_requant.ipynb #50464630
+def near_half_bias(acc:torch.Tensor, # exact accumulator of one row, (N,): Σ (q_x - z_x)(q_w - z_w), within int32
+                   x_scale:float, w_scale, scale:float, # input, weight (a float or (N,)) and output scales
+                   generator:torch.Generator, # the random half-codes and nudges
+                   spread:int=100 # half-codes drawn from -spread+0.5 .. spread-0.5
+                  ) -> torch.Tensor: # float32 bias (N,)
+    "A float32 bias that puts each real output of `acc` within 2^-17 of a random half-code (2^-12 after float32)."
+    _check_accumulator_row(acc)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f'generator must be a torch.Generator (seeded, for a reproducible bias), '
+                        f'not {type(generator).__name__}')
+    check_activation_scale(x_scale, 'x_scale')
+    check_activation_scale(scale, 'scale')
+    w_scale = check_w_scale(w_scale, len(acc))
+    check_int(spread, 'spread')
+    half_codes = torch.randint(-spread, spread, (len(acc),), generator=generator) + 0.5
+    nudge = (torch.rand(len(acc), generator=generator, dtype=torch.float64) - 0.5) * 2**-16
+    bias = ((half_codes + nudge) * scale - acc.double() * x_scale * w_scale).float()
+    _check_near_half(bias, acc, x_scale, w_scale, scale, half_codes)
+    return bias
+
+# %% ../nbs/05_requant.ipynb #884bbbca
+def _near_half_weight(generator:torch.Generator, per_channel:bool) -> tuple: # (quantized weight (512, 64), w_scale)
+    "Random int8 weight codes, symmetric, with random scales per channel or the scale 0.004 per tensor."
+    q_w = torch.randint(-127, 128, (512, 64), generator=generator).to(torch.int8)
+    if not per_channel:
+        return torch._make_per_tensor_quantized_tensor(q_w, 0.004, 0), 0.004
+    w_scale = torch.rand(512, dtype=torch.float64, generator=generator) * 0.01 + 1e-3
+    return torch._make_per_channel_quantized_tensor(q_w, w_scale, torch.zeros(512, dtype=torch.long), 0), w_scale
+
+# %% ../nbs/05_requant.ipynb #a0a06168
+def near_half_linear(per_channel:bool, # one weight scale per output channel, or one for the tensor
+                     seed:int=0 # seeds the codes, the scales and the bias
+                    ) -> tuple: # (layer, quantized input row, requantize's arguments for that row as a dict)
+    "A 512-output Linear packed for fbgemm whose bias puts every output of its input row next to a half-code."
+    check_flag(per_channel, 'per_channel')
+    check_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    x_scale, x_zero_point, scale, zero_point = 0.02, 3, 0.05, 100
+    q_x = torch.randint(0, 128, (1, 64), generator=generator).to(torch.uint8)
+    weight, w_scale = _near_half_weight(generator, per_channel)
+    acc = (q_x.long() - x_zero_point) @ weight.int_repr().long().T  # exact in int64; the weights' zero point is 0
+    with quantized_engine('fbgemm'):
+        layer = nnq.Linear(64, 512)
+        layer.set_weight_bias(weight, near_half_bias(acc[0], x_scale, w_scale, scale, generator))
+    layer.scale, layer.zero_point = scale, zero_point
+    args = dict(acc=acc, bias=layer.bias(), x_scale=x_scale, w_scale=w_scale, scale=scale, zero_point=zero_point)
+    return layer, torch._make_per_tensor_quantized_tensor(q_x, x_scale, x_zero_point), args
+
+# %% ../nbs/05_requant.ipynb #811ceda2
+BIAS_STEPS = ('fma', 'product, then sum')
+
+# %% ../nbs/05_requant.ipynb #c50cef25
+def bias_step_mismatches() -> dict: # {bias step: how many of the 512 codes differ from PyTorch's}
+    "Each per-tensor bias step of fbgemm, applied to `near_half_linear`'s layer, against this PyTorch's codes."
+    layer, x, args = near_half_linear(per_channel=False)
+    reference = layer(x).int_repr().long()
+    w_scale = check_w_scale(args['w_scale'], layer.out_features)
+    mismatches = {}
+    for step in BIAS_STEPS:
+        y = _requant_fbgemm(args['acc'], args['bias'], args['x_scale'], w_scale, args['scale'], fma=step == 'fma')
+        mismatches[step] = ((y + args['zero_point']).clamp(0, 255) != reference).sum().item()
+    return mismatches
+
+# %% ../nbs/05_requant.ipynb #a84a5b8a
+@functools.cache
+def fbgemm_bias_step() -> str | None: # 'fma' or 'product, then sum'; None without fbgemm, or if neither fits
+    "The per-tensor bias step of this PyTorch's fbgemm, told apart on outputs next to half-codes (run once, cached)."
+    if 'fbgemm' not in torch.backends.quantized.supported_engines:
+        return None
+    with warnings.catch_warnings():  # PyTorch's notices that quantized tensors are deprecated: not the caller's
+        warnings.filterwarnings('ignore', message='.*deprecated')
+        mismatches = bias_step_mismatches()
+    exact = [step for step, wrong in mismatches.items() if wrong == 0]
+    if len(exact) != 1:
+        warnings.warn(f"no single per-tensor bias step gives this PyTorch's fbgemm codes (codes wrong of 512: "
+                      f"{mismatches}): requantize adds the bias with one FMA, and codes next to a half-code can be "
+                      "one off", stacklevel=2)
+        return None
+    return exact[0]
 
 # %% ../nbs/05_requant.ipynb #4950a8e0
 REQUANT_MODES = ('float', 'integer')
@@ -622,10 +630,17 @@ def int_max_pool2d(q:torch.Tensor, # integer codes (B, C, H, W)
     x = F.pad(q, (pw, pw, ph, ph), value=lowest) if ph or pw else q
     return x.unfold(2, kh, sh).unfold(3, kw, sw).amax((-2, -1))
 
-# %% ../nbs/05_requant.ipynb #e677d295
+# %% ../nbs/05_requant.ipynb #71a6e3a7
 def int_flatten(q:torch.Tensor, start_dim:int=1, end_dim:int=-1) -> torch.Tensor:
     "Flatten codes: a reshape, the qparams do not change."
     check_codes(q, 'q', INT32_MIN, INT32_MAX)
     if q.dim() < 2:
         raise ValueError(f'q must hold a batch dimension and more, got shape {tuple(q.shape)}')
+    for name, dim in (('start_dim', start_dim), ('end_dim', end_dim)):
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f'{name} must be an int, not {type(dim).__name__}')
+        if not -q.dim() <= dim < q.dim():
+            raise ValueError(f'{name}={dim} is outside -{q.dim()}..{q.dim() - 1}, the dimensions of q')
+    if start_dim % q.dim() > end_dim % q.dim():
+        raise ValueError(f'start_dim={start_dim} comes after end_dim={end_dim}')
     return q.flatten(start_dim, end_dim)

@@ -9,7 +9,9 @@ from quantnb.requant import (
     check_codes,
     check_scale,
     f32,
+    int_flatten,
     near_half_bias,
+    near_half_linear,
     requantize,
     rounding_right_shift,
     saturating_rounding_doubling_high_mul,
@@ -28,7 +30,7 @@ ROW = torch.tensor([1000, -2000, 3000])
     (lambda: near_half_bias(torch.tensor([2**40]), 0.02, 0.004, 0.05, _gen()), ValueError, 'int32'),
     (lambda: near_half_bias(torch.tensor([-2.0**31 - 1], dtype=torch.float64), 0.02, 0.004, 0.05, _gen()),
      ValueError, 'int32'),
-    (lambda: near_half_bias(ROW, 0.02, torch.tensor([0.004]), 0.05, _gen()), ValueError, '1 values for 3'),
+    (lambda: near_half_bias(ROW, 0.02, torch.tensor([0.004]), 0.05, _gen()), ValueError, r'1 scale\(s\) for 3'),
     (lambda: near_half_bias(ROW, 0.02, 0.004, 0.05, 0), TypeError, 'torch.Generator'),
     (lambda: near_half_bias(ROW, 0.02, 0.004, 0.05, _gen(), spread=0), ValueError, 'spread'),
     (lambda: saturating_rounding_doubling_high_mul(torch.tensor([1, 2]), torch.tensor([[1], [2]])), ValueError,
@@ -73,3 +75,30 @@ def test_the_high_multiply_and_shift_still_take_one_value_or_one_per_channel():
     assert per_channel.tolist() == [[2**29, 2], [-2**29, 3]]
     assert rounding_right_shift(acc, torch.tensor([0, 1])).tolist() == [[2**30, 3], [-2**30, 5]]
     assert requantize(acc, None, 0.5, torch.tensor([1.0, 0.5]), 1.0, 0, requant='integer').shape == acc.shape
+
+
+@pytest.mark.parametrize('call,error,match', [
+    (lambda: f32(float('inf')), ValueError, 'finite'),
+    (lambda: f32(-float('inf')), ValueError, 'finite'),
+    (lambda: f32(10**400), ValueError, 'overflows float32'),
+    (lambda: near_half_linear('no'), TypeError, 'per_channel'),
+    (lambda: near_half_linear(None), TypeError, 'per_channel'),
+    (lambda: near_half_linear(False, seed=0.5), TypeError, 'seed'),
+    (lambda: near_half_bias(ROW.to(torch.complex64), 0.02, 0.004, 0.05, _gen()), TypeError, 'complex'),
+    (lambda: near_half_bias(torch.tensor([True, False]), 0.02, 0.004, 0.05, _gen()), TypeError, 'bool'),
+    (lambda: near_half_bias(torch.quantize_per_tensor(torch.ones(3), 1.0, 0, torch.qint32), 0.02, 0.004, 0.05,
+                            _gen()), TypeError, 'qint32'),
+    (lambda: near_half_bias([1, 2], 0.02, 0.004, 0.05, _gen()), TypeError, 'list'),
+    (lambda: int_flatten(torch.zeros(2, 3, 4, dtype=torch.long), start_dim=3), ValueError, 'start_dim=3'),
+    (lambda: int_flatten(torch.zeros(2, 3, 4, dtype=torch.long), end_dim=1.0), TypeError, 'end_dim'),
+    (lambda: int_flatten(torch.zeros(2, 3, 4, dtype=torch.long), start_dim=2, end_dim=1), ValueError, 'comes after'),
+], ids=lambda v: v if isinstance(v, str) else '')
+def test_more_bad_input_is_refused_by_name(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_int_flatten_keeps_pytorch_flatten_on_valid_dims():
+    q = torch.arange(24).reshape(2, 3, 4)
+    for start, end in [(1, -1), (0, 1), (-2, -1), (0, 2)]:
+        assert torch.equal(int_flatten(q, start, end), q.flatten(start, end))
