@@ -43,13 +43,13 @@ from quantnb.x86 import (
     saturating_gemm,
 )
 
-# %% ../nbs/05b_integer.ipynb #3d38e161
+# %% ../nbs/05b_integer.ipynb #cfab108e
 _SUPPORTED = ('quantized Conv2d/Linear (with fused ReLU), Quantize/DeQuantize stubs, MaxPool2d, Flatten, ReLU, '
               'Dropout and Identity')
 
 class QCodes:
-    "Integer codes with per-tensor qparams: what flows between the layers of an `IntegerModel` (plain uint8)."
-    def __init__(self, codes:torch.Tensor, # uint8 codes
+    "Codes 0…255 with their per-tensor scale and zero point: what flows between the layers of an `IntegerModel`."
+    def __init__(self, codes:torch.Tensor, # codes 0…255: uint8, or any integer dtype
                  scale:float, # the real value of one step
                  zero_point:int # the code of 0.0
                 ):
@@ -168,7 +168,22 @@ def _conv_geometry(module) -> dict|None:
         raise ValueError(f'{module}: only groups=1 and zero padding are supported')
     return dict(stride=module.stride, padding=module.padding, dilation=module.dilation)
 
-# %% ../nbs/05b_integer.ipynb #628e2198
+# %% ../nbs/05b_integer.ipynb #a8d85b2b
+def _op_name(module) -> str:
+    "'conv' for a quantized Conv2d, 'linear' for a quantized Linear (fused ReLU included)."
+    return 'conv' if isinstance(module, nnq.Conv2d) else 'linear'
+
+# %% ../nbs/05b_integer.ipynb #8c112c19
+def _check_layer_input(x, linear:bool):
+    "QCodes, with a batch dimension for a Linear (PyTorch's quantized Linear refuses 1-D input too)."
+    if not isinstance(x, QCodes):
+        raise TypeError(f'an IntLayer takes QCodes (codes with their scale and zero point), '
+                        f'not {type(x).__name__}: wrap codes as QCodes(codes, scale, zero_point)')
+    if linear and x.codes.dim() < 2:
+        raise ValueError(f'x has shape {tuple(x.shape)}: a quantized Linear takes (batch, in_features) or more '
+                         'dimensions, as PyTorch\'s does; add a batch dimension')
+
+# %% ../nbs/05b_integer.ipynb #ee321257
 class IntLayer(nn.Module):
     "A quantized Conv2d/Linear of a converted model, run by `int_conv2d`/`int_linear` on its integer codes."
     def __init__(self, module, # a statically quantized Conv2d/Linear (fused ReLU included)
@@ -195,9 +210,7 @@ class IntLayer(nn.Module):
 
     def forward(self, x:QCodes) -> QCodes:
         "The layer's output codes, with its output scale and zero point."
-        if not isinstance(x, QCodes):
-            raise TypeError(f'an IntLayer takes QCodes (codes with their scale and zero point), '
-                            f'not {type(x).__name__}: wrap codes as QCodes(codes, scale, zero_point)')
+        _check_layer_input(x, linear=self.conv is None)
         if self.requant == 'fakequant':
             return self._fake_quant(x)
         args = (x.codes, x.scale, x.zero_point, self.q_w, self.w_scale, self.w_zero_point, self.bias,
@@ -212,7 +225,7 @@ class IntLayer(nn.Module):
     def extra_repr(self):
         return f'kernel={self.kernel!r}, requant={self.requant!r}, saturate_int16={self.saturate_int16}'
 
-# %% ../nbs/05b_integer.ipynb #55790cc1
+# %% ../nbs/05b_integer.ipynb #313cb3e0
 class _CodesFunction(nn.Module):
     "A module that applies `fn` to what flows between layers: codes, or the float input and output at the ends."
     def __init__(self, fn, name):
@@ -227,10 +240,13 @@ class _CodesFunction(nn.Module):
 
 def _on_codes(fn, name, module) -> _CodesFunction:
     "Map codes with `fn(codes, qcodes)`, keeping the qparams; a float tensor (after the DeQuantStub) goes to `module`."
-    return _CodesFunction(lambda x: QCodes(fn(x.codes, x), x.scale, x.zero_point) if isinstance(x, QCodes)
-                          else module(x), name)
+    def apply(x):
+        if not isinstance(x, QCodes):
+            return module(x)
+        return QCodes(fn(x.codes, x), x.scale, x.zero_point)
+    return _CodesFunction(apply, name)
 
-# %% ../nbs/05b_integer.ipynb #8be80713
+# %% ../nbs/05b_integer.ipynb #8312fb9d
 def _quantize_stub(m:nnq.Quantize) -> _CodesFunction:
     "The quantize stub as `quantize_codes` with its scale and zero point."
     scale, zero_point = float(m.scale), int(m.zero_point)
@@ -241,9 +257,9 @@ def _max_pool(m:nn.MaxPool2d) -> _CodesFunction:
     "Max pooling on the codes."
     if m.dilation not in (1, (1, 1)) or m.ceil_mode or m.return_indices:
         raise ValueError(f'{m}: only dilation=1, ceil_mode=False and return_indices=False are supported')
-    return _on_codes(lambda q, x: int_max_pool2d(q, m.kernel_size, m.stride, m.padding), repr(m), m)
+    return _on_codes(lambda codes, qcodes: int_max_pool2d(codes, m.kernel_size, m.stride, m.padding), repr(m), m)
 
-# %% ../nbs/05b_integer.ipynb #44bd1035
+# %% ../nbs/05b_integer.ipynb #d17942eb
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, tq.QuantWrapper)
 
 class _Unsupported(Exception):
@@ -260,13 +276,14 @@ def _replacement(m:nn.Module, requant, saturate_int16, kernel):
     if type(m) is nn.MaxPool2d:  # exact types: a subclass (nn.ReLU6 of nn.ReLU) computes something else
         return _max_pool(m)
     if type(m) is nn.Flatten:
-        return _on_codes(lambda q, x: int_flatten(q, m.start_dim, m.end_dim), repr(m), m)
+        return _on_codes(lambda codes, qcodes: int_flatten(codes, m.start_dim, m.end_dim), repr(m), m)
     if type(m) is nn.ReLU:
-        return _on_codes(lambda q, x: q.clamp(min=x.zero_point), 'relu: clamp at the zero point', m)
+        return _on_codes(lambda codes, qcodes: codes.clamp(min=qcodes.zero_point), 'relu: clamp at the zero point', m)
     if type(m) in (nn.Dropout, nnq.Dropout, nn.Identity):  # nnq.Dropout: the converted one, also the identity
         return nn.Identity()
-    if type(m) in _CONTAINERS or not type(m).__module__.startswith('torch.'):
-        return None  # a container, or a user's model: its forward is kept
+    users_own = not type(m).__module__.startswith('torch.')
+    if type(m) in _CONTAINERS or (users_own and any(True for _ in m.children())):
+        return None  # a container, or a user's module holding others: its children are converted, its forward kept
     raise _Unsupported(m)
 
 # %% ../nbs/05b_integer.ipynb #8edd2c58
@@ -300,7 +317,7 @@ def _check_whole_model(model):
         raise TypeError('model is prepared, not converted (it still has observers): convert it first, '
                         'e.g. with PTQProcessor().static_quantization')
 
-# %% ../nbs/05b_integer.ipynb #01286b9b
+# %% ../nbs/05b_integer.ipynb #c316a387
 class IntegerModel(nn.Module):
     "A model converted by eager static quantization, run on quantnb's integer kernels: float in, float out."
     def __init__(self, model:nn.Module # a model whose layers are already integer: use `from_quantized`
@@ -331,8 +348,9 @@ class IntegerModel(nn.Module):
         model = copy.deepcopy(model).eval()
         unsupported = _swap_modules(model, requant, saturate_int16, kernels)
         if unsupported:
-            raise ValueError(f'IntegerModel supports {_SUPPORTED}; the model also has: {", ".join(unsupported)}. '
-                             'Convert with eager static quantization, or replace those modules')
+            raise ValueError(f'IntegerModel supports {_SUPPORTED}, and containers; the model also has: '
+                             f'{", ".join(unsupported)}. Convert with eager static quantization, or replace those '
+                             'modules (a class of your own counts as a container only if it holds other modules)')
         if not any(isinstance(m, IntLayer) for m in model.modules()):
             raise ValueError('model has no statically quantized Conv2d or Linear: '
                              'pass a model converted by static quantization')
@@ -349,17 +367,23 @@ def static_layers(model) -> dict:
                          'pass a model converted by static quantization')
     return layers
 
-# %% ../nbs/05b_integer.ipynb #7a77e01f
+# %% ../nbs/05b_integer.ipynb #10941a02
 def _check_image_batch(images):
-    "One non-empty, finite batch of float images."
+    "One float32 batch of images without NaN (infinities and an empty batch are taken, as PyTorch's model takes them)."
     if isinstance(images, (tuple, list)):
         raise TypeError(f'images must be one batch tensor, not a {type(images).__name__}: '
                         'pass images, not (images, labels) or [images]')
     if not isinstance(images, torch.Tensor) or images.dtype != torch.float32:
         raise TypeError(f'images must be a float32 tensor (what a quantized model takes), '
                         f'not {getattr(images, "dtype", type(images).__name__)}')
-    if not images.numel() or not torch.isfinite(images).all():
-        raise ValueError('images must be a non-empty, finite batch')
+    if torch.isnan(images).any():
+        raise ValueError("images holds NaN: it has no code (PyTorch's kernels give it an arbitrary one); "
+                         'clean the input first')
+
+# %% ../nbs/05b_integer.ipynb #75925331
+def _largest(t:torch.Tensor) -> int|float:
+    "The largest value of `t` (differences or codes, all >= 0); 0 for an empty `t`."
+    return t.max().item() if t.numel() else 0
 
 # %% ../nbs/05b_integer.ipynb #f37a6bee
 @torch.no_grad()
@@ -385,25 +409,25 @@ def layer_inputs(model, # converted by eager static quantization
             h.remove()
     return {name: (layers[name], x) for name, x in inputs.items()}
 
-# %% ../nbs/05b_integer.ipynb #41314542
-def _both_orders(module, layer:IntLayer) -> tuple|None:
+# %% ../nbs/05b_integer.ipynb #4b904abd
+def _both_orders(module, layer_twin:IntLayer) -> tuple|None:
     "Twins of a oneDNN layer with each of oneDNN's two orders; None for an fbgemm layer (one order)."
-    if layer.kernel == 'fbgemm':
+    if layer_twin.kernel == 'fbgemm':
         return None
-    return tuple(IntLayer(module, layer.requant, layer.saturate_int16, k) for k in ('onednn', 'onednn-combined'))
+    return tuple(IntLayer(module, layer_twin.requant, layer_twin.saturate_int16, k)
+                 for k in ('onednn', 'onednn-combined'))
 
-def _new_parity_row(name, module, twin) -> dict:
+def _new_parity_row(name, module, layer_twin:IntLayer) -> dict:
     "A row of zero counts for one layer."
-    op = 'conv' if isinstance(module, nnq.Conv2d) else 'linear'
-    return dict(layer=name, op=op, kernel=twin.kernel, saturate_int16=twin.saturate_int16, outputs=0, equal=0,
-                max_diff=0, onednn_equal=0, onednn_combined_equal=0, either_equal=0)
+    return dict(layer=name, op=_op_name(module), kernel=layer_twin.kernel, saturate_int16=layer_twin.saturate_int16,
+                outputs=0, equal=0, max_diff=0, onednn_equal=0, onednn_combined_equal=0, either_equal=0)
 
-# %% ../nbs/05b_integer.ipynb #d0723274
+# %% ../nbs/05b_integer.ipynb #d3d9a0c3
 def _parity_counts(row, ours, orders, reference):
     "Add one batch's codes of one layer to its running counts."
     row['outputs'] += reference.numel()
     row['equal'] += (ours == reference).sum().item()
-    row['max_diff'] = max(row['max_diff'], (ours.int() - reference.int()).abs().max().item())
+    row['max_diff'] = max(row['max_diff'], _largest((ours.int() - reference.int()).abs()))
     if orders is not None:
         sequential, combined = (codes == reference for codes in orders)
         row['onednn_equal'] += sequential.sum().item()
@@ -416,7 +440,7 @@ def _is_one_batch(batches) -> bool:
     tensors = pair and all(isinstance(t, torch.Tensor) for t in batches)
     return tensors and batches[1].dim() == 1 and batches[0].dim() > 1
 
-# %% ../nbs/05b_integer.ipynb #5d1c36c1
+# %% ../nbs/05b_integer.ipynb #c0d1298c
 @torch.no_grad()
 def library_parity(model:nn.Module, # converted by eager static quantization
                    batches # an iterable of (images, labels) batches, or of image tensors
@@ -429,9 +453,9 @@ def library_parity(model:nn.Module, # converted by eager static quantization
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         for name, (m, x) in layer_inputs(model, images).items():
             if name not in twins:
-                twin = IntLayer(m)
-                twins[name] = (twin, _both_orders(m, twin))
-                stats[name] = _new_parity_row(name, m, twin)
+                layer_twin = IntLayer(m)
+                twins[name] = (layer_twin, _both_orders(m, layer_twin))
+                stats[name] = _new_parity_row(name, m, layer_twin)
             ours, orders = twins[name]
             codes = QCodes.of(x)
             order_codes = None if orders is None else tuple(o(codes).codes for o in orders)
@@ -454,7 +478,7 @@ def _fake_quant(self:IntLayer, x:QCodes) -> QCodes:
         y = F.linear(x.dequantize(), w, self.bias)
     return quantize_codes(y.relu() if self.relu else y, self.scale, self.zero_point)
 
-# %% ../nbs/05b_integer.ipynb #402bb2f9
+# %% ../nbs/05b_integer.ipynb #02c44dda
 @torch.no_grad()
 def parity_report(model:nn.Module, # converted by eager static quantization
                   images:torch.Tensor, # one batch of inputs
@@ -467,13 +491,12 @@ def parity_report(model:nn.Module, # converted by eager static quantization
         reference = m(x).int_repr().int()
         codes = QCodes.of(x)
         layer_kernel = kernel or default_kernel(m)
-        op = 'conv' if isinstance(m, nnq.Conv2d) else 'linear'
-        row = dict(layer=name, op=op, kernel=layer_kernel, outputs=reference.numel())
+        row = dict(layer=name, op=_op_name(m), kernel=layer_kernel, outputs=reference.numel())
         for mode in ('fakequant', 'float', 'integer'):
             saturate = False if mode == 'fakequant' else saturate_int16
             diff = (IntLayer(m, mode, saturate, layer_kernel)(codes).codes.int() - reference).abs()
             row[f'{mode}_equal'] = (diff == 0).sum().item()
-            row[f'{mode}_max_diff'] = diff.max().item()
+            row[f'{mode}_max_diff'] = _largest(diff)
         rows.append(row)
     return rows
 
@@ -511,7 +534,7 @@ def _accumulators(module, x) -> tuple:
     exact = int_gemm(rows, x_zero_point, q_w, w_zero_point)
     return exact, *saturating_gemm(rows, x_zero_point, q_w, w_zero_point)  # oneDNN pairs a matmul alike
 
-# %% ../nbs/05b_integer.ipynb #627ec3e6
+# %% ../nbs/05b_integer.ipynb #5442c9c6
 def _saturation_row(name:str, module, x) -> dict:
     "Pair sums one layer's library would saturate without VNNI, the outputs that changes, and the accumulator's SQNR."
     exact, acc, saturated = _accumulators(module, x)
@@ -519,7 +542,7 @@ def _saturation_row(name:str, module, x) -> dict:
     signal = ((exact * w_scale) ** 2).sum().item()
     noise = (((acc - exact) * w_scale) ** 2).sum().item()
     sqnr_db = 10 * math.log10(signal / noise) if noise else math.inf
-    return dict(layer=name, library=packed_library(module), max_input_code=x.int_repr().max().item(),
+    return dict(layer=name, library=packed_library(module), max_input_code=_largest(x.int_repr()),
                 accumulators=exact.numel(), saturated_pairs=saturated,
                 accumulators_changed=(acc != exact).sum().item(), accumulator_sqnr_db=sqnr_db)
 
@@ -530,7 +553,7 @@ def saturation_report(model:nn.Module, # converted by eager static quantization 
     "Per quantized Conv2d/Linear on `images`: int16 pair sums a CPU without VNNI would saturate; accumulator SQNR."
     return [_saturation_row(name, m, x) for name, (m, x) in layer_inputs(model, images).items()]
 
-# %% ../nbs/05b_integer.ipynb #6223d063
+# %% ../nbs/05b_integer.ipynb #d201ff25
 @torch.no_grad()
 def kernel_errors(model:nn.Module, # converted by eager static quantization
                   images:torch.Tensor # one batch of inputs
@@ -540,6 +563,6 @@ def kernel_errors(model:nn.Module, # converted by eager static quantization
     for name, (m, x) in layer_inputs(model, images).items():
         codes = QCodes.of(x)
         diff = (m(x).int_repr().int() - IntLayer(m, 'fakequant')(codes).codes.int()).abs()
-        rows.append(dict(layer=name, max_code_error=diff.max().item(),
-                         share_off_by_more_than_one=(diff > 1).float().mean().item()))
+        rows.append(dict(layer=name, max_code_error=_largest(diff),
+                         share_off_by_more_than_one=(diff > 1).sum().item() / max(diff.numel(), 1)))
     return rows
