@@ -105,18 +105,38 @@ def expected_sqnr_db(
     noise = (2 * peak / 2**bits).square() / 12 * w.shape[1]  # Δ²/12 per weight
     return 10 * math.log10(w.square().sum().item() / noise.sum().item())
 
-# %% ../nbs/07_analysis.ipynb #466b094a
+# %% ../nbs/07_analysis.ipynb #57108cba
+def _grid_step(values: torch.Tensor) -> float | None:
+    """The step of the uniform grid the sorted distinct `values` lie on (every gap a whole number of steps, the smallest
+    gap one to eight of them, within float32 slack), or None."""
+    gaps = values.diff()
+    if not len(gaps):
+        return None  # one value: no step to see
+    for k in range(1, 9):  # the smallest gap may skip codes: 2 steps where no neighbouring codes occur
+        steps = gaps / (gaps.min() / k)
+        if (steps - steps.round()).abs().max() < 1e-3:
+            return (gaps.min() / k).item()
+    return None
+
+
 def _effective_bits(w: torch.Tensor) -> int | None:
-    """Bits of a per-channel grid the weight's values fit: `ceil(log2(distinct values per channel))`; 32 above 256; None
-    when channels have fewer than 2 weights per level."""
-    rows = w.detach().reshape(w.shape[0], -1).sort(1).values
-    distinct = ((rows[:, 1:] != rows[:, :-1]).sum(1) + 1).max().item()
-    if distinct > 256:
-        return 32  # more values in one channel than an 8-bit grid has: a float weight
-    bits = max(1, math.ceil(math.log2(distinct)))
-    return (
-        bits if rows.shape[1] >= 2 * 2**bits else None
-    )  # fewer than 2 weights per level: too few values for the grid to show
+    """Bits of the per-channel grid the weight's values lie on: `ceil(log2(levels spanned))`; 32 when a channel's values
+    lie on no grid or span more than 256 levels (a float weight); None when no channel can tell (too few weights per
+    level, or every channel constant, as an all-zero or fully pruned weight)."""
+    rows = w.detach().reshape(w.shape[0], -1).double()
+    levels = []
+    for row in rows:
+        values = row.unique()
+        if len(values) < 2:
+            continue  # a constant channel says nothing about a grid
+        step = _grid_step(values) if len(values) <= 256 else None
+        if step is None:
+            return 32
+        levels.append(round((values[-1] - values[0]).item() / step) + 1)
+    if not levels or max(levels) > 256:
+        return None if not levels else 32
+    bits = max(1, math.ceil(math.log2(max(levels))))
+    return bits if rows.shape[1] >= 2 * 2**bits else None  # fewer than 2 weights per level: too few to show the grid
 
 
 def _bits_of(dtype) -> int:
@@ -367,7 +387,7 @@ class _GraphRecorder(torch.fx.Interpreter):
             self.local[name] = y
         return result
 
-# %% ../nbs/07_analysis.ipynb #fda811e8
+# %% ../nbs/07_analysis.ipynb #3f837ab3
 @torch.no_grad()
 def layer_errors(
     original: nn.Module,  # the float model
@@ -377,6 +397,9 @@ def layer_errors(
 ) -> dict:  # name -> weight MSE/SQNR, local and accumulated activation SQNR, form and bits
     "Per layer: weight error read from the layer's form; local and accumulated activation SQNR on `data`."
     layers, batches = match_layers(original, quantized), take_batches(data, num_batches, 'data')
+    if not all(torch.isfinite(x).all() for x in batches):
+        raise ValueError('data holds NaN or Inf images: every SQNR computed from them would be NaN; clean the data '
+                         '(torch.nan_to_num) or find where the values come from')
     if not layers:
         raise ValueError(
             'no weight layer of original was found in quantized: pass the float model and a quantized copy of it'
@@ -842,6 +865,20 @@ def _calculate_overall_quality(self: QuantizationAnalyzer, performance: dict, pr
 def _print_analysis_results(self: QuantizationAnalyzer, results: dict):
     print(AnalysisReport(results))
 
+# %% ../nbs/07_analysis.ipynb #d6977831
+def _check_weight_dtype(dtype, name: str):
+    "Raise unless `dtype` names weights of 2, 4 or 8 bits, the ones the sweeps quantize and the sizes pack."
+    if qtype(dtype).bits not in (2, 4, 8):
+        raise ValueError(f"{name}={dtype!r}: weights of 2, 4 or 8 bits are analysed here; choose e.g. 'int8', 'int4' "
+                         "or 'int2'")
+
+
+def _check_validation(model, data: list):
+    "Raise, before any sweep, on labels the model has no output for or non-finite logits (`evaluate`'s checks)."
+    if not data:
+        raise ValueError('the validation batches are empty: pass a DataLoader or a non-empty list of (images, labels)')
+    evaluate(model, data[:1])
+
 # %% ../nbs/07_analysis.ipynb #f8739abb
 def _switched_forward(layer: QuantizedLayer, weights: bool, activations: bool, x):
     "`layer`'s forward with its weight and its input quantized or not, independently."
@@ -929,7 +966,7 @@ class SensitivityReport(MarkdownReport, dict):
         ax.legend(fontsize=7)
         return ax
 
-# %% ../nbs/07_analysis.ipynb #58b675df
+# %% ../nbs/07_analysis.ipynb #bc8705ca
 @torch.no_grad()
 def _scores(qm, modes, data, reference) -> tuple:
     """Accuracy of the fake-quant `qm` under `modes` on `data`, and the mean KL divergence of its softmax from the float
@@ -1024,7 +1061,11 @@ def sensitivity(
     """AIMET's sweeps on fake-quant layers: enable one, disable one, weight-only, activation-only; layers ranked by
     sensitivity (ties within one image by output KL)."""
     _check_models(model)
+    _check_weight_dtype(weight_dtype, 'weight_dtype')
+    for name, dtype in (layer_dtypes or {}).items():
+        _check_weight_dtype(dtype, f'layer_dtypes[{name!r}]')
     data = list(iter_batches(data, 'data'))
+    _check_validation(model, data)
     qm, names = _fake_quant_model(
         model,
         calibration_data if calibration_data is not None else data,
@@ -1056,7 +1097,7 @@ def _check_drop(max_drop):
     if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) or not 0 <= max_drop < 100:
         raise ValueError(f'max_drop={max_drop!r} must be a number of accuracy points in [0, 100), e.g. 1.0')
 
-# %% ../nbs/07_analysis.ipynb #8d05aceb
+# %% ../nbs/07_analysis.ipynb #07a60714
 def quantize_with_accuracy_control(
     model: nn.Module,  # the float model
     calibration_data,  # batches for the activation ranges
@@ -1071,10 +1112,12 @@ def quantize_with_accuracy_control(
     is within `max_drop`."""
     _check_models(model)
     _check_drop(max_drop)
+    _check_weight_dtype(weight_dtype, 'weight_dtype')
     if fallback != 'float':
-        qtype(fallback)
+        _check_weight_dtype(fallback, 'fallback')
     calibration_data = take_batches(calibration_data, num_batches, 'calibration_data')  # read once: generators work
     data = list(iter_batches(validation_data, 'validation_data'))
+    _check_validation(model, data)
     qm, names = _fake_quant_model(
         model, calibration_data, weight_dtype, act_dtype, None, num_batches
     )  # built once: sweeps and steps use it

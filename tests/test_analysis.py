@@ -180,8 +180,9 @@ def _per_channel(w, bits):
     scale = w.abs().amax(1) / qmax
     return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros(len(w), dtype=torch.int32), 0, -qmax - 1, qmax)
 
-# (in_features, bits of the grid or None for float, expected weight_bits): a channel of n <= 2**bits weights cannot show its grid
-BITS = [(128, 8, None), (128, None, None), (128, 4, 4), (1000, 8, 8), (1000, None, 32), (9, 4, None), (64, 2, 2)]
+# (in_features, bits of the grid or None for float, expected weight_bits): a channel of n <= 2**bits weights cannot show
+# its grid; float values lie on no grid at all, so any size shows them
+BITS = [(128, 8, None), (128, None, 32), (128, 4, 4), (1000, 8, 8), (1000, None, 32), (9, 4, None), (64, 2, 2)]
 
 @pytest.mark.parametrize('n,bits,expected', BITS, ids=[f'{n}-in-{b or "float"}' for n, b, _ in BITS])
 def test_weight_bits_are_decided_per_channel_or_unknown(n, bits, expected):
@@ -316,3 +317,49 @@ def test_sizes_and_expected_sqnr_refuse_impossible_input():
     ]:
         with pytest.raises(error, match=match):
             call()
+
+
+def test_weight_form_does_not_call_an_all_zero_or_pruned_float_layer_quantized():
+    "A constant channel shows no grid (all zero: unknown); pruned float values lie on none (float)."
+    torch.manual_seed(0)
+    zero, pruned = nn.Linear(64, 8), nn.Linear(1024, 8)
+    with torch.no_grad():
+        zero.weight.zero_()
+        pruned.weight.mul_((torch.rand_like(pruned.weight) > 0.97).float())
+    assert weight_form(zero)['weight_bits'] is None
+    assert weight_form(pruned)['weight_bits'] == 32 and weight_form(pruned)['form'] == 'float'
+
+
+class _FourClasses(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.relu, self.fc2 = nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.fc2(self.relu(self.fc1(x)))
+
+
+def test_sweeps_refuse_impossible_labels_and_dtypes_before_sweeping():
+    from quantnb.analysis import quantize_with_accuracy_control, sensitivity
+    torch.manual_seed(0)
+    model = _FourClasses().eval()
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randn(32, 8, generator=g), torch.randint(0, 4, (32,), generator=g)) for _ in range(2)]
+    with pytest.raises(ValueError, match=r'labels must lie in \[0, 3\]'):
+        sensitivity(model, [(x, y + 10) for x, y in data])
+    with pytest.raises(ValueError, match="weight_dtype='int16'"):
+        quantize_with_accuracy_control(model, data, data, weight_dtype='int16')
+    with pytest.raises(ValueError, match="fallback='int16'"):
+        quantize_with_accuracy_control(model, data, data, fallback='int16')
+    with pytest.raises(ValueError, match=r"layer_dtypes\['fc1'\]"):
+        sensitivity(model, data, layer_dtypes={'fc1': 'int16'})
+
+
+def test_layer_errors_refuses_non_finite_images():
+    torch.manual_seed(0)
+    model = _FourClasses().eval()
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randn(32, 8, generator=g), torch.randint(0, 4, (32,), generator=g)) for _ in range(2)]
+    quantized = calibrate(quantize_layers(model), [x for x, _ in data])
+    with pytest.raises(ValueError, match='NaN or Inf images'):
+        layer_errors(model, quantized, [(x * float('nan'), y) for x, y in data])
