@@ -359,7 +359,7 @@ def onednn_isa(flags:set|None=None, # CPU flags; default: this CPU and process (
         return _this_process('onednn')
     return _onednn_isa(cpu_flags() if flags is None else _check_flags(flags), _check_env(env))
 
-# %% ../nbs/05a_x86.ipynb #2f32264c
+# %% ../nbs/05a_x86.ipynb #ce162141
 KNOWN_SYSTEMS = {'linux', 'windows', 'darwin', 'freebsd', 'openbsd', 'netbsd', 'sunos', 'aix'}  # platform.system()
 
 def x86_library(layer:str, # 'conv' or 'linear'
@@ -374,6 +374,8 @@ def x86_library(layer:str, # 'conv' or 'linear'
     check_flag(symmetric, 'symmetric')
     check_int(groups, 'groups')
     flags = cpu_flags() if flags is None else _check_flags(flags)
+    if 'avx2' not in flags:  # unread flags would look like a CPU without AVX-512 VNNI: say so instead of guessing
+        raise _no_avx2(flags)
     system = platform.system() if system is None else system
     if not isinstance(system, str):
         raise TypeError(f"system must be a name such as 'Linux', not {type(system).__name__}")

@@ -45,3 +45,10 @@ def test_flag_sets_no_cpu_has_are_refused():
         onednn_isa({'avx2', *AVX512_FLAGS, *AMX_FLAGS}, {})  # AMX CPUs have AVX-512 VNNI
     with pytest.raises(TypeError, match='FBGEMM_ENABLE_INSTRUCTIONS'):
         fbgemm_isa({'avx2'}, {'FBGEMM_ENABLE_INSTRUCTIONS': 2})
+
+
+def test_x86_library_refuses_flags_it_cannot_read():
+    "No flags read looks like a CPU without AVX-512 VNNI: refused, as fbgemm_isa and onednn_isa refuse."
+    from quantnb.x86 import x86_library
+    with pytest.raises(ValueError, match='lack AVX2'):
+        x86_library('conv', set(), 'Linux')
