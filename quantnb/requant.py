@@ -87,7 +87,7 @@ def _requant_fbgemm(acc, bias, x_scale, w_scale, scale, fma=True):
     rounded = torch.where(rounded.abs() < 2**31, rounded, -2**31)  # _mm256_cvtps_epi32: 0x80000000 beyond int32
     return rounded.clamp(-2**15, 2**15 - 1).long()  # _mm256_packs_epi32: int16 saturation before z_y is added
 
-# %% ../nbs/05_requant.ipynb #331a24f6
+# %% ../nbs/05_requant.ipynb #624bd91e
 # Reference: the argument checks that the functions below share.
 
 def _check_integer_tensor(t, name:str, what:str):
@@ -141,7 +141,8 @@ def check_w_scale(w_scale, N:int) -> torch.Tensor:
 def check_zero_point(zero_point, name, lo, hi):
     "An int64 1-D tensor of zero points within `lo..hi`."
     if isinstance(zero_point, torch.Tensor):
-        if zero_point.is_floating_point() or zero_point.dtype == torch.bool:
+        if (zero_point.is_floating_point() or zero_point.is_complex() or zero_point.is_quantized
+                or zero_point.dtype == torch.bool):
             raise TypeError(f'{name} must hold integers, not {zero_point.dtype}')
         if zero_point.dim() > 1:
             raise ValueError(f'{name} has shape {tuple(zero_point.shape)}: pass an int or a 1-D tensor')

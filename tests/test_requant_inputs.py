@@ -102,3 +102,15 @@ def test_int_flatten_keeps_pytorch_flatten_on_valid_dims():
     q = torch.arange(24).reshape(2, 3, 4)
     for start, end in [(1, -1), (0, 1), (-2, -1), (0, 2)]:
         assert torch.equal(int_flatten(q, start, end), q.flatten(start, end))
+
+
+def test_complex_and_quantized_zero_points_are_refused():
+    "A complex zero point lost its imaginary part in .long(): the accumulator came out as if it were real."
+    import torch
+    import pytest
+    from quantnb.requant import int_gemm
+    q_x, q_w = torch.randint(0, 255, (2, 4)), torch.randint(-128, 127, (3, 4))
+    with pytest.raises(TypeError, match='w_zero_point must hold integers'):
+        int_gemm(q_x, 0, q_w, torch.tensor([1 + 5j, 0, 0]))
+    with pytest.raises(TypeError, match='w_zero_point must hold integers'):
+        int_gemm(q_x, 0, q_w, torch.quantize_per_tensor(torch.zeros(3), 1.0, 0, torch.qint8))
