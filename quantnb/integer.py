@@ -534,9 +534,9 @@ def _accumulators(module, x) -> tuple:
     exact = int_gemm(rows, x_zero_point, q_w, w_zero_point)
     return exact, *saturating_gemm(rows, x_zero_point, q_w, w_zero_point)  # oneDNN pairs a matmul alike
 
-# %% ../nbs/05b_integer.ipynb #5442c9c6
+# %% ../nbs/05b_integer.ipynb #dbb99fb7
 def _saturation_row(name:str, module, x) -> dict:
-    "Pair sums one layer's library would saturate without VNNI, the outputs that changes, and the accumulator's SQNR."
+    "Pair sums one layer's library would saturate without VNNI, the outputs that change, and the accumulator's SQNR."
     exact, acc, saturated = _accumulators(module, x)
     w_scale = qparams_of(module.weight())[0]
     signal = ((exact * w_scale) ** 2).sum().item()
