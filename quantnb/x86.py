@@ -181,11 +181,11 @@ def _pad_taps(rows, q_w):
     rows = rows.unflatten(1, (q_w.shape[2] * q_w.shape[3], q_w.shape[1]))
     return F.pad(rows, (0, -rows.shape[-1] % 4)).flatten(1)
 
-# %% ../nbs/05a_x86.ipynb #0581f0d8
+# %% ../nbs/05a_x86.ipynb #7e526eaa
 def fbgemm_groupwise(in_channels:int, out_channels:int, # of a groups=1 convolution
                      kernel_size, stride, padding, dilation # each an int or a pair of ints, as for nn.Conv2d
                     ) -> bool:
-    "Whether fbgemm runs a groups=1 convolution with its groupwise kernel (`fbgemmOptimizedGConv`), which sums exactly."
+    "Whether fbgemm runs a groups=1 convolution with its groupwise kernel (`fbgemmOptimizedGConv`)."
     _check_positive_ints(in_channels=in_channels, out_channels=out_channels)
     kernel_size, stride, dilation = _check_pair_sizes(1, kernel_size=kernel_size, stride=stride, dilation=dilation)
     (padding,) = _check_pair_sizes(0, padding=padding)
@@ -216,7 +216,20 @@ def _unreproduced_layout(q_x, in_channels:int, kernel:str) -> bool:
                          'saturate_int16=False (exact int32: differs where pair sums saturate) or pack for fbgemm')
     return True  # codes <= 127 cannot saturate a pair (2·127·128 < 2^15), whatever the order
 
-# %% ../nbs/05a_x86.ipynb #ec4ecdae
+# %% ../nbs/05a_x86.ipynb #7f63d6bc
+def _groupwise_exact(q_x, groupwise:bool, kernel:str) -> bool:
+    "fbgemm's groupwise routine: exact under a cap on a VNNI CPU, or below 128 (True); refused above; else False."
+    if kernel != 'fbgemm' or not groupwise:
+        return False
+    if 'avx512_vnni' in cpu_flags() and fbgemm_isa() not in VNNI_ISAS:
+        return True  # the routine reads the CPU, not FBGEMM_ENABLE_INSTRUCTIONS: it still runs with VNNI
+    if q_x.numel() and q_x.max().item() > 127:
+        raise ValueError("fbgemm's groupwise convolution (C = O = 8 or 16, 3×3) on a CPU without VNNI pairs products "
+                         'in an order quantnb does not reproduce, and input codes above 127 could saturate it: pass '
+                         'saturate_int16=False (exact int32: differs where pair sums saturate)')
+    return True
+
+# %% ../nbs/05a_x86.ipynb #8ee2bde8
 def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W), uint8 range
                                 x_zero_point:int,
                                 q_w:torch.Tensor, # weight codes (O, C, kh, kw), int8 range
@@ -230,7 +243,7 @@ def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W
     stride, padding, dilation = check_conv_geometry(q_x, q_w, stride, padding, dilation)
     w_rows = q_w.permute(0, 2, 3, 1).flatten(1)
     groupwise = fbgemm_groupwise(q_w.shape[1], q_w.shape[0], q_w.shape[2:], stride, padding, dilation)
-    if (kernel == 'fbgemm' and groupwise) or _unreproduced_layout(q_x, q_w.shape[1], kernel):
+    if _groupwise_exact(q_x, groupwise, kernel) or _unreproduced_layout(q_x, q_w.shape[1], kernel):
         return conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, stride, padding, dilation), 0
     if kernel == 'fbgemm':  # fbgemm pads the input with its zero point, and pairs those codes too
         rows = im2col(q_x, x_zero_point, q_w.shape[2:], stride, padding, dilation)

@@ -14,6 +14,7 @@ import torch.ao.nn.quantized as nnq
 import torch.ao.quantization as tq
 
 from quantnb.data import calibration_batches
+from quantnb.measure import cpu_flags
 from quantnb.integer import (
     IntegerModel,
     IntLayer,
@@ -79,8 +80,10 @@ def check_sweep(stats):
             assert s['equal'] == s['outputs'], (kind, s)
         assert s['max_diff'] <= 1, (kind, s)
     assert stats['conv']['outputs'] >= 1000
-    if stats['refused']:
+    if stats['refused']['one-channel']:
         assert stats['engine'] != 'fbgemm' and stats['onednn_isa'] == 'avx512_core', stats
+    if stats['refused']['groupwise']:  # fbgemm's groupwise routine reads the CPU: refused only where it lacks VNNI
+        assert 'avx512_vnni' not in cpu_flags(), stats
 
 
 @pytest.mark.parametrize('engine', ['x86', 'fbgemm', 'onednn'])
@@ -119,7 +122,8 @@ def test_float_mode_equals_pytorch_with_fewer_instructions(engine, variable, cap
     if stats['onednn_isa' if engine == 'onednn' else 'fbgemm_isa'] in ('avx2', 'avx512', 'avx512_core'):
         assert stats['models']['exact_int32_differs'], 'the 8-bit nets never saturated: the check would not see it'
     assert stats['fbgemm_isa'] == fbgemm_isa(env=env) and stats['onednn_isa'] == onednn_isa(env=env)
-    assert all(stats['groupwise'].values()), stats['groupwise']
+    vnni_cpu = 'avx512_vnni' in cpu_flags()
+    assert all(v is True or (v == 'refused' and not vnni_cpu) for v in stats['groupwise'].values()), stats['groupwise']
 
 
 def _conv(engine, symmetric=True, groups=1):
@@ -257,7 +261,12 @@ def test_float_mode_equals_pytorch_on_fbgemm_groupwise_shapes(channels, stride, 
         m.set_weight_bias(qw, torch.randn(channels, generator=g))
     m.scale, m.zero_point = 0.5, 10
     ref = m(qx).int_repr()
-    ours = IntLayer(m)(QCodes(qx.int_repr(), 0.02, x_zp)).codes
+    twin = IntLayer(m)
+    if twin.saturate_int16 and 'avx512_vnni' not in cpu_flags():  # the routine pairs products here, unreproduced
+        with pytest.raises(ValueError, match='groupwise'):
+            twin(QCodes(qx.int_repr(), 0.02, x_zp))
+        return
+    ours = twin(QCodes(qx.int_repr(), 0.02, x_zp)).codes
     assert torch.equal(ours, ref), f'{(ours != ref).sum().item()} of {ref.numel()} codes differ'
 
 

@@ -52,3 +52,24 @@ def test_x86_library_refuses_flags_it_cannot_read():
     from quantnb.x86 import x86_library
     with pytest.raises(ValueError, match='lack AVX2'):
         x86_library('conv', set(), 'Linux')
+
+
+def test_fbgemm_groupwise_layers_are_exact_only_where_the_routine_has_vnni(monkeypatch):
+    "fbgemm's groupwise routine reads the CPU: exact under a cap on a VNNI CPU; elsewhere its pairing is unknown."
+    import quantnb.x86 as x86
+    from quantnb.requant import conv_accumulator
+    from quantnb.x86 import saturating_conv_accumulator
+    g = torch.Generator().manual_seed(0)
+    q_x = torch.randint(200, 256, (1, 8, 6, 6), generator=g)
+    q_w = torch.where(torch.rand(8, 8, 3, 3, generator=g) < 0.5, -127, 127)
+    exact = conv_accumulator(q_x, 0, q_w, 0, 1, 1, 1)
+    monkeypatch.setattr(x86, '_this_process', lambda library: {'fbgemm': 'avx2', 'onednn': 'avx2'}[library])
+    monkeypatch.setattr(x86, 'cpu_flags', lambda: {'avx2', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl', 'avx512_vnni'})
+    acc, saturated = saturating_conv_accumulator(q_x, 0, q_w, 0, padding=1, kernel='fbgemm')  # capped, VNNI CPU
+    assert torch.equal(acc, exact) and saturated == 0
+    monkeypatch.setattr(x86, 'cpu_flags', lambda: {'avx2'})  # a CPU without VNNI
+    with pytest.raises(ValueError, match='groupwise'):
+        saturating_conv_accumulator(q_x, 0, q_w, 0, padding=1, kernel='fbgemm')
+    low = q_x - 128
+    acc, _ = saturating_conv_accumulator(low, 0, q_w, 0, padding=1, kernel='fbgemm')
+    assert torch.equal(acc, conv_accumulator(low, 0, q_w, 0, 1, 1, 1))
