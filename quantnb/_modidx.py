@@ -703,6 +703,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'quantnb.x86._check_positive_ints': ('x86.html#_check_positive_ints', 'quantnb/x86.py'),
                              'quantnb.x86._emulated_onednn_isa': ('x86.html#_emulated_onednn_isa', 'quantnb/x86.py'),
                              'quantnb.x86._fbgemm_isa': ('x86.html#_fbgemm_isa', 'quantnb/x86.py'),
+                             'quantnb.x86._groupwise_exact': ('x86.html#_groupwise_exact', 'quantnb/x86.py'),
                              'quantnb.x86._l1_data_bytes': ('x86.html#_l1_data_bytes', 'quantnb/x86.py'),
                              'quantnb.x86._no_avx2': ('x86.html#_no_avx2', 'quantnb/x86.py'),
                              'quantnb.x86._onednn_isa': ('x86.html#_onednn_isa', 'quantnb/x86.py'),
