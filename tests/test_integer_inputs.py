@@ -9,18 +9,22 @@ import torch
 import torch.ao.nn.quantized as nnq
 import torch.nn as nn
 
+import quantnb.x86 as x86
 from quantnb.integer import (
     IntegerModel,
     IntLayer,
     QCodes,
+    gemm_operands,
     kernel_errors,
     layer_inputs,
     library_parity,
     parity_report,
+    qparams_of,
     quantize_codes,
     saturation_report,
 )
 from quantnb.ptq import PTQProcessor
+from quantnb.x86 import packed_library, saturating_gemm
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)
 warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)
@@ -172,3 +176,166 @@ def test_qcodes_take_codes_of_any_integer_dtype():
     for dtype in (torch.uint8, torch.int16, torch.int64):
         q = QCodes(torch.tensor([0, 7, 255], dtype=dtype), 0.1, 3)
         assert q.dequantize().tolist() == pytest.approx([-0.3, 0.4, 25.2])
+
+
+# --- what a converted model may hold, and how each refusal is worded
+
+
+class _Residual(nn.Module):
+    "x + conv(x): the addition by a FloatFunctional, as eager quantization requires (converted to a QFunctional)."
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = torch.ao.quantization.QuantStub(), torch.ao.quantization.DeQuantStub()
+        self.conv, self.add = nn.Conv2d(1, 1, 3, padding=1), nnq.FloatFunctional()
+
+    def forward(self, x):
+        x = self.quant(x)
+        return self.dequant(self.add.add(x, self.conv(x)))
+
+
+def test_converted_functional_add_is_named_as_such_not_as_prepared():
+    "A converted QFunctional keeps an Identity named activation_post_process: it is no observer."
+    converted = _convert(_Residual())
+    assert isinstance(converted.add, nnq.QFunctional)
+    with pytest.raises(ValueError, match=r'add \(torch\.ao\.nn\.quantized\..*QFunctional\): a quantized functional'):
+        IntegerModel.from_quantized(converted)
+
+
+def test_prepared_models_are_named_prepared():
+    "Observers (post-training) and fake-quantize modules (QAT) both mean: not converted yet."
+    tq = torch.ao.quantization
+    for qconfig, prepare in ((tq.get_default_qconfig('x86'), tq.prepare), (tq.get_default_qat_qconfig('x86'), tq.prepare_qat)):
+        net = _Residual().train(prepare is tq.prepare_qat)
+        net.qconfig = qconfig
+        prepared = prepare(net)
+        with pytest.raises(TypeError, match='prepared, not converted'):
+            IntegerModel.from_quantized(prepared)
+
+
+def test_float_and_integer_models_are_named():
+    with pytest.raises(ValueError, match=r'no statically quantized Conv2d or Linear \(quant .*a float module'):
+        IntegerModel.from_quantized(_Net().eval())
+    converted = _convert(_Net())
+    twin = IntegerModel.from_quantized(converted)
+    with pytest.raises(TypeError, match='already runs on integer layers'):
+        IntegerModel.from_quantized(twin)
+    for call in (parity_report, saturation_report, kernel_errors, layer_inputs):
+        with pytest.raises(TypeError, match='is an IntegerModel: pass the converted model'):
+            call(twin, torch.zeros(1, 1, 8, 8))
+
+
+def test_library_parity_takes_any_iterable_of_batches_and_names_the_rest(model):
+    images = torch.randn(6, 1, 8, 8)
+    as_list = library_parity(model, [(images[:3], None), (images[3:], None)])
+    as_generator = library_parity(model, ((images[i : i + 2], None) for i in range(0, 6, 2)))
+    assert as_list == as_generator and as_list[0]['outputs'] == 6 * 4 * 6 * 6
+    for batches, message in ((None, 'iterable of'), ([1], 'not int'), ([()], 'empty tuple'), ([{'x': images}], 'dict')):
+        with pytest.raises(TypeError, match=message):
+            library_parity(model, batches)
+    with pytest.raises(ValueError, match='batches is empty'):
+        library_parity(model, iter([]))
+
+
+# --- qschemes: what PyTorch's quantized tensors report
+
+
+@pytest.mark.parametrize('weight_scheme', ['per_tensor_symmetric', 'per_tensor_affine', 'per_channel_symmetric', 'per_channel_affine'])
+@pytest.mark.parametrize('activation_scheme', ['per_tensor_symmetric', 'per_tensor_affine'])
+def test_quantized_tensors_report_only_affine_schemes(weight_scheme, activation_scheme):
+    "Symmetric is an observer setting: converted weights and activations report the affine scheme of their kind."
+    tq = torch.ao.quantization
+    per_channel = weight_scheme.startswith('per_channel')
+    weight_observer = tq.PerChannelMinMaxObserver if per_channel else tq.MinMaxObserver
+    net = nn.Sequential(tq.QuantStub(), nn.Linear(3, 4), tq.DeQuantStub()).eval()
+    net.qconfig = tq.QConfig(
+        activation=tq.MinMaxObserver.with_args(dtype=torch.quint8, qscheme=getattr(torch, activation_scheme)),
+        weight=weight_observer.with_args(dtype=torch.qint8, qscheme=getattr(torch, weight_scheme)),
+    )
+    prepared = tq.prepare(net)
+    prepared(torch.randn(16, 3))
+    converted = tq.convert(prepared)
+    weight = converted[1].weight()
+    assert weight.qscheme() == (torch.per_channel_affine if per_channel else torch.per_tensor_affine)
+    scale, zero_point = qparams_of(weight)
+    assert isinstance(scale, torch.Tensor) == per_channel
+    codes = QCodes.of(converted[1](converted[0](torch.randn(2, 3))))
+    assert codes.codes.shape == (2, 4)
+
+
+def test_float_zero_points_are_refused():
+    "The one other scheme a quantized tensor reports: embedding tables with float zero points."
+    weight = nnq.EmbeddingBag(10, 4).weight()
+    assert weight.qscheme() == torch.per_channel_affine_float_qparams
+    with pytest.raises(ValueError, match='float zero points'):
+        qparams_of(weight)
+
+
+# --- saturation_report follows the twins: it refuses the layouts quantnb does not reproduce
+
+
+class _LongLinear(nn.Module):
+    "One Linear with K = 301: over 256 and not a multiple of 4, which oneDNN's AVX2 matmul pairs in blocks."
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = torch.ao.quantization.QuantStub(), torch.ao.quantization.DeQuantStub()
+        self.fc = nn.Linear(301, 5)
+
+    def forward(self, x):
+        return self.dequant(self.fc(self.quant(x)))
+
+
+@pytest.fixture(scope='module')
+def onednn_long_linear():
+    "_LongLinear packed for oneDNN, 8-bit activations; images whose codes reach above 127, and ones that stay below."
+    torch.manual_seed(0)
+    converted = PTQProcessor().static_quantization(
+        _LongLinear().eval(), [(torch.randn(32, 301), None)], backend='onednn', reduce_range=False
+    )
+    assert packed_library(converted.fc) == 'onednn'
+    high = torch.randn(4, 301) * 3
+    (_, x), = layer_inputs(converted, high).values()
+    assert x.int_repr().max() > 127
+    scale, zero_point = converted.quant.scale.item(), converted.quant.zero_point.item()
+    low = ((torch.rand(4, 301) * 127).round() - zero_point) * scale  # codes 0..127 exactly
+    return converted, high, low
+
+
+def _pretend(monkeypatch, fbgemm, onednn):
+    monkeypatch.setattr(x86, '_this_process', lambda library: {'fbgemm': fbgemm, 'onednn': onednn}[library])
+
+
+def test_saturation_report_refuses_onednn_avx2_long_matmul_above_127(monkeypatch, onednn_long_linear):
+    "Where the saturating twin refuses a layout (notebook 05a), so does the report, naming the layer; never a count."
+    converted, high, low = onednn_long_linear
+    _pretend(monkeypatch, 'avx2', 'avx2')
+    with pytest.raises(ValueError, match="K=301.*does not reproduce"):  # the twin refuses (notebook 05a)
+        IntLayer(converted.fc, saturate_int16=True)(QCodes.of(layer_inputs(converted, high)['fc'][1]))
+    with pytest.raises(ValueError, match=r"cannot count layer 'fc' \(packed for onednn\).*K=301.*backend='fbgemm'"):
+        saturation_report(converted, high)
+    (row,) = saturation_report(converted, low)  # codes <= 127: no pair can saturate, whatever the pairing
+    assert row['max_input_code'] <= 127 and row['saturated_pairs'] == 0 and row['accumulators_changed'] == 0
+
+
+def test_saturation_report_counts_onednn_long_matmul_where_onednn_pairs_as_fbgemm(monkeypatch, onednn_long_linear):
+    "oneDNN's AVX-512 kernel without VNNI pairs the long matmul as fbgemm does: counted, equal to fbgemm's pairing."
+    converted, high, _ = onednn_long_linear
+    _pretend(monkeypatch, 'avx512', 'avx512_core')
+    (row,) = saturation_report(converted, high)
+    x = layer_inputs(converted, high)['fc'][1]
+    rows, w_codes = gemm_operands(converted.fc, x)
+    _, saturated = saturating_gemm(rows, x.q_zero_point(), w_codes, torch.zeros(5, dtype=torch.long))
+    assert row['saturated_pairs'] == saturated
+
+
+def test_saturation_report_refuses_onednn_one_channel_conv_without_vnni_above_127(monkeypatch):
+    "oneDNN's AVX-512 (no VNNI) one-channel convolution: refused by the twin (notebook 05a), and by the report."
+    _pretend(monkeypatch, 'avx512', 'avx512_core')
+    torch.manual_seed(0)
+    converted = PTQProcessor().static_quantization(
+        _Net().eval(), [(torch.randn(16, 1, 8, 8), None)], backend='onednn', reduce_range=False
+    )
+    assert packed_library(converted.conv) == 'onednn'
+    with pytest.raises(ValueError, match=r"cannot count layer 'conv' \(packed for onednn\)"):
+        saturation_report(converted, torch.randn(4, 1, 8, 8) * 3)
