@@ -6,8 +6,8 @@ sums that saturate on CPUs without VNNI, and which library runs which layer; rep
 # %% auto #0
 __all__ = ['KERNELS', 'INT16_MIN', 'INT16_MAX', 'AVX512_FLAGS', 'VNNI_ISAS', 'AMX_FLAGS', 'KNOWN_SYSTEMS', 'QUANTIZED_GEMMS',
            'ONEDNN_RULES_VERSION', 'onednn_weight_scales', 'onednn_requantize', 'check_kernel', 'vpmaddubsw_matmul',
-           'saturating_gemm', 'fbgemm_groupwise', 'saturating_conv_accumulator', 'fbgemm_isa', 'onednn_isa',
-           'x86_library', 'packed_library', 'onednn_version', 'default_kernel', 'saturates_int16',
+           'saturating_gemm', 'fbgemm_isa', 'onednn_isa', 'x86_library', 'packed_library', 'onednn_version',
+           'default_kernel', 'saturates_int16', 'fbgemm_groupwise', 'saturating_conv_accumulator',
            'onednn_conv_uses_amx', 'onednn_matmul_uses_amx', 'int_linear', 'int_conv2d']
 
 # %% ../nbs/05a_x86.ipynb #82ab4766
@@ -79,17 +79,17 @@ def _check_float32_reciprocal(value:float, name:str):
 def onednn_requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bias
                       bias, # float bias (N,) or None
                       x_scale:float, # the input's scale
-                      w_scale:torch.Tensor, # float32: `onednn_weight_scales(...)`, 0-d or (N,)
+                      w_scale, # the weight scale(s) as PyTorch keeps them: a float, or float64 (N,) per channel
                       scale:float, zero_point:int, # the output's qparams
                       relu:bool=False, # fused ReLU
-                      combined:bool=False # multiply by s_x·s_w at once (AMX, AVX2) instead of s_x, then s_w
+                      combined:bool=False, # multiply by s_x·s_w at once (AMX, AVX2) instead of s_x, then s_w
+                      *,
+                      linear:bool # True for a Linear (its weight scales make oneDNN's round trip), False for a Conv2d
                      ) -> torch.Tensor: # uint8 (rows, N) output codes
     "uint8 output codes as oneDNN computes them: acc · s_x · s_w, + bias, ReLU, · 1/s_y, + z_y, rounded."
-    if not (isinstance(w_scale, torch.Tensor) and w_scale.dtype == torch.float32):
-        raise TypeError('w_scale must be the float32 weight scales oneDNN holds: pass '
-                        'onednn_weight_scales(w_scale, linear=...), which differ for Linear layers')
     check_flag(combined, 'combined')
-    w_scale = check_requant_args(acc, bias, x_scale, w_scale, scale, zero_point, relu)[0].float()
+    check_requant_args(acc, bias, x_scale, w_scale, scale, zero_point, relu)
+    w_scale = onednn_weight_scales(w_scale, linear)
     _check_float32_reciprocal(x_scale, 'x_scale')
     _check_float32_reciprocal(scale, 'scale')
     one = f32(1.0)
@@ -180,80 +180,6 @@ def _pad_taps(rows, q_w):
     "Rows of (kh·kw·C) codes with each tap's C channels zero-padded to a multiple of 4, as oneDNN groups them."
     rows = rows.unflatten(1, (q_w.shape[2] * q_w.shape[3], q_w.shape[1]))
     return F.pad(rows, (0, -rows.shape[-1] % 4)).flatten(1)
-
-# %% ../nbs/05a_x86.ipynb #7e526eaa
-def fbgemm_groupwise(in_channels:int, out_channels:int, # of a groups=1 convolution
-                     kernel_size, stride, padding, dilation # each an int or a pair of ints, as for nn.Conv2d
-                    ) -> bool:
-    "Whether fbgemm runs a groups=1 convolution with its groupwise kernel (`fbgemmOptimizedGConv`)."
-    _check_positive_ints(in_channels=in_channels, out_channels=out_channels)
-    kernel_size, stride, dilation = _check_pair_sizes(1, kernel_size=kernel_size, stride=stride, dilation=dilation)
-    (padding,) = _check_pair_sizes(0, padding=padding)
-    return (in_channels == out_channels and in_channels in (8, 16) and tuple(kernel_size) == (3, 3)
-            and tuple(padding) == (1, 1) and tuple(dilation) == (1, 1) and tuple(stride) in ((1, 1), (2, 2)))
-
-# %% ../nbs/05a_x86.ipynb #4ae462a4
-def _onednn_isa_or_none():
-    "This process's oneDNN instructions, or None where the CPU's flags cannot be read."
-    try:
-        return onednn_isa()
-    except ValueError:
-        return None
-
-def _emulated_onednn_isa() -> str:
-    "The oneDNN instructions `saturate_int16=True` imitates: this process's where they lack VNNI, else AVX2's."
-    isa = _onednn_isa_or_none()
-    return isa if isa == 'avx512_core' else 'avx2'
-
-# %% ../nbs/05a_x86.ipynb #eaf0ba0e
-def _unreproduced_layout(q_x, in_channels:int, kernel:str) -> bool:
-    "oneDNN's one-channel AVX-512 (no VNNI) pairing: exact below 128 (True), refused above, else False."
-    if kernel == 'fbgemm' or in_channels != 1 or _emulated_onednn_isa() != 'avx512_core':
-        return False
-    if q_x.numel() and q_x.max().item() > 127:
-        raise ValueError("oneDNN's AVX-512 kernel without VNNI pairs a one-channel convolution's products in an "
-                         'order quantnb does not reproduce, and input codes above 127 could saturate it: pass '
-                         'saturate_int16=False (exact int32: differs where pair sums saturate) or pack for fbgemm')
-    return True  # codes <= 127 cannot saturate a pair (2·127·128 < 2^15), whatever the order
-
-# %% ../nbs/05a_x86.ipynb #7f63d6bc
-def _groupwise_exact(q_x, groupwise:bool, kernel:str) -> bool:
-    "fbgemm's groupwise routine: exact under a cap on a VNNI CPU, or below 128 (True); refused above; else False."
-    if kernel != 'fbgemm' or not groupwise:
-        return False
-    if 'avx512_vnni' in cpu_flags() and fbgemm_isa() not in VNNI_ISAS:
-        return True  # the routine reads the CPU, not FBGEMM_ENABLE_INSTRUCTIONS: it still runs with VNNI
-    if q_x.numel() and q_x.max().item() > 127:
-        raise ValueError("fbgemm's groupwise convolution (C = O = 8 or 16, 3×3) on a CPU without VNNI pairs products "
-                         'in an order quantnb does not reproduce, and input codes above 127 could saturate it: pass '
-                         'saturate_int16=False (exact int32: differs where pair sums saturate)')
-    return True
-
-# %% ../nbs/05a_x86.ipynb #8ee2bde8
-def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W), uint8 range
-                                x_zero_point:int,
-                                q_w:torch.Tensor, # weight codes (O, C, kh, kw), int8 range
-                                w_zero_point, # an int, or (O,) int64 per channel
-                                stride=1, padding=0, dilation=1, # as `nn.Conv2d` (groups=1)
-                                kernel:str='fbgemm' # whose pairing: 'fbgemm', or any oneDNN name (KERNELS)
-                               ) -> tuple: # `(acc, saturated)`: int64 (B·H'·W', O), and the pair sums clipped
-    "A convolution's accumulator as a CPU without VNNI computes it, in the pairing of `kernel`'s library."
-    check_kernel(kernel)
-    check_activation_zero_point(x_zero_point, 'x_zero_point')
-    stride, padding, dilation = check_conv_geometry(q_x, q_w, stride, padding, dilation)
-    w_rows = q_w.permute(0, 2, 3, 1).flatten(1)
-    groupwise = fbgemm_groupwise(q_w.shape[1], q_w.shape[0], q_w.shape[2:], stride, padding, dilation)
-    if _groupwise_exact(q_x, groupwise, kernel) or _unreproduced_layout(q_x, q_w.shape[1], kernel):
-        return conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, stride, padding, dilation), 0
-    if kernel == 'fbgemm':  # fbgemm pads the input with its zero point, and pairs those codes too
-        rows = im2col(q_x, x_zero_point, q_w.shape[2:], stride, padding, dilation)
-        return saturating_gemm(rows, x_zero_point, w_rows, w_zero_point)
-    if (check_w_zero_point(w_zero_point, q_w.shape[0]) != 0).any():
-        raise ValueError(f'kernel={kernel!r} needs symmetric weights (w_zero_point 0), the only ones oneDNN takes')
-    rows = im2col(q_x, 0, q_w.shape[2:], stride, padding, dilation)
-    real_taps = im2col(torch.ones_like(q_x), 0, q_w.shape[2:], stride, padding, dilation)
-    raw, saturated = vpmaddubsw_matmul(_pad_taps(rows, q_w), _pad_taps(w_rows, q_w))
-    return raw - x_zero_point * (real_taps.long() @ w_rows.long().T), saturated
 
 # %% ../nbs/05a_x86.ipynb #05db40ea
 AVX512_FLAGS = {'avx512f', 'avx512bw', 'avx512dq', 'avx512vl'}  # what fbgemm and oneDNN call AVX-512 (core)
@@ -469,6 +395,92 @@ def saturates_int16(kernel:str) -> bool:
     check_kernel(kernel)
     return (fbgemm_isa() if kernel == 'fbgemm' else onednn_isa()) not in VNNI_ISAS
 
+# %% ../nbs/05a_x86.ipynb #4ae462a4
+def _onednn_isa_or_none():
+    "This process's oneDNN instructions, or None where the CPU's flags cannot be read."
+    try:
+        return onednn_isa()
+    except ValueError:
+        return None
+
+def _emulated_onednn_isa() -> str:
+    "The oneDNN instructions `saturate_int16=True` imitates: this process's where they lack VNNI, else AVX2's."
+    isa = _onednn_isa_or_none()
+    return isa if isa == 'avx512_core' else 'avx2'
+
+# %% ../nbs/05a_x86.ipynb #eaf0ba0e
+def _unreproduced_layout(q_x, in_channels:int, kernel:str) -> bool:
+    "oneDNN's one-channel AVX-512 (no VNNI) pairing: exact below 128 (True), refused above, else False."
+    if kernel == 'fbgemm' or in_channels != 1 or _emulated_onednn_isa() != 'avx512_core':
+        return False
+    if q_x.numel() and q_x.max().item() > 127:
+        raise ValueError("oneDNN's AVX-512 kernel without VNNI pairs a one-channel convolution's products in an "
+                         'order quantnb does not reproduce, and input codes above 127 could saturate it: pass '
+                         'saturate_int16=False (exact int32: differs where pair sums saturate) or pack for fbgemm')
+    return True  # codes <= 127 cannot saturate a pair (2·127·128 < 2^15), whatever the order
+
+# %% ../nbs/05a_x86.ipynb #8bec07ab
+def _unreproduced_matmul(rows, kernel:str) -> bool:
+    "oneDNN's AVX2 matmul with K > 256, K % 4 != 0: exact below 128 (True), refused above, else False."
+    K = rows.shape[1]
+    if kernel == 'fbgemm' or K <= 256 or K % 4 == 0 or _emulated_onednn_isa() != 'avx2':
+        return False
+    if rows.numel() and rows.max().item() > 127:
+        raise ValueError(f"oneDNN's AVX2 matmul pairs a reduction of K={K} (over 256, not a multiple of 4) in blocks "
+                         'quantnb does not reproduce, and input codes above 127 could saturate it: pass '
+                         'saturate_int16=False (exact int32: differs where pair sums saturate) or pack for fbgemm')
+    return True
+
+# %% ../nbs/05a_x86.ipynb #7e526eaa
+def fbgemm_groupwise(in_channels:int, out_channels:int, # of a groups=1 convolution
+                     kernel_size, stride, padding, dilation # each an int or a pair of ints, as for nn.Conv2d
+                    ) -> bool:
+    "Whether fbgemm runs a groups=1 convolution with its groupwise kernel (`fbgemmOptimizedGConv`)."
+    _check_positive_ints(in_channels=in_channels, out_channels=out_channels)
+    kernel_size, stride, dilation = _check_pair_sizes(1, kernel_size=kernel_size, stride=stride, dilation=dilation)
+    (padding,) = _check_pair_sizes(0, padding=padding)
+    return (in_channels == out_channels and in_channels in (8, 16) and tuple(kernel_size) == (3, 3)
+            and tuple(padding) == (1, 1) and tuple(dilation) == (1, 1) and tuple(stride) in ((1, 1), (2, 2)))
+
+# %% ../nbs/05a_x86.ipynb #7f63d6bc
+def _groupwise_exact(q_x, groupwise:bool, kernel:str) -> bool:
+    "fbgemm's groupwise routine: exact under a cap on a VNNI CPU, or below 128 (True); refused above; else False."
+    if kernel != 'fbgemm' or not groupwise:
+        return False
+    if 'avx512_vnni' in cpu_flags() and fbgemm_isa() not in VNNI_ISAS:
+        return True  # the routine reads the CPU, not FBGEMM_ENABLE_INSTRUCTIONS: it still runs with VNNI
+    if q_x.numel() and q_x.max().item() > 127:
+        raise ValueError("fbgemm's groupwise convolution (C = O = 8 or 16, 3×3) on a CPU without VNNI pairs products "
+                         'in an order quantnb does not reproduce, and input codes above 127 could saturate it: pass '
+                         'saturate_int16=False (exact int32: differs where pair sums saturate)')
+    return True
+
+# %% ../nbs/05a_x86.ipynb #8ee2bde8
+def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W), uint8 range
+                                x_zero_point:int,
+                                q_w:torch.Tensor, # weight codes (O, C, kh, kw), int8 range
+                                w_zero_point, # an int, or (O,) int64 per channel
+                                stride=1, padding=0, dilation=1, # as `nn.Conv2d` (groups=1)
+                                kernel:str='fbgemm' # whose pairing: 'fbgemm', or any oneDNN name (KERNELS)
+                               ) -> tuple: # `(acc, saturated)`: int64 (B·H'·W', O), and the pair sums clipped
+    "A convolution's accumulator as a CPU without VNNI computes it, in the pairing of `kernel`'s library."
+    check_kernel(kernel)
+    check_activation_zero_point(x_zero_point, 'x_zero_point')
+    stride, padding, dilation = check_conv_geometry(q_x, q_w, stride, padding, dilation)
+    w_rows = q_w.permute(0, 2, 3, 1).flatten(1)
+    groupwise = fbgemm_groupwise(q_w.shape[1], q_w.shape[0], q_w.shape[2:], stride, padding, dilation)
+    if _groupwise_exact(q_x, groupwise, kernel) or _unreproduced_layout(q_x, q_w.shape[1], kernel):
+        return conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, stride, padding, dilation), 0
+    if kernel == 'fbgemm':  # fbgemm pads the input with its zero point, and pairs those codes too
+        rows = im2col(q_x, x_zero_point, q_w.shape[2:], stride, padding, dilation)
+        return saturating_gemm(rows, x_zero_point, w_rows, w_zero_point)
+    if (check_w_zero_point(w_zero_point, q_w.shape[0]) != 0).any():
+        raise ValueError(f'kernel={kernel!r} needs symmetric weights (w_zero_point 0), the only ones oneDNN takes')
+    rows = im2col(q_x, 0, q_w.shape[2:], stride, padding, dilation)
+    real_taps = im2col(torch.ones_like(q_x), 0, q_w.shape[2:], stride, padding, dilation)
+    raw, saturated = vpmaddubsw_matmul(_pad_taps(rows, q_w), _pad_taps(w_rows, q_w))
+    return raw - x_zero_point * (real_taps.long() @ w_rows.long().T), saturated
+
 # %% ../nbs/05a_x86.ipynb #bee2ddd5
 def _l1_data_bytes() -> int:
     "The first core's L1 data cache as Linux reports it; 32 KiB, a common size, where Linux does not say."
@@ -546,21 +558,8 @@ def _requantize_as(kernel, acc, bias, x_scale, w_scale, scale, zero_point, relu,
     "Requantize `acc` with `kernel`'s float arithmetic ('fbgemm', 'onednn', 'onednn-combined'), or in fixed point."
     if requant == 'integer' or kernel == 'fbgemm':
         return requantize(acc, bias, x_scale, w_scale, scale, zero_point, relu, requant)
-    w_scale = onednn_weight_scales(w_scale, linear=linear)
     combined = kernel == 'onednn-combined'
-    return onednn_requantize(acc, bias, x_scale, w_scale, scale, zero_point, relu, combined)
-
-# %% ../nbs/05a_x86.ipynb #8bec07ab
-def _unreproduced_matmul(rows, kernel:str) -> bool:
-    "oneDNN's AVX2 matmul with K > 256, K % 4 != 0: exact below 128 (True), refused above, else False."
-    K = rows.shape[1]
-    if kernel == 'fbgemm' or K <= 256 or K % 4 == 0 or _emulated_onednn_isa() != 'avx2':
-        return False
-    if rows.numel() and rows.max().item() > 127:
-        raise ValueError(f"oneDNN's AVX2 matmul pairs a reduction of K={K} (over 256, not a multiple of 4) in blocks "
-                         'quantnb does not reproduce, and input codes above 127 could saturate it: pass '
-                         'saturate_int16=False (exact int32: differs where pair sums saturate) or pack for fbgemm')
-    return True
+    return onednn_requantize(acc, bias, x_scale, w_scale, scale, zero_point, relu, combined, linear=linear)
 
 # %% ../nbs/05a_x86.ipynb #606fd755
 def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)

@@ -231,11 +231,10 @@ def test_requantization_orders_differ_only_near_half_codes():
     acc = torch.randint(-30_000, 30_000, (1, 4096), generator=g)
     bias = near_half_bias(acc[0], 0.01, w_scale, 0.08, g)
     orders = ('fbgemm', 'onednn', 'onednn-combined')
-    scales = {'fbgemm': w_scale, 'onednn': onednn_weight_scales(w_scale, linear=False)}
     codes = {
-        'fbgemm': requantize(acc, bias, 0.01, scales['fbgemm'], 0.08, 7).long(),
-        'onednn': onednn_requantize(acc, bias, 0.01, scales['onednn'], 0.08, 7).long(),
-        'onednn-combined': onednn_requantize(acc, bias, 0.01, scales['onednn'], 0.08, 7, combined=True).long(),
+        'fbgemm': requantize(acc, bias, 0.01, w_scale, 0.08, 7).long(),
+        'onednn': onednn_requantize(acc, bias, 0.01, w_scale, 0.08, 7, linear=False).long(),
+        'onednn-combined': onednn_requantize(acc, bias, 0.01, w_scale, 0.08, 7, combined=True, linear=False).long(),
     }
     for k in orders:
         assert (codes[k] - codes['fbgemm']).abs().max() <= 1
@@ -668,12 +667,11 @@ def test_arguments_are_checked(converted):
         (
             lambda: onednn_requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0),
             TypeError,
-            'onednn_weight_scales',
+            'linear',
         ),
         (
             lambda: onednn_requantize(
-                torch.zeros(1, 3, dtype=torch.long), None, 0.1, onednn_weight_scales(0.1, linear=True), 0.1, 0,
-                combined='yes'
+                torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, combined='yes', linear=True
             ),
             TypeError,
             'combined must be True or False',

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from quantnb.x86 import onednn_requantize, onednn_weight_scales
+from quantnb.x86 import onednn_requantize
 
 
 @pytest.mark.parametrize('name', ['x_scale', 'scale'])
@@ -11,7 +11,20 @@ def test_onednn_requantize_refuses_a_scale_whose_float32_reciprocal_overflows(na
     acc = torch.zeros(1, 1, dtype=torch.long)
     scales = {'x_scale': 0.1, 'scale': 0.1, name: 1e-40}
     with pytest.raises(ValueError, match=name):
-        onednn_requantize(acc, None, scales['x_scale'], onednn_weight_scales(0.1, linear=False), scales['scale'], 0)
+        onednn_requantize(acc, None, scales['x_scale'], 0.1, scales['scale'], 0, linear=False)
+
+
+def test_onednn_requantize_makes_a_linear_layers_scales_oneDNNs_itself():
+    "A Linear's weight scales make oneDNN's 1/(1/s) round trip inside onednn_requantize: next to half-codes it shows."
+    from quantnb.requant import near_half_bias
+    g = torch.Generator().manual_seed(0)
+    w_scale = torch.rand(2048, dtype=torch.float64, generator=g) * 0.01 + 1e-3
+    acc = torch.randint(-30_000, 30_000, (1, 2048), generator=g)
+    bias = near_half_bias(acc[0], 0.0123, w_scale, 0.0771, g)
+    linear, conv = (onednn_requantize(acc, bias, 0.0123, w_scale, 0.0771, 128, linear=flag) for flag in (True, False))
+    assert (linear != conv).any() and (linear.int() - conv.int()).abs().max() == 1
+    with pytest.raises(TypeError, match='linear'):
+        onednn_requantize(acc, bias, 0.0123, w_scale, 0.0771, 128)
 
 
 def test_onednn_isa_refuses_caps_it_does_not_model_and_non_string_values():
