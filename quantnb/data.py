@@ -15,11 +15,7 @@ import gzip
 import hashlib
 import math
 import os
-import re
-import secrets
-import sys
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +23,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import quantnb
 import torch
-from fastcore.imports import in_notebook
-from fastprogress.fastprogress import progress_bar
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
-from .core import atomic_write, cache_dir, check_int, check_seed, is_writable
+from .core import atomic_write, cache_dir, check_bool, check_int, check_seed, is_writable
 
 # %% ../nbs/01_data.ipynb #76d41c57
 def project_root() -> Path | None:
@@ -415,6 +409,7 @@ def iter_batches(
     labels: bool = True,  # `(images, labels)` pairs required; False: images alone (bare tensors accepted)
 ):
     "Yield the checked batches of `data`: `(images, labels)` pairs when `labels`, else the images."
+    check_bool(labels, 'labels')
     if isinstance(data, (torch.Tensor, str, bytes)) or not hasattr(data, '__iter__'):
         raise TypeError(
             f"{name} must be an iterable of batches (a DataLoader, or a list of (images, labels) pairs), "
@@ -522,4 +517,7 @@ def tensor_loader(
     base = ds.dataset if isinstance(ds, Subset) else ds
     if not isinstance(base, TensorImages):
         raise TypeError(f"ds must be a TensorImages or a Subset of one, not {type(base).__name__}")
+    for flag in ('shuffle', 'drop_last', 'pin_memory', 'persistent_workers'):  # DataLoader takes 'no' as True
+        if flag in kwargs and kwargs[flag] is not None:
+            check_bool(kwargs[flag], flag)
     return DataLoader(ds, batch_size, collate_fn=_as_batch, **kwargs)

@@ -14,7 +14,6 @@ from pathlib import Path
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import iter_batches
