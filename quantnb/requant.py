@@ -185,11 +185,11 @@ def check_gemm_operands(q_x, q_w):
                          f'got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
 
 def check_bias(bias, N):
-    "None, or N finite floats."
+    "None, or N finite float32 (or float64) values."
     if bias is None:
         return None
-    if not isinstance(bias, torch.Tensor) or not bias.is_floating_point():
-        raise TypeError(f'bias must be a float tensor (as PyTorch stores it) or None, '
+    if not isinstance(bias, torch.Tensor) or bias.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f'bias must be a float32 tensor (as PyTorch stores it), a float64 one, or None, '
                         f'not {getattr(bias, "dtype", type(bias).__name__)}')
     if bias.shape != (N,):
         raise ValueError(f'bias has shape {tuple(bias.shape)}: need ({N},), one per output channel')

@@ -86,3 +86,13 @@ def test_fbgemm_groupwise_layers_are_exact_only_where_the_routine_has_vnni(monke
     low = q_x - 128
     acc, _ = saturating_conv_accumulator(low, 0, q_w, 0, padding=1, kernel='fbgemm')
     assert torch.equal(acc, conv_accumulator(low, 0, q_w, 0, 1, 1, 1))
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16, torch.int32])
+def test_int_linear_refuses_a_bias_PyTorch_would_not_keep(dtype):
+    "A float16 bias moved 123 of 256 near-half codes without a word: PyTorch keeps a float32 bias."
+    from quantnb.x86 import int_linear
+    q_x = torch.zeros(1, 4, dtype=torch.uint8)
+    q_w = torch.zeros(2, 4, dtype=torch.int8)
+    with pytest.raises(TypeError, match='bias must be a float32 tensor'):
+        int_linear(q_x, 0.1, 0, q_w, 0.1, 0, torch.zeros(2, dtype=dtype), 0.1, 0)
