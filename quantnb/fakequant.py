@@ -32,7 +32,7 @@ from quantnb.affine import (
     quantize,
 )
 from .data import iter_batches
-from .core import check_int, check_model
+from .core import check_bool, check_int, check_model
 from .observers import HistogramObserver
 
 # %% ../nbs/03_fakequant.ipynb #019fb3d5
@@ -133,6 +133,9 @@ class LSQFakeQuantize(nn.Module):
         batch_dim: int | None = 0,
     ):  # the input's batch dimension (activations); `None` for a weight
         super().__init__()
+        check_bool(symmetric, 'symmetric')
+        if batch_dim is not None and (isinstance(batch_dim, bool) or not isinstance(batch_dim, int)):
+            raise TypeError(f'batch_dim={batch_dim!r} must be an int (the batch dimension) or None (a weight)')
         self.qt, self.symmetric, self.batch_dim = qtype(dtype), symmetric, batch_dim
         self.scale = nn.Parameter(torch.ones(1))
         self.zero_point = nn.Parameter(torch.zeros(1), requires_grad=not symmetric)
@@ -190,6 +193,7 @@ class QuantizedLayer(nn.Module):
         self.base_layer, self.quantized, self.observing = base_layer, quantized, False
         self.weight_dtype, self.act_dtype, self.per_channel = weight_dtype, act_dtype, per_channel
         self.observer = observer(act_dtype)
+        self.register_buffer('fixed_scale', None)  # the weight's step when assigned (`layer.scale = ...`), else None
         self._batches_seen, self._act_cache, self._weight_cache = 0, None, None
 
     @property
@@ -210,41 +214,85 @@ class QuantizedLayer(nn.Module):
 # %% ../nbs/03_fakequant.ipynb #80452da2
 @patch
 def weight_qparams(self: QuantizedLayer) -> tuple:
-    "Symmetric qparams of the current weight, per output channel or per tensor."
-    return calc_qparams(
-        self.base_layer.weight.detach(), self.weight_dtype, symmetric=True, axis=0 if self.per_channel else None
-    )
+    """Symmetric qparams of the weight: from the current weight, per output channel or per tensor, or the step fixed by
+    assigning `scale`."""
+    fixed, w = getattr(self, 'fixed_scale', None), self.base_layer.weight.detach()
+    if not torch.isfinite(w).all():
+        raise ValueError(f'the weight of {type(self.base_layer).__name__} contains NaN or Inf: it cannot be quantized')
+    axis = (0 if self.per_channel else None) if fixed is None else (0 if fixed.ndim else None)
+    scale, zero_point = calc_qparams(w, self.weight_dtype, symmetric=True, axis=axis)
+    return (scale, zero_point) if fixed is None else (fixed, zero_point)
 
 
 @patch
 def quantized_weight(self: QuantizedLayer) -> torch.Tensor:
     """The weight fake-quantized with `weight_qparams`: through the straight-through estimator when training, else
     cached."""
-    w, axis = self.base_layer.weight, 0 if self.per_channel else None
+    w, fixed = self.base_layer.weight, getattr(self, 'fixed_scale', None)
     if torch.is_grad_enabled() and w.requires_grad:
-        return fake_quantize_ste(w, *self.weight_qparams(), self.weight_dtype, axis)
-    key = id(w), w._version, self.weight_dtype, self.per_channel  # an optimizer step or a load changes the version
+        scale, zero_point = self.weight_qparams()
+        return fake_quantize_ste(w, scale, zero_point, self.weight_dtype, 0 if scale.ndim else None)
+    fixed_key = None if fixed is None else (id(fixed), fixed._version)
+    key = id(w), w._version, self.weight_dtype, self.per_channel, fixed_key  # a step, a load or an assignment
     if self._weight_cache is None or self._weight_cache[0] != key:
-        self._weight_cache = (
-            key,
-            fake_quantize_unchecked(w.detach(), *self.weight_qparams(), self.weight_dtype, axis),
-            w,
-        )
+        scale, zero_point = self.weight_qparams()
+        fq = fake_quantize_unchecked(w.detach(), scale, zero_point, self.weight_dtype, 0 if scale.ndim else None)
+        self._weight_cache = (key, fq, w, fixed)  # holding w and the step keeps their ids unique
     return self._weight_cache[1]
 
 
-@patch(as_prop=True)
-def scale(self: QuantizedLayer):
+def _get_scale(self: QuantizedLayer):
     "The seed's attribute: the weight's scale, a `float` per tensor, a tensor per channel."
     scale = self.weight_qparams()[0]
-    return scale if self.per_channel else scale.item()
+    return scale if scale.ndim else scale.item()
 
 
-@patch(as_prop=True)
-def zero_point(self: QuantizedLayer):
+def _set_scale(self: QuantizedLayer, scale):
+    "Fix the weight's step at `scale` (a positive float, or one per output channel); `None`: follow the weight again."
+    if scale is not None:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.Tensor)):
+            raise TypeError(f'scale must be a positive float or a tensor of one per output channel, not '
+                            f'{type(scale).__name__} (None: the step follows the weight again)')
+        scale = torch.as_tensor(scale, dtype=torch.float32).detach().clone()
+        channels = self.base_layer.weight.shape[0]
+        if scale.numel() != 1 and tuple(scale.shape) != (channels,):
+            raise ValueError(f'scale has shape {tuple(scale.shape)}: assign one float, or one per output channel '
+                             f'({channels},)')
+        scale = check_qparams(scale.reshape(()) if scale.numel() == 1 else scale, 0)[0]
+    self.fixed_scale, self._weight_cache = scale, None
+
+
+QuantizedLayer.scale = property(_get_scale, _set_scale, doc=_get_scale.__doc__)
+
+
+def _get_zero_point(self: QuantizedLayer):
     "The seed's attribute: the weight's zero point, an `int` per tensor, a tensor per channel."
     zero_point = self.weight_qparams()[1]
-    return zero_point if self.per_channel else int(zero_point)
+    return zero_point if zero_point.ndim else int(zero_point)
+
+
+def _set_zero_point(self: QuantizedLayer, zero_point):
+    "The weight's codes are symmetric: only their own zero point may be assigned (a no-op)."
+    current = self.weight_qparams()[1]
+    same = isinstance(zero_point, (int, torch.Tensor)) and not isinstance(zero_point, bool)
+    if same:
+        zero_point = torch.as_tensor(zero_point)
+        same = zero_point.shape in ((), current.shape) and bool((zero_point == current).all())
+    if not same:
+        raise ValueError(f'zero_point={zero_point!r}: the weight is quantized symmetrically, so its zero point is '
+                         f'{current.unique().tolist()}; fix the step with layer.scale = ... instead')
+
+
+QuantizedLayer.zero_point = property(_get_zero_point, _set_zero_point, doc=_get_zero_point.__doc__)
+
+
+@patch
+def _load_from_state_dict(self: QuantizedLayer, state_dict, prefix, *args):
+    "Loading restores the saved step: fixed if the saved layer had one (`fixed_scale`), else following the weight."
+    key = prefix + 'fixed_scale'
+    self.fixed_scale = state_dict[key].detach().clone() if key in state_dict else None
+    self._weight_cache = None
+    nn.Module._load_from_state_dict(self, state_dict, prefix, *args)
 
 # %% ../nbs/03_fakequant.ipynb #e32d96ca
 def _observer_key(layer):
@@ -275,6 +323,8 @@ def forward(self: QuantizedLayer, x):
         return self.base_layer(x)
     if not self.quantized:
         return self.base_layer(x)
+    if torch.isnan(x).any():  # fake quantization would turn NaN into a code, a silent number
+        raise ValueError('x contains NaN: remove it (torch.nan_to_num) or find where it comes from')
     return self._apply_layer(
         fake_quantize_unchecked(x, *self.act_qparams(), self.act_dtype, None), self.quantized_weight()
     )
@@ -324,6 +374,7 @@ class QuantizedLinear(QuantizedLayer):
             base_layer = in_features
         elif _is_size(in_features) and _is_size(out_features):
             _check_sizes('QuantizedLinear', in_features=in_features, out_features=out_features)
+            check_bool(bias, 'bias')
             base_layer = nn.Linear(in_features, out_features, bias=bias)
         else:
             raise TypeError(
@@ -361,6 +412,7 @@ class QuantizedConv2d(QuantizedLayer):
             base_layer = in_channels
         elif _is_size(in_channels) and _is_size(out_channels) and kernel_size is not None:
             _check_sizes('QuantizedConv2d', in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
+            check_bool(bias, 'bias')
             base_layer = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
         else:
             raise TypeError(
@@ -450,12 +502,22 @@ class CustomQuantizer:
     def _axis(self, weight):
         return None if self.granularity == 'per-tensor' else 0 if self.granularity == 'per-channel' else weight.ndim - 1
 
+    def _group_size(self, w2d):
+        "The group size for a weight of rows `w2d`: one group per row where the rows do not divide into groups."
+        if self.group_size is None:
+            return None
+        return self.group_size if w2d.shape[1] % self.group_size == 0 else w2d.shape[1]
+
 # %% ../nbs/03_fakequant.ipynb #cbbcbc5d
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
+          nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
+
+
 def _layer_and_name(layer, layer_name):
     "The seed's `(layer, layer_name)`, or quantnb's earlier `(name, layer)`; anything else is a TypeError."
     if isinstance(layer, str) and isinstance(layer_name, nn.Module):
         layer, layer_name = layer_name, layer
-    if not isinstance(layer, (nn.Linear, nn.Conv2d)):
+    if not isinstance(layer, nn.Module):
         raise TypeError(
             f'quantize_layer(layer, layer_name) quantizes an nn.Linear or nn.Conv2d, got {type(layer).__name__}'
         )
@@ -464,17 +526,35 @@ def _layer_and_name(layer, layer_name):
     return layer, layer_name
 
 
+def _has_weight_to_quantize(layer) -> bool:
+    """True for an `nn.Linear`/`nn.Conv2d`; False for a module with no weight to quantize (no parameters of its own, or
+    a normalization layer); a TypeError for a module whose parameters quantnb cannot quantize."""
+    if isinstance(layer, (nn.Linear, nn.Conv2d)):
+        return True
+    own = [name for name, _ in layer.named_parameters(recurse=False)]
+    if not own or isinstance(layer, _NORMS):
+        return False
+    raise TypeError(
+        f'quantize_layer quantizes the weights of nn.Linear and nn.Conv2d; {type(layer).__name__} has parameters '
+        f'({", ".join(own)}) that it cannot quantize: leave the layer in float (skip it), or see quantnb.ptq for '
+        'the layers PyTorch quantizes (nn.LSTM: dynamic quantization)'
+    )
+
+
 @patch
 @torch.no_grad()
 def quantize_layer(
     self: CustomQuantizer,
-    layer: nn.Module,  # an `nn.Linear` or `nn.Conv2d`, changed in place
+    layer: nn.Module,  # an `nn.Linear` or `nn.Conv2d`, changed in place; a module with no weight is skipped
     layer_name: str,  # qparams and codes are stored under `f'{layer_name}.weight'`
     calibrate_data=None,  # the seed's argument; weights need none, so passing data warns
 ) -> nn.Module:
     """Replace `layer.weight` by its fake-quantized value in place; record codes and qparams under `layer_name +
-    '.weight'`."""
+    '.weight'`. Skipped, as in the seed: a module with no weight to quantize (a container, an activation, pooling,
+    a normalization layer, which stays float). Refused: other modules with parameters (`nn.Embedding`, `nn.LSTM`)."""
     layer, layer_name = _layer_and_name(layer, layer_name)
+    if not _has_weight_to_quantize(layer):
+        return layer
     if calibrate_data is not None:
         warnings.warn(
             'calibrate_data is not used: a weight\'s range is known without data. Calibrate activations '
@@ -484,10 +564,7 @@ def quantize_layer(
         )
     w = layer.weight.detach().reshape(layer.weight.shape[0], -1)  # one row per output channel
     axis = self._axis(w)
-    group_size = (
-        None if self.group_size is None else self.group_size if w.shape[1] % self.group_size == 0 else w.shape[1]
-    )
-    scale, zero_point = calc_qparams(w, self.dtype, self.symmetric, axis=axis, group_size=group_size)
+    scale, zero_point = calc_qparams(w, self.dtype, self.symmetric, axis=axis, group_size=self._group_size(w))
     q = quantize(w, scale, zero_point, self.dtype, axis)
     layer.weight.copy_(dequantize(q, scale, zero_point, axis).reshape(layer.weight.shape))
     key = f'{layer_name}.weight'
@@ -545,11 +622,11 @@ def unpack_codes(packed: torch.Tensor, dtype='int4', numel: int | None = None) -
 
 
 def pack_int4(q, signed=True):
-    return pack_codes(q, 'int4' if signed else 'uint4')
+    return pack_codes(q, 'int4' if check_bool(signed, 'signed') else 'uint4')
 
 
 def unpack_int4(packed, numel=None, signed=True):
-    return unpack_codes(packed, 'int4' if signed else 'uint4', numel)
+    return unpack_codes(packed, 'int4' if check_bool(signed, 'signed') else 'uint4', numel)
 
 # %% ../nbs/03_fakequant.ipynb #84dfc230
 def packed_state_dict(model: nn.Module, quantizer: CustomQuantizer) -> dict:
@@ -565,8 +642,28 @@ def packed_state_dict(model: nn.Module, quantizer: CustomQuantizer) -> dict:
     return state
 
 
+def _check_packed(state, key, quantizer, w2d):
+    "Raise unless the packed weight `key` has the bytes, zero point type and scale shape `quantizer` writes for `w2d`."
+    qt = qtype(quantizer.dtype)
+    packed, scale, zero_point = (state[f'{key}.{part}'] for part in ('packed', 'scale', 'zero_point'))
+    want_scale = calc_qparams(torch.ones_like(w2d), qt, quantizer.symmetric, quantizer._axis(w2d),
+                              quantizer._group_size(w2d))[0]
+    got = (packed.numel(), zero_point.dtype, tuple(scale.shape))
+    want = (-(-w2d.numel() * qt.bits // 8), qt.storage, tuple(want_scale.shape))
+    if got != want:
+        raise ValueError(
+            f"state['{key}.*'] was packed by another quantizer: {got[0]} bytes, zero point {got[1]}, scale "
+            f"{got[2]}, where CustomQuantizer({quantizer.dtype!r}, {quantizer.granularity!r}, group_size="
+            f"{quantizer.group_size}) writes {want[0]}, {want[1]}, {want[2]}: pass the quantizer that packed it"
+        )
+
+
 def load_packed(model: nn.Module, state: dict, quantizer: CustomQuantizer) -> nn.Module:
-    "Fill `model` (float, same architecture) from `packed_state_dict`: weights unpacked and dequantized."
+    """Fill `model` (float, same architecture) from `packed_state_dict`: weights unpacked and dequantized; a state
+    packed by a quantizer of another dtype or granularity is refused."""
+    check_model(model)
+    if not isinstance(quantizer, CustomQuantizer):
+        raise TypeError(f'quantizer must be the CustomQuantizer that packed state, not {type(quantizer).__name__}')
     model = copy.deepcopy(model)
     plain = {k: v for k, v in state.items() if not k.rsplit('.', 1)[-1] in ('packed', 'scale', 'zero_point')}
     model.load_state_dict(plain, strict=False)
@@ -575,6 +672,7 @@ def load_packed(model: nn.Module, state: dict, quantizer: CustomQuantizer) -> nn
             if f'{name}.weight.packed' not in state:
                 continue
             w2d = module.weight.reshape(module.weight.shape[0], -1)
+            _check_packed(state, f'{name}.weight', quantizer, w2d)
             axis = quantizer._axis(w2d)
             q = unpack_codes(state[f'{name}.weight.packed'], quantizer.dtype, w2d.numel()).reshape(w2d.shape)
             module.weight.copy_(

@@ -246,7 +246,8 @@ def test_quantized_layer_bad_arguments():
     with pytest.raises(TypeError, match='drop out_features'): QuantizedLinear(nn.Linear(2, 2), 4)
     with pytest.raises(TypeError, match='by keyword'): QuantizedLinear(nn.Linear(2, 2), quantized='int4')
     with pytest.raises(TypeError, match='module with a weight'): QuantizedLinear.__mro__[1](nn.ReLU())
-    with pytest.raises(TypeError, match='nn.Linear or nn.Conv2d'): CustomQuantizer().quantize_layer(nn.ReLU(), 'relu')
+    with pytest.raises(TypeError, match='nn.Linear or nn.Conv2d'): CustomQuantizer().quantize_layer('relu', 'relu')
+    with pytest.raises(TypeError, match='LSTM has parameters'): CustomQuantizer().quantize_layer(nn.LSTM(2, 2), 'lstm')
 
 
 def test_calibrate_takes_bare_image_batches_and_rejects_a_bare_tensor_or_nothing():

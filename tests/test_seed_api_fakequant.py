@@ -1,4 +1,5 @@
 "The seed's `CustomQuantizer` and `QuantizedLayer`/`QuantizedLinear`/`QuantizedConv2d` calls, as the seed wrote them, on quantnb."
+import copy
 import warnings
 
 import pytest
@@ -72,6 +73,34 @@ def test_custom_quantizer_accepts_quantnb_earlier_order_and_rejects_others():
     with pytest.raises(TypeError, match='nn.Linear or nn.Conv2d'): CustomQuantizer().quantize_layer('fc', 'fc')
 
 
+def test_custom_quantizer_seed_loop_over_named_modules():
+    "The loop a reader of the seed writes: every module of named_modules(), the model itself and activations included."
+    from quantnb.models import SampleNetBN
+    torch.manual_seed(0)
+    model = SampleNetBN()
+    before = copy.deepcopy(model)
+    quantizer = CustomQuantizer()
+    for name, module in model.named_modules():
+        quantizer.quantize_layer(module, name)  # the seed skipped what is not Linear/Conv2d; so does quantnb
+    weighted = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert list(quantizer.scale_dict) == [f'{n}.weight' for n in weighted]
+    direct = copy.deepcopy(before)
+    for n in weighted:
+        CustomQuantizer().quantize_layer(direct.get_submodule(n), n)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), direct.state_dict().values()))
+    for bn in ('bn1', 'bn2'):  # a normalization layer has no weight to quantize: it stays float, unchanged
+        assert torch.equal(model.get_submodule(bn).weight, before.get_submodule(bn).weight)
+
+
+def test_custom_quantizer_refuses_weighted_modules_it_cannot_quantize():
+    "Skipping is for modules with no weight to quantize; a weighted one quantnb cannot quantize is named, not skipped."
+    for module, kind in ((nn.Embedding(10, 4), 'Embedding'), (nn.LSTM(4, 4), 'LSTM'), (nn.Conv1d(2, 2, 3), 'Conv1d')):
+        with pytest.raises(TypeError, match=f'{kind} has parameters'):
+            CustomQuantizer().quantize_layer(module, 'layer')
+    relu = nn.ReLU()
+    assert CustomQuantizer().quantize_layer(relu, 'relu') is relu
+
+
 def test_quantized_linear_seed_constructor_and_switch():
     torch.manual_seed(0)
     layer = QuantizedLinear(20, 10)  # the seed's (in_features, out_features, bias=True)
@@ -119,3 +148,53 @@ def test_quantized_layer_seed_base_class():
     torch.testing.assert_close(on(x), twin(x), rtol=0, atol=1e-6)
     w_scale, w_zero_point = on.scale, on.zero_point  # the seed's attributes: the weight's qparams (here per channel)
     assert w_scale.shape == (6,) and torch.equal(w_zero_point, torch.zeros(6, dtype=w_zero_point.dtype))
+
+
+def test_quantized_layer_seed_order_enable_assign_scale_then_calibrate():
+    "The seed's order: build, enable, set the step by assignment; quantnb needs calibration before the first call."
+    torch.manual_seed(0)
+    layer = QuantizedLinear(20, 10)
+    layer.enable_quantization()  # the seed enabled before any data
+    x = torch.randn(32, 20)
+    with pytest.raises(RuntimeError, match='calibration'):
+        layer(x)  # no input range yet: an error that says what to run, not a silent guess
+    layer.scale = 0.01  # the seed's attribute, assignable: fixes the weight's step
+    assert layer.scale == pytest.approx(0.01, rel=1e-7) and layer.zero_point == 0  # float32's 0.01
+    calibrate(layer, [(x, None)])
+    w = layer.base_layer.weight.detach()
+    scale, zero_point = layer.observer.calculate_qparams()
+    x_fq = torch.fake_quantize_per_tensor_affine(x, scale.item(), int(zero_point), 0, 255)
+    w_fq = torch.fake_quantize_per_tensor_affine(w, 0.01, 0, -128, 127)
+    torch.testing.assert_close(layer(x), F.linear(x_fq, w_fq, layer.base_layer.bias), rtol=1e-5, atol=1e-5)
+    assert torch.equal(layer.quantized_weight(), w_fq)  # the weight on the assigned step's grid
+    with torch.no_grad():
+        layer.base_layer.weight.mul_(2)  # the weight moves; a fixed step stays
+    assert layer.scale == pytest.approx(0.01, rel=1e-7)
+    torch.testing.assert_close(layer.quantized_weight(), torch.fake_quantize_per_tensor_affine(
+        layer.base_layer.weight.detach(), 0.01, 0, -128, 127))
+    layer.scale = None  # back to the weight's own per-channel steps
+    assert layer.scale.shape == (10,)
+
+
+def test_quantized_layer_fixed_scale_per_channel_trains_and_survives_state_dict():
+    torch.manual_seed(0)
+    layer = QuantizedConv2d(3, 4, 3)
+    steps = torch.tensor([0.01, 0.02, 0.03, 0.04])
+    layer.scale = steps
+    assert torch.equal(layer.scale, steps)
+    calibrate(layer, [(torch.randn(2, 3, 8, 8), None)]).enable_quantization()
+    layer(torch.randn(2, 3, 8, 8)).sum().backward()  # the straight-through path uses the fixed steps too
+    assert layer.base_layer.weight.grad is not None
+    twin = QuantizedConv2d(3, 4, 3)
+    twin.load_state_dict(layer.state_dict())
+    assert torch.equal(twin.scale, steps)
+    layer.scale = None
+    twin.load_state_dict(layer.state_dict())  # a state without a fixed step hands the step back to the weight
+    assert twin.fixed_scale is None
+    with pytest.raises(ValueError, match='one per output channel'):
+        layer.scale = torch.ones(3)
+    with pytest.raises(ValueError, match='positive and finite'):
+        layer.scale = 0.0
+    with pytest.raises(ValueError, match='layer.scale'):
+        layer.zero_point = 5
+    layer.zero_point = 0  # its own zero point: accepted, nothing changes
