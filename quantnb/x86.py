@@ -184,7 +184,7 @@ def _pad_taps(rows, q_w):
 # %% ../nbs/05a_x86.ipynb #05db40ea
 AVX512_FLAGS = {'avx512f', 'avx512bw', 'avx512dq', 'avx512vl'}  # what fbgemm and oneDNN call AVX-512 (core)
 _FBGEMM_LEVELS = ('avx2', 'avx512', 'avx512_vnni')
-_FBGEMM_FORCED = {'AVX2': 'avx2', 'AVX512': 'avx512', 'AVX512_256': 'avx512',
+_FBGEMM_FORCED = {'AVX2': 'avx2', 'AVX512': 'avx512', 'AVX512_256': 'avx512',  # *_256: 256-bit forms, same pairing
                   'AVX512_E1': 'avx512_vnni', 'AVX512_E1_256': 'avx512_vnni'}
 VNNI_ISAS = ('avx512_vnni', 'avx512_core_vnni', 'avx512_core_amx', 'avx2_vnni')  # fbgemm's and oneDNN's names
 
@@ -409,7 +409,7 @@ def _emulated_onednn_isa() -> str:
     return isa if isa == 'avx512_core' else 'avx2'
 
 # %% ../nbs/05a_x86.ipynb #eaf0ba0e
-def _unreproduced_layout(q_x, in_channels:int, kernel:str) -> bool:
+def _one_channel_sums_exactly(q_x, in_channels:int, kernel:str) -> bool:
     "oneDNN's one-channel AVX-512 (no VNNI) pairing: exact below 128 (True), refused above, else False."
     if kernel == 'fbgemm' or in_channels != 1 or _emulated_onednn_isa() != 'avx512_core':
         return False
@@ -420,7 +420,7 @@ def _unreproduced_layout(q_x, in_channels:int, kernel:str) -> bool:
     return True  # codes <= 127 cannot saturate a pair (2·127·128 < 2^15), whatever the order
 
 # %% ../nbs/05a_x86.ipynb #8bec07ab
-def _unreproduced_matmul(rows, kernel:str) -> bool:
+def _long_matmul_sums_exactly(rows, kernel:str) -> bool:
     "oneDNN's AVX2 matmul with K > 256, K % 4 != 0: exact below 128 (True), refused above, else False."
     K = rows.shape[1]
     if kernel == 'fbgemm' or K <= 256 or K % 4 == 0 or _emulated_onednn_isa() != 'avx2':
@@ -443,7 +443,7 @@ def fbgemm_groupwise(in_channels:int, out_channels:int, # of a groups=1 convolut
             and tuple(padding) == (1, 1) and tuple(dilation) == (1, 1) and tuple(stride) in ((1, 1), (2, 2)))
 
 # %% ../nbs/05a_x86.ipynb #7f63d6bc
-def _groupwise_exact(q_x, groupwise:bool, kernel:str) -> bool:
+def _groupwise_sums_exactly(q_x, groupwise:bool, kernel:str) -> bool:
     "fbgemm's groupwise routine: exact under a cap on a VNNI CPU, or below 128 (True); refused above; else False."
     if kernel != 'fbgemm' or not groupwise:
         return False
@@ -469,7 +469,7 @@ def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W
     stride, padding, dilation = check_conv_geometry(q_x, q_w, stride, padding, dilation)
     w_rows = q_w.permute(0, 2, 3, 1).flatten(1)
     groupwise = fbgemm_groupwise(q_w.shape[1], q_w.shape[0], q_w.shape[2:], stride, padding, dilation)
-    if _groupwise_exact(q_x, groupwise, kernel) or _unreproduced_layout(q_x, q_w.shape[1], kernel):
+    if _groupwise_sums_exactly(q_x, groupwise, kernel) or _one_channel_sums_exactly(q_x, q_w.shape[1], kernel):
         return conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, stride, padding, dilation), 0
     if kernel == 'fbgemm':  # fbgemm pads the input with its zero point, and pairs those codes too
         rows = im2col(q_x, x_zero_point, q_w.shape[2:], stride, padding, dilation)
@@ -585,7 +585,7 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
     rows = q_x.reshape(-1, q_x.shape[-1])
     if rows.shape[0] == 0:  # an empty batch: nothing to compute
         return torch.empty(*q_x.shape[:-1], q_w.shape[0], dtype=torch.uint8)
-    if saturate_int16 and not _unreproduced_matmul(rows, kernel):  # oneDNN pairs a matmul as fbgemm does
+    if saturate_int16 and not _long_matmul_sums_exactly(rows, kernel):  # oneDNN pairs a matmul as fbgemm does
         acc, _ = saturating_gemm(rows, x_zero_point, q_w, w_zero_point)
     else:
         acc = int_gemm(rows, x_zero_point, q_w, w_zero_point)
