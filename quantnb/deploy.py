@@ -9,7 +9,7 @@ __all__ = ['ONNX_EXTRA', 'BIAS_ROUNDINGS', 'REFERENCE_OPS', 'BIAS_MODES', 'requi
            'optimized_op_types', 'OrtClassifier', 'Codes', 'Accumulator', 'QdqReference', 'quantize_outputs',
            'with_outputs', 'ort_codes', 'quantized_values', 'code_parity', 'pt2e_codes']
 
-# %% ../nbs/10_deploy.ipynb #3ab8601c
+# %% ../nbs/10_deploy.ipynb #2c8b2133
 import contextlib
 import importlib
 import io
@@ -30,7 +30,7 @@ from fastcore.basics import patch
 from .core import atomic_write, check_model, eval_mode
 from .requant import conv_accumulator, conv_output_size, int_gemm, int_max_pool2d, requantize
 
-# %% ../nbs/10_deploy.ipynb #e102e253
+# %% ../nbs/10_deploy.ipynb #9f716b8f
 ONNX_EXTRA = ('onnx', 'onnxruntime', 'onnxscript')
 
 def require_onnx() -> tuple: # the modules `(onnx, onnxruntime)`
@@ -45,7 +45,7 @@ def require_onnx() -> tuple: # the modules `(onnx, onnxruntime)`
         raise ImportError(f"ONNX export needs {', '.join(missing)}: pip install 'quantnb[onnx]'")
     return importlib.import_module('onnx'), importlib.import_module('onnxruntime')
 
-# %% ../nbs/10_deploy.ipynb #64a5d39d
+# %% ../nbs/10_deploy.ipynb #ebca721e
 def onnx_quantize(x:torch.Tensor, # float values
                   scale:torch.Tensor, # float32 scale (0-d: per tensor)
                   zero_point:torch.Tensor, # the zero point, in the type of the codes
@@ -56,7 +56,7 @@ def onnx_quantize(x:torch.Tensor, # float values
     q = torch.round(x.float() / scale.float()) + zero_point.long()
     return q.clamp(info.min, info.max).long()
 
-# %% ../nbs/10_deploy.ipynb #00af2db5
+# %% ../nbs/10_deploy.ipynb #5c34698c
 _QUANTIZE = 'quantized_decomposed.quantize_per_tensor'
 
 def _target_name(target) -> str:
@@ -88,7 +88,7 @@ def check_pt2e_static(model:nn.Module) -> torch.fx.GraphModule:
                              f'the whole {dtype} range {full[0]}..{full[1]}: quantize with reduce_range=False')
     return model
 
-# %% ../nbs/10_deploy.ipynb #a7e4582c
+# %% ../nbs/10_deploy.ipynb #1b199cf8
 BIAS_ROUNDINGS = ('half_even', 'truncate')
 
 def int32_bias(bias:np.ndarray, # float biases (N,)
@@ -107,7 +107,7 @@ def int32_bias(bias:np.ndarray, # float biases (N,)
         raise ValueError('a bias is beyond int32 steps of s_x·s_w (a channel whose weight scale is tiny or zero)')
     return steps.astype(np.int32)
 
-# %% ../nbs/10_deploy.ipynb #200323c7
+# %% ../nbs/10_deploy.ipynb #4b3d55f8
 def _initializers(graph) -> dict:
     "The graph's constant tensors as NumPy arrays, by name."
     from onnx import numpy_helper
@@ -124,7 +124,7 @@ def _bias_initializers(name, q_b, step) -> list:
     return [numpy_helper.from_array(q_b, f'{name}_int32'), numpy_helper.from_array(step, f'{name}_scale'),
             numpy_helper.from_array(np.zeros_like(step, np.int32), f'{name}_zero_point')]
 
-# %% ../nbs/10_deploy.ipynb #7458befb
+# %% ../nbs/10_deploy.ipynb #4e4a0465
 def quantize_biases(proto, # an ONNX ModelProto in QDQ form, changed in place
                     rounding:str='half_even' # see `int32_bias`
                    ) -> int: # how many biases were quantized
@@ -155,7 +155,7 @@ def quantize_biases(proto, # an ONNX ModelProto in QDQ form, changed in place
     graph.initializer.extend(kept)
     return len(new_nodes)
 
-# %% ../nbs/10_deploy.ipynb #63959e0c
+# %% ../nbs/10_deploy.ipynb #9e4060f3
 def _export_error(e:Exception) -> str:
     "The op the exporter could not translate, from its message, else its first line."
     text = str(e)
@@ -176,7 +176,7 @@ def _onnx_program(model, example, opset:int):
         raise ValueError(f'torch.onnx.export cannot export model: {_export_error(e)}. Replace that op in forward '
                          'by ops ONNX has, or give torch.onnx.export a custom_translation_table') from e
 
-# %% ../nbs/10_deploy.ipynb #d0419489
+# %% ../nbs/10_deploy.ipynb #249f2fd2
 def export_onnx(model:nn.Module, # a PT2E static int8 model (a float model with `allow_float=True`)
                 example:torch.Tensor, # one input batch; the batch dimension stays dynamic
                 path, # the .onnx file to write, weights inside
@@ -198,14 +198,14 @@ def export_onnx(model:nn.Module, # a PT2E static int8 model (a float model with 
     onnx.checker.check_model(proto, full_check=True)
     return atomic_write(Path(path), lambda tmp: onnx.save_model(proto, str(tmp), save_as_external_data=False))
 
-# %% ../nbs/10_deploy.ipynb #c39a21ec
+# %% ../nbs/10_deploy.ipynb #57a3c9bb
 def op_types(model) -> Counter: # node type -> how many
     "The node types of an ONNX graph (a path or a ModelProto)."
     onnx, _ = require_onnx()
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
     return Counter(n.op_type for n in proto.graph.node)
 
-# %% ../nbs/10_deploy.ipynb #070e946a
+# %% ../nbs/10_deploy.ipynb #40bf7e45
 def _session_options(threads:int, optimized_path=None):
     "ORT session options: `threads` threads, warnings only, the optimized graph saved where asked."
     _, ort = require_onnx()
@@ -238,7 +238,7 @@ def optimized_op_types(model) -> Counter: # node type -> how many, after ORT's o
         ort_session(model, optimized_path=Path(tmp) / 'optimized.onnx')
         return op_types(onnx.load(str(Path(tmp) / 'optimized.onnx')))
 
-# %% ../nbs/10_deploy.ipynb #832c0621
+# %% ../nbs/10_deploy.ipynb #c4771b56
 class OrtClassifier(nn.Module):
     "An ONNX Runtime session as a module: float images in, float logits out (so `evaluate` and timers accept it)."
     def __init__(self, path, # an .onnx file
@@ -251,7 +251,7 @@ class OrtClassifier(nn.Module):
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.session.run(None, {self.input_name: x.detach().float().numpy()})[0])
 
-# %% ../nbs/10_deploy.ipynb #30ff0a57
+# %% ../nbs/10_deploy.ipynb #439612fc
 @dataclass
 class Codes:
     "Integer codes with their scale(s) and zero point(s): what a `DequantizeLinear` would turn into floats."
@@ -285,7 +285,7 @@ class Accumulator:
         y = self.acc.double() * (self.x_scale.float() * self.w_scale.float()).double()
         return self.to_layout((y if self.bias is None else y + self.bias.double()).float())
 
-# %% ../nbs/10_deploy.ipynb #bf0133aa
+# %% ../nbs/10_deploy.ipynb #578a5471
 REFERENCE_OPS = ('QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'Relu', 'MaxPool', 'Reshape', 'Flatten',
                  'Identity', 'Dropout')
 BIAS_MODES = BIAS_ROUNDINGS + ('float',)
@@ -305,7 +305,7 @@ class QdqReference:
         if unknown:
             raise ValueError(f'the integer reference has no rule for {unknown}; it runs {REFERENCE_OPS}')
 
-# %% ../nbs/10_deploy.ipynb #614e5c1a
+# %% ../nbs/10_deploy.ipynb #8abe1daf
 def quantize_outputs(proto) -> list: # tensor names
     "The outputs of a graph's `QuantizeLinear` nodes, in order: where its activations are codes."
     return [n.output[0] for n in proto.graph.node if n.op_type == 'QuantizeLinear']
@@ -333,7 +333,7 @@ def codes(self:QdqReference, images:torch.Tensor) -> dict: # name -> int64 codes
         out[o.name] = v.dequantize() if isinstance(v, (Codes, Accumulator)) else v
     return out
 
-# %% ../nbs/10_deploy.ipynb #0f8b4d56
+# %% ../nbs/10_deploy.ipynb #467bb5a4
 def _attributes(node) -> dict:
     "An ONNX node's attributes as Python values."
     from onnx import helper
@@ -355,7 +355,7 @@ def _QuantizeLinear(self:QdqReference, node, x, scale, zero_point) -> torch.Tens
         return x.codes
     return onnx_quantize(x.dequantize() if isinstance(x, Codes) else x, scale, zero_point)
 
-# %% ../nbs/10_deploy.ipynb #a9e880b7
+# %% ../nbs/10_deploy.ipynb #c11574a6
 @patch
 def _bias_steps(self:QdqReference, bias, x:Codes, w:Codes) -> tuple: # (int32 steps or None, float bias or None)
     "The bias to add to the accumulator in int32 steps, or fbgemm's float bias to add after it."
@@ -393,7 +393,7 @@ def _Gemm(self:QdqReference, node, x:Codes, w:Codes, bias=None) -> Accumulator:
     acc = int_gemm(x.codes, int(x.zero_point), w.codes if a.get('transB', 0) else w.codes.T, w.zero_point)
     return self._layer(acc, x, w, bias, tuple(acc.shape))
 
-# %% ../nbs/10_deploy.ipynb #acf2b606
+# %% ../nbs/10_deploy.ipynb #684b1bef
 @patch
 def _Relu(self:QdqReference, node, x):
     if isinstance(x, Accumulator):
@@ -440,7 +440,7 @@ def _Identity(self:QdqReference, node, x, *rest):
 def _Dropout(self:QdqReference, node, x, *rest):
     return x
 
-# %% ../nbs/10_deploy.ipynb #f79b9598
+# %% ../nbs/10_deploy.ipynb #772c8009
 def with_outputs(proto, # a ModelProto (not changed)
                  names:list # tensors to add as uint8 graph outputs
                 ):
@@ -465,7 +465,7 @@ def ort_codes(proto, # a QDQ ModelProto
     return {o.name: torch.from_numpy(v).long() if v.dtype == np.uint8 else torch.from_numpy(v)
             for o, v in zip(session.get_outputs(), outs)}
 
-# %% ../nbs/10_deploy.ipynb #faa8e632
+# %% ../nbs/10_deploy.ipynb #b5943290
 def quantized_values(proto) -> dict: # tensor name -> what it holds
     "What each `QuantizeLinear` output and graph output holds: the graph input, or the op (and ReLU) that made it."
     producers = {out: node for node in proto.graph.node for out in node.output}
@@ -479,7 +479,7 @@ def quantized_values(proto) -> dict: # tensor name -> what it holds
     labels = {q.output[0]: made_by(q.input[0]) for q in proto.graph.node if q.op_type == 'QuantizeLinear'}
     return {**labels, **{o.name: f'{made_by(o.name)} (output)' for o in proto.graph.output}}
 
-# %% ../nbs/10_deploy.ipynb #4c08d5b6
+# %% ../nbs/10_deploy.ipynb #6dd95abb
 def _count(row:dict, ours:torch.Tensor, theirs:torch.Tensor, logits:bool=False):
     "Add one batch's differences of `ours` and `theirs` to `row`."
     diff = (ours.double() - theirs.double()).abs()
@@ -507,7 +507,7 @@ def code_parity(proto, # a QDQ ModelProto
             _count(rows[k], ours[k], theirs[k], logits=k in outputs)
     return list(rows.values())
 
-# %% ../nbs/10_deploy.ipynb #db18c776
+# %% ../nbs/10_deploy.ipynb #2e2df83c
 def pt2e_codes(model:torch.fx.GraphModule, # a PT2E-converted model
                images:torch.Tensor # one float batch
               ) -> tuple: # ([int64 codes of each quantize node, in graph order], logits)
