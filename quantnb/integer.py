@@ -63,7 +63,7 @@ class QCodes:
         "The codes and qparams of a PyTorch per-tensor quantized uint8 tensor."
         if not (isinstance(x, torch.Tensor) and x.is_quantized and x.dtype == torch.quint8):
             raise TypeError(f'x must be a quint8 quantized tensor, not {getattr(x, "dtype", type(x).__name__)}')
-        if x.qscheme() not in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+        if x.qscheme() != torch.per_tensor_affine:
             raise ValueError(f'x is quantized {x.qscheme()}: activations have one scale and zero point per tensor')
         return cls(x.int_repr(), x.q_scale(), x.q_zero_point())
 
@@ -104,6 +104,17 @@ def _refuse_torch_function(cls, func, types, args=(), kwargs=None):
 QCodes.__getattr__ = _refuse_tensor_method
 QCodes.__torch_function__ = classmethod(_refuse_torch_function)
 
+# %% ../nbs/05b_integer.ipynb #b2ad4e3a
+def _check_float_batch(x):
+    "One batch tensor of float32 values, as PyTorch quantizes."
+    if isinstance(x, (tuple, list)):
+        raise TypeError(f'x must be one batch tensor, not a {type(x).__name__}: pass images, not (images, labels)')
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f'x must be one batch tensor of float32 values, not a {type(x).__name__}')
+    if x.dtype != torch.float32:
+        raise TypeError(f'x must be a float32 tensor, as PyTorch quantizes only those, '
+                        f'not {getattr(x, "dtype", type(x).__name__)}: convert it with x.float()')
+
 # %% ../nbs/05b_integer.ipynb #e4067ced
 def quantize_codes(x:torch.Tensor, # a float32 batch
                    scale:float, # the input's scale
@@ -125,17 +136,6 @@ def quantize_codes(x:torch.Tensor, # a float32 batch
         codes = torch.where(steps >= 2**31 - 128, 0, codes)
     return QCodes(codes.to(torch.uint8), scale, zero_point)
 
-# %% ../nbs/05b_integer.ipynb #b2ad4e3a
-def _check_float_batch(x):
-    "One batch tensor of float32 values, as PyTorch quantizes."
-    if isinstance(x, (tuple, list)):
-        raise TypeError(f'x must be one batch tensor, not a {type(x).__name__}: pass images, not (images, labels)')
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f'x must be one batch tensor of float32 values, not a {type(x).__name__}')
-    if x.dtype != torch.float32:
-        raise TypeError(f'x must be a float32 tensor, as PyTorch quantizes only those, '
-                        f'not {getattr(x, "dtype", type(x).__name__)}: convert it with x.float()')
-
 # %% ../nbs/05b_integer.ipynb #f48076fd
 def qparams_of(w:torch.Tensor # a quantized tensor, such as a layer's weight
               ) -> tuple: # `(scale, zero_point)`: a float and an int, or (N,) tensors per channel
@@ -143,9 +143,12 @@ def qparams_of(w:torch.Tensor # a quantized tensor, such as a layer's weight
     if not isinstance(w, torch.Tensor) or not w.is_quantized:
         found = getattr(w, 'dtype', type(w).__name__)
         raise TypeError(f'w must be a quantized tensor (e.g. layer.weight()), not {found}')
-    if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+    if w.qscheme() == torch.per_channel_affine:
         return w.q_per_channel_scales(), w.q_per_channel_zero_points()
-    return w.q_scale(), w.q_zero_point()
+    if w.qscheme() == torch.per_tensor_affine:
+        return w.q_scale(), w.q_zero_point()
+    raise ValueError(f'w is quantized {w.qscheme()}, with float zero points (as PyTorch keeps embedding weights): '
+                     'quantnb takes integer zero points only')
 
 # %% ../nbs/05b_integer.ipynb #7fb27de2
 def _check_twin_options(requant, saturate_int16):
@@ -286,6 +289,20 @@ def _replacement(m:nn.Module, requant, saturate_int16, kernel):
         return None  # a container, or a user's module holding others: its children are converted, its forward kept
     raise _Unsupported(m)
 
+# %% ../nbs/05b_integer.ipynb #09c49686
+def _why_unsupported(m:nn.Module) -> str:
+    "Why `m` has no integer version, in a few words for the error message."
+    where = type(m).__module__
+    if isinstance(m, (nnq.QFunctional, nnq.FloatFunctional, nnq.FXFloatFunctional)):
+        return 'a quantized functional (add, mul, cat of two tensors), which IntegerModel does not run'
+    if where.startswith('torch.ao.nn.quantized.dynamic'):
+        return 'dynamically quantized: it takes and returns floats, so no codes flow into it'
+    if where.startswith(('torch.ao.nn.quantized', 'torch.ao.nn.intrinsic.quantized')):
+        return 'converted, but quantnb has no integer version of it'
+    if where.startswith('torch.'):
+        return 'a float module (not converted): it would compute on codes as if they were values'
+    return 'a module of your own with no module inside: its forward would compute on codes'
+
 # %% ../nbs/05b_integer.ipynb #8edd2c58
 def _swap_modules(model, requant, saturate_int16, kernels) -> list:
     "Replace every module of `model` by its integer version, in place; return the names of unsupported ones."
@@ -296,7 +313,8 @@ def _swap_modules(model, requant, saturate_int16, kernels) -> list:
             try:
                 new = _replacement(child, requant, saturate_int16, kernels.get(prefix + name))
             except _Unsupported:
-                unsupported.append(f'{prefix + name} ({type(child).__module__}.{type(child).__name__})')
+                kind = f'{type(child).__module__}.{type(child).__name__}'
+                unsupported.append(f'{prefix + name} ({kind}): {_why_unsupported(child)}')
                 continue
             if new is None:
                 swap(child, f'{prefix}{name}.')
@@ -306,14 +324,29 @@ def _swap_modules(model, requant, saturate_int16, kernels) -> list:
     swap(model, '')
     return unsupported
 
+# %% ../nbs/05b_integer.ipynb #a3c6181d
+def _check_swapped(kernels:dict, unsupported:list):
+    "Raise unless the model had quantized layers (`kernels`) and every module was swapped (`unsupported` empty)."
+    found = f' ({"; ".join(unsupported)})' if unsupported else ''
+    if not kernels:
+        raise ValueError(f'model has no statically quantized Conv2d or Linear{found}: '
+                         'convert it first, e.g. with PTQProcessor().static_quantization')
+    if unsupported:
+        raise ValueError(f'IntegerModel runs {_SUPPORTED}, and containers; the model also has: '
+                         f'{"; ".join(unsupported)}. '
+                         'Replace those modules, or run the model with PyTorch '
+                         '(a class of your own counts as a container only if it holds other modules)')
+
 # %% ../nbs/05b_integer.ipynb #4adcd03c
 def _check_whole_model(model):
-    "A whole model converted by eager static quantization: not a single layer, not a prepared model."
+    "A whole model converted by eager static quantization: not a single layer, not prepared, not a twin already."
     if not isinstance(model, nn.Module):
         raise TypeError(f'model must be a torch.nn.Module, not {type(model).__name__}')
     if type(model) in QUANTIZED_GEMMS:
         raise TypeError('model is a single quantized layer: pass the whole converted model, or use IntLayer(layer)')
-    if any(hasattr(m, 'activation_post_process') for m in model.modules()):
+    if any(isinstance(m, (IntLayer, IntegerModel)) for m in model.modules()):
+        raise TypeError('model already runs on integer layers: pass the converted model it was built from')
+    if any(isinstance(m, (tq.ObserverBase, tq.FakeQuantizeBase)) for m in model.modules()):
         raise TypeError('model is prepared, not converted (it still has observers): convert it first, '
                         'e.g. with PTQProcessor().static_quantization')
 
@@ -346,14 +379,7 @@ class IntegerModel(nn.Module):
             check_kernel(kernel)
         kernels = {name: kernel or default_kernel(m) for name, m in model.named_modules() if type(m) in QUANTIZED_GEMMS}
         model = copy.deepcopy(model).eval()
-        unsupported = _swap_modules(model, requant, saturate_int16, kernels)
-        if unsupported:
-            raise ValueError(f'IntegerModel supports {_SUPPORTED}, and containers; the model also has: '
-                             f'{", ".join(unsupported)}. Convert with eager static quantization, or replace those '
-                             'modules (a class of your own counts as a container only if it holds other modules)')
-        if not any(isinstance(m, IntLayer) for m in model.modules()):
-            raise ValueError('model has no statically quantized Conv2d or Linear: '
-                             'pass a model converted by static quantization')
+        _check_swapped(kernels, _swap_modules(model, requant, saturate_int16, kernels))
         return cls(model)
 
 # %% ../nbs/05b_integer.ipynb #e5b58a9f
@@ -361,6 +387,8 @@ def static_layers(model) -> dict:
     "The statically quantized Conv2d/Linear layers of `model` (fused ReLU included) by name."
     if not isinstance(model, nn.Module):
         raise TypeError(f'model must be a torch.nn.Module, not {type(model).__name__}')
+    if isinstance(model, IntegerModel):
+        raise TypeError('model is an IntegerModel: pass the converted model it was built from')
     layers = {name: m for name, m in model.named_modules() if type(m) in QUANTIZED_GEMMS}
     if not layers:
         raise ValueError('model has no statically quantized Conv2d or Linear: '
@@ -440,18 +468,34 @@ def _is_one_batch(batches) -> bool:
     tensors = pair and all(isinstance(t, torch.Tensor) for t in batches)
     return tensors and batches[1].dim() == 1 and batches[0].dim() > 1
 
+def _check_batches(batches):
+    "An iterable of batches: not one tensor, not one `(images, labels)` pair, not something that cannot be iterated."
+    if isinstance(batches, torch.Tensor) or _is_one_batch(batches):
+        raise TypeError('batches must be an iterable of batches: wrap one batch as [images] or [(images, labels)]')
+    if not hasattr(batches, '__iter__'):
+        raise TypeError(f'batches must be an iterable of (images, labels) batches (a DataLoader or a list), '
+                        f'not {type(batches).__name__}')
+
+def _images_of(batch) -> torch.Tensor:
+    "The images of one batch: the batch itself, or the first item of an `(images, labels)` pair."
+    if isinstance(batch, (tuple, list)):
+        if not batch:
+            raise TypeError('a batch is an empty tuple or list: each batch must be images or (images, labels)')
+        return batch[0]
+    if not isinstance(batch, torch.Tensor):
+        raise TypeError(f'each batch must be images or (images, labels), not {type(batch).__name__}')
+    return batch
+
 # %% ../nbs/05b_integer.ipynb #c0d1298c
 @torch.no_grad()
 def library_parity(model:nn.Module, # converted by eager static quantization
                    batches # an iterable of (images, labels) batches, or of image tensors
                   ) -> list: # a dict per quantized Conv2d/Linear
     "Per layer, same input codes, all batches: PyTorch's codes against the twin's kernel and each oneDNN order."
-    if isinstance(batches, torch.Tensor) or _is_one_batch(batches):
-        raise TypeError('batches must be an iterable of batches: wrap one batch as [images] or [(images, labels)]')
+    _check_batches(batches)
     twins, stats = {}, {}
     for batch in batches:
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        for name, (m, x) in layer_inputs(model, images).items():
+        for name, (m, x) in layer_inputs(model, _images_of(batch)).items():
             if name not in twins:
                 layer_twin = IntLayer(m)
                 twins[name] = (layer_twin, _both_orders(m, layer_twin))
@@ -523,21 +567,32 @@ def gemm_operands(module, x) -> tuple:
 # %% ../nbs/05b_integer.ipynb #31a3f789
 def _accumulators(module, x) -> tuple:
     "A quantized layer's exact int32 accumulator on `x`, the one with saturated int16 pairs, and how many saturated."
-    w_zero_point = qparams_of(module.weight())[1]
+    w_zero_point, library = qparams_of(module.weight())[1], packed_library(module)
     q_x, q_w, x_zero_point = x.int_repr(), module.weight().int_repr(), x.q_zero_point()
     if isinstance(module, nnq.Conv2d):
         geometry = (module.stride, module.padding, module.dilation)
         exact = conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, *geometry)
-        library = packed_library(module)
         return exact, *saturating_conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, *geometry, library)
+    if library == 'onednn':  # raises where oneDNN pairs this matmul in blocks quantnb does not reproduce
+        IntLayer(module, 'float', True, 'onednn')(QCodes.of(x))
     rows = q_x.flatten(0, -2)
     exact = int_gemm(rows, x_zero_point, q_w, w_zero_point)
-    return exact, *saturating_gemm(rows, x_zero_point, q_w, w_zero_point)  # oneDNN pairs a matmul alike
+    return exact, *saturating_gemm(rows, x_zero_point, q_w, w_zero_point)
 
 # %% ../nbs/05b_integer.ipynb #dbb99fb7
+def _cannot_count(name:str, module, error:ValueError) -> ValueError:
+    "The error for a layer whose pairing quantnb does not reproduce: notebook 05a's reason, with the layer's name."
+    library = packed_library(module)
+    reason = str(error).split(': pass ')[0]  # 05a's why; its fix (saturate_int16=False) is the twin's, not the report's
+    fix = " Convert the model for fbgemm (backend='fbgemm') to count fbgemm's pairing." if library == 'onednn' else ''
+    return ValueError(f'saturation_report cannot count layer {name!r} (packed for {library}): {reason}.{fix}')
+
 def _saturation_row(name:str, module, x) -> dict:
     "Pair sums one layer's library would saturate without VNNI, the outputs that change, and the accumulator's SQNR."
-    exact, acc, saturated = _accumulators(module, x)
+    try:
+        exact, acc, saturated = _accumulators(module, x)
+    except ValueError as e:
+        raise _cannot_count(name, module, e) from e
     w_scale = qparams_of(module.weight())[0]
     signal = ((exact * w_scale) ** 2).sum().item()
     noise = (((acc - exact) * w_scale) ** 2).sum().item()

@@ -422,7 +422,7 @@ BAD = [
         'int-bias',
         lambda: int_linear(Z8, 0.1, 0, W8, 0.1, 0, torch.zeros(3, dtype=torch.int32), 0.1, 0),
         TypeError,
-        'bias must be a float tensor',
+        'bias must be a float32 tensor',
     ),
     ('M>=1', lambda: int_linear(Z8, 0.1, 0, W8, 1.0, 0, None, 0.01, 0, requant='integer'), ValueError, 'M < 1'),
     ('M<=0', lambda: quantize_multiplier(-0.5), ValueError, 'M must be finite and > 0'),
