@@ -136,9 +136,9 @@ def _pairwise_saturated(q_x, q_w, max_elements):
     pad = q_x.shape[1] % 2  # the kernel pads K with zeros to whole pairs
     x = F.pad(q_x.to(torch.int32), (0, pad)).unflatten(1, (-1, 2))
     w = F.pad(q_w.to(torch.int32), (0, pad)).unflatten(1, (-1, 2))
-    rows = max(1, max_elements // (w.shape[0] * w.shape[1]))
+    rows_per_chunk = max(1, max_elements // (w.shape[0] * w.shape[1]))
     acc, saturated = [], 0
-    for chunk in x.split(rows):
+    for chunk in x.split(rows_per_chunk):
         pairs = (chunk[:, None] * w[None]).sum(-1)  # (rows, N, K/2): what vpmaddubsw writes into int16 lanes
         saturated += ((pairs < INT16_MIN) | (pairs > INT16_MAX)).sum().item()
         acc.append(pairs.clamp(INT16_MIN, INT16_MAX).sum(-1, dtype=torch.int64))
@@ -176,10 +176,10 @@ def saturating_gemm(q_x:torch.Tensor, # activation codes (M, K), uint8 range
     return raw - x_zero_point * col_offsets - row_offsets * w_zero_point, saturated
 
 # %% ../nbs/05a_x86.ipynb #bab9f549
-def _pad_taps(rows, q_w):
+def _pad_taps(codes, q_w):
     "Rows of (kh·kw·C) codes with each tap's C channels zero-padded to a multiple of 4, as oneDNN groups them."
-    rows = rows.unflatten(1, (q_w.shape[2] * q_w.shape[3], q_w.shape[1]))
-    return F.pad(rows, (0, -rows.shape[-1] % 4)).flatten(1)
+    taps = codes.unflatten(1, (q_w.shape[2] * q_w.shape[3], q_w.shape[1]))
+    return F.pad(taps, (0, -taps.shape[-1] % 4)).flatten(1)
 
 # %% ../nbs/05a_x86.ipynb #05db40ea
 AVX512_FLAGS = {'avx512f', 'avx512bw', 'avx512dq', 'avx512vl'}  # what fbgemm and oneDNN call AVX-512 (core)
@@ -345,12 +345,16 @@ def _ask_packed(module) -> tuple:
         message = _probe_error(lambda: torch.ops.quantized.conv2d(x, module._packed_params, 1.0, 0))
         if message.startswith('quantized::conv2d (ONEDNN)'):
             return 'onednn', message
-        return ('fbgemm' if message.startswith('quantized::conv(FBGEMM)') else None), message
+        if message.startswith('quantized::conv(FBGEMM)'):
+            return 'fbgemm', message
+        return None, message
     x = _signed_probe((1, module.in_features))
     message = _probe_error(lambda: torch.ops.quantized.linear(x, module._packed_params._packed_params, 1.0, 0))
     if message == '':  # oneDNN's matmul takes a signed input
         return 'onednn', message
-    return ('fbgemm' if message.startswith('Expected input data type QUInt8') else None), message  # QNNPACK: own name
+    if message.startswith('Expected input data type QUInt8'):
+        return 'fbgemm', message
+    return None, message  # QNNPACK, say, answers in its own words
 
 # %% ../nbs/05a_x86.ipynb #d56892e6
 QUANTIZED_GEMMS = (nnq.Conv2d, nniq.ConvReLU2d, nnq.Linear, nniq.LinearReLU)  # exact types: subclasses compute more
@@ -420,12 +424,12 @@ def _one_channel_sums_exactly(q_x, in_channels:int, kernel:str) -> bool:
     return True  # codes <= 127 cannot saturate a pair (2·127·128 < 2^15), whatever the order
 
 # %% ../nbs/05a_x86.ipynb #8bec07ab
-def _long_matmul_sums_exactly(rows, kernel:str) -> bool:
+def _long_matmul_sums_exactly(x_rows, kernel:str) -> bool:
     "oneDNN's AVX2 matmul with K > 256, K % 4 != 0: exact below 128 (True), refused above, else False."
-    K = rows.shape[1]
+    K = x_rows.shape[1]
     if kernel == 'fbgemm' or K <= 256 or K % 4 == 0 or _emulated_onednn_isa() != 'avx2':
         return False
-    if rows.numel() and rows.max().item() > 127:
+    if x_rows.numel() and x_rows.max().item() > 127:
         raise ValueError(f"oneDNN's AVX2 matmul pairs a reduction of K={K} (over 256, not a multiple of 4) in blocks "
                          'quantnb does not reproduce, and input codes above 127 could saturate it: pass '
                          'saturate_int16=False (exact int32: differs where pair sums saturate) or pack for fbgemm')
@@ -472,13 +476,13 @@ def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W
     if _groupwise_sums_exactly(q_x, groupwise, kernel) or _one_channel_sums_exactly(q_x, q_w.shape[1], kernel):
         return conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, stride, padding, dilation), 0
     if kernel == 'fbgemm':  # fbgemm pads the input with its zero point, and pairs those codes too
-        rows = im2col(q_x, x_zero_point, q_w.shape[2:], stride, padding, dilation)
-        return saturating_gemm(rows, x_zero_point, w_rows, w_zero_point)
+        x_rows = im2col(q_x, x_zero_point, q_w.shape[2:], stride, padding, dilation)
+        return saturating_gemm(x_rows, x_zero_point, w_rows, w_zero_point)
     if (check_w_zero_point(w_zero_point, q_w.shape[0]) != 0).any():
         raise ValueError(f'kernel={kernel!r} needs symmetric weights (w_zero_point 0), the only ones oneDNN takes')
-    rows = im2col(q_x, 0, q_w.shape[2:], stride, padding, dilation)
+    x_rows = im2col(q_x, 0, q_w.shape[2:], stride, padding, dilation)
     real_taps = im2col(torch.ones_like(q_x), 0, q_w.shape[2:], stride, padding, dilation)
-    raw, saturated = vpmaddubsw_matmul(_pad_taps(rows, q_w), _pad_taps(w_rows, q_w))
+    raw, saturated = vpmaddubsw_matmul(_pad_taps(x_rows, q_w), _pad_taps(w_rows, q_w))
     return raw - x_zero_point * (real_taps.long() @ w_rows.long().T), saturated
 
 # %% ../nbs/05a_x86.ipynb #bee2ddd5
@@ -582,15 +586,15 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
         raise ValueError(f'need q_x (..., K) and q_w (N, K) with the same K > 0, '
                          f'got {tuple(q_x.shape)} and {tuple(q_w.shape)}')
     bias = check_bias(bias, q_w.shape[0])
-    rows = q_x.reshape(-1, q_x.shape[-1])
-    if rows.shape[0] == 0:  # an empty batch: nothing to compute
+    x_rows = q_x.reshape(-1, q_x.shape[-1])
+    if x_rows.shape[0] == 0:  # an empty batch: nothing to compute
         return torch.empty(*q_x.shape[:-1], q_w.shape[0], dtype=torch.uint8)
-    if saturate_int16 and not _long_matmul_sums_exactly(rows, kernel):  # oneDNN pairs a matmul as fbgemm does
-        acc, _ = saturating_gemm(rows, x_zero_point, q_w, w_zero_point)
+    if saturate_int16 and not _long_matmul_sums_exactly(x_rows, kernel):  # oneDNN pairs a matmul as fbgemm does
+        acc, _ = saturating_gemm(x_rows, x_zero_point, q_w, w_zero_point)
     else:
-        acc = int_gemm(rows, x_zero_point, q_w, w_zero_point)
+        acc = int_gemm(x_rows, x_zero_point, q_w, w_zero_point)
     if kernel == 'onednn-amx':  # AMX's order, or the AVX-512 kernel's for the shapes oneDNN keeps off AMX
-        kernel = 'onednn-combined' if onednn_matmul_uses_amx(*rows.shape, q_w.shape[0]) else 'onednn'
+        kernel = 'onednn-combined' if onednn_matmul_uses_amx(*x_rows.shape, q_w.shape[0]) else 'onednn'
     w_scale = w_scale if per_channel else w_scale[0]
     y = _requantize_as(kernel, acc, bias, x_scale, w_scale, scale, zero_point, relu, requant, linear=True)
     return y.reshape(*q_x.shape[:-1], q_w.shape[0])
