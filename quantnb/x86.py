@@ -58,15 +58,16 @@ def onednn_weight_scales(w_scale, # float64 weight scale(s): a float or 0-d tens
     w_scale = check_scale(w_scale, 'w_scale').reshape(torch.as_tensor(w_scale).shape)
     if not linear:
         return w_scale.float()  # qconv_prepack.cpp: item<float>()
-    one = f32(1.0)
+    one_f32 = f32(1.0)
     if w_scale.dim() == 0:
-        held = one / (1.0 / w_scale).float()  # qlinear_prepack.cpp: 1.0/q_scale() in double; ideep: 1/s in float
+        # qlinear_prepack.cpp: 1.0/q_scale() in double; ideep: 1/s in float
+        held_scales = one_f32 / (1.0 / w_scale).float()
     else:
-        held = one / (one / w_scale.float())  # per channel: 1.0f/item<float>(); ideep: 1/s
-    if not torch.isfinite(held).all() or (held == 0).any():
+        held_scales = one_f32 / (one_f32 / w_scale.float())  # per channel: 1.0f/item<float>(); ideep: 1/s
+    if not torch.isfinite(held_scales).all() or (held_scales == 0).any():
         raise ValueError(f'w_scale={w_scale.min().item():.3g} does not survive the float32 round trip 1/(1/s): '
                          'too small')
-    return held
+    return held_scales
 
 # %% ../nbs/05a_x86.ipynb #b9b7dfe8
 def _check_float32_reciprocal(value:float, name:str):
@@ -92,15 +93,15 @@ def onednn_requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bi
     w_scale = onednn_weight_scales(w_scale, linear)
     _check_float32_reciprocal(x_scale, 'x_scale')
     _check_float32_reciprocal(scale, 'scale')
-    one = f32(1.0)
-    src_scale = one / f32(1.0 / x_scale)  # PyTorch passes 1/s_x; ideep inverts it in float32
+    one_f32 = f32(1.0)
+    src_scale = one_f32 / f32(1.0 / x_scale)  # PyTorch passes 1/s_x; ideep inverts it in float32
     y = acc.float()
     y = y * (src_scale * w_scale) if combined else y * src_scale * w_scale  # which product is rounded first
     if bias is not None:
         y = y + bias.float()
     if relu:
         y = y.clamp(min=0)
-    dst_inverse = one / (one / f32(1.0 / scale))  # ideep: 1/float32(1/s_y); the kernel: its reciprocal
+    dst_inverse = one_f32 / (one_f32 / f32(1.0 / scale))  # ideep: 1/float32(1/s_y); the kernel: its reciprocal
     return torch.round(y * dst_inverse + zero_point).clamp(0, 255).to(torch.uint8)  # oneDNN saturates in float
 
 # %% ../nbs/05a_x86.ipynb #25e0f73a
@@ -234,6 +235,7 @@ def _amx_usable(flags, this_cpu) -> bool:
     "AMX as oneDNN requires it (cpu_isa_traits.hpp) and, on this CPU, Linux's permission to use its tiles."
     if not AMX_FLAGS <= flags:
         return False
+    # on this CPU, ask Linux for the tiles as PyTorch does at start-up (granted once; asking again changes nothing)
     return not this_cpu or bool(getattr(torch._C._cpu, '_init_amx', lambda: True)())
 
 # %% ../nbs/05a_x86.ipynb #7562e0d6
@@ -312,6 +314,8 @@ def x86_library(layer:str, # 'conv' or 'linear'
         raise ValueError(f"layer={layer!r}: choose 'conv' or 'linear'")
     check_flag(symmetric, 'symmetric')
     check_int(groups, 'groups')
+    if layer == 'linear' and groups != 1:
+        raise ValueError(f'groups={groups}: a Linear layer has no groups; pass groups only with layer=\'conv\'')
     flags = cpu_flags() if flags is None else _check_flags(flags)
     if 'avx2' not in flags:  # unread flags would look like a CPU without AVX-512 VNNI: say so instead of guessing
         raise _no_avx2(flags)
@@ -578,8 +582,8 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
                kernel:str='fbgemm' # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx' (KERNELS)
               ) -> torch.Tensor: # uint8 output codes (..., N)
     "`quantized::linear` on plain integer tensors, as fbgemm or oneDNN computes it on an x86 CPU."
-    checked = _check_layer(q_x, x_scale, x_zero_point, q_w, w_scale, w_zero_point, scale, zero_point, requant, kernel)
-    w_scale, w_zero_point, per_channel = checked
+    w_scale, w_zero_point, per_channel = _check_layer(q_x, x_scale, x_zero_point, q_w, w_scale, w_zero_point, scale,
+                                                     zero_point, requant, kernel)
     check_flag(relu, 'relu')
     check_flag(saturate_int16, 'saturate_int16')
     if q_w.dim() != 2 or q_x.dim() < 1 or q_x.shape[-1] != q_w.shape[1] or q_w.shape[1] == 0:
@@ -611,8 +615,8 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
                kernel:str='fbgemm' # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx' (KERNELS)
               ) -> torch.Tensor: # uint8 output codes (B, O, H', W')
     "`quantized::conv2d` on plain integer tensors, as fbgemm or oneDNN computes it on an x86 CPU."
-    checked = _check_layer(q_x, x_scale, x_zero_point, q_w, w_scale, w_zero_point, scale, zero_point, requant, kernel)
-    w_scale, w_zero_point, per_channel = checked
+    w_scale, w_zero_point, per_channel = _check_layer(q_x, x_scale, x_zero_point, q_w, w_scale, w_zero_point, scale,
+                                                     zero_point, requant, kernel)
     stride, padding, dilation = check_conv_geometry(q_x, q_w, stride, padding, dilation)
     bias = check_bias(bias, q_w.shape[0])
     check_flag(relu, 'relu')

@@ -96,3 +96,10 @@ def test_int_linear_refuses_a_bias_PyTorch_would_not_keep(dtype):
     q_w = torch.zeros(2, 4, dtype=torch.int8)
     with pytest.raises(TypeError, match='bias must be a float32 tensor'):
         int_linear(q_x, 0.1, 0, q_w, 0.1, 0, torch.zeros(2, dtype=dtype), 0.1, 0)
+
+
+def test_x86_library_refuses_groups_for_a_linear_layer():
+    from quantnb.x86 import x86_library
+    with pytest.raises(ValueError, match='a Linear layer has no groups'):
+        x86_library('linear', {'avx2'}, 'Linux', groups=5)
+    assert x86_library('linear', {'avx2'}, 'Linux') == 'fbgemm'
