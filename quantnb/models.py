@@ -8,11 +8,8 @@ __all__ = ['ARCHS', 'RECIPE', 'SampleNet', 'SampleNetBN', 'train', 'train_valid_
            'load_checkpoint', 'pretrained', 'plot_history']
 
 # %% ../nbs/01b_models.ipynb #63ff1998
-import contextlib
 import hashlib
-import io
 import json
-import math
 import time
 import warnings
 from pathlib import Path
@@ -26,10 +23,9 @@ from torch.utils.data import Subset
 
 import quantnb
 from .data import data_spec, iter_batches, tensor_dataset, tensor_loader
-from .core import (atomic_write_set, cache_dir, check_int, check_model, check_seed, fast_mode, is_writable,
-                          progress)
+from .core import (cache_dir, check_bool, check_int, check_model, check_number, check_reiterable, check_seed,
+                          fast_mode, file_lock, is_writable, load_verified, progress, save_verified)
 from .measure import evaluate
-from .core import check_reiterable, file_lock
 
 # %% ../nbs/01b_models.ipynb #6303ce1e
 class SampleNet(nn.Module):
@@ -59,6 +55,7 @@ class SampleNet(nn.Module):
 
     def fuse_model(self, qat: bool = False):
         "Fuse each group of `fuse_groups` in place (`qat=True`: the training-mode fusion QAT needs); returns `self`."
+        check_bool(qat, 'qat')
         (fuse_modules_qat if qat else fuse_modules)(self, self.fuse_groups, inplace=True)
         return self
 
@@ -96,22 +93,6 @@ def _train_epoch(model, dl, opt, sched, device, desc, label_smoothing):
     return total_loss / n, correct / n
 
 # %% ../nbs/01b_models.ipynb #c0a1d2e0
-def _check_number(v, name, low=None, high=None, low_open=False):
-    "`v` as a finite float in its range, or an error naming `name`."
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise TypeError(f"{name}={v!r} must be a number")
-    if (
-        not math.isfinite(v)
-        or (low is not None and (v <= low if low_open else v < low))
-        or (high is not None and v > high)
-    ):
-        raise ValueError(
-            f"{name}={v!r} must be finite and {'>' if low_open else '>='} {low}"
-            + ('' if high is None else f" and <= {high}")
-        )
-    return v
-
-
 def _check_train_args(model, train_dl, valid_dl, epochs, lr, seed, weight_decay, label_smoothing):
     if not any(p.requires_grad for p in check_model(model).parameters()):
         raise ValueError(f"model has no trainable parameters ({type(model).__name__}): there is nothing to train")
@@ -119,9 +100,9 @@ def _check_train_args(model, train_dl, valid_dl, epochs, lr, seed, weight_decay,
         raise TypeError(f"epochs={epochs!r} must be an int")
     check_int(epochs, 'epochs')
     check_seed(seed)
-    _check_number(lr, 'lr', 0, low_open=True)
-    _check_number(weight_decay, 'weight_decay', 0)
-    _check_number(label_smoothing, 'label_smoothing', 0, 1)
+    check_number(lr, 'lr', 0, low_open=True)
+    check_number(weight_decay, 'weight_decay', 0)
+    check_number(label_smoothing, 'label_smoothing', 0, 1)
     check_reiterable(train_dl, 'train_dl')
     check_reiterable(valid_dl, 'valid_dl')
     if not hasattr(train_dl, '__len__') or len(train_dl) == 0:
@@ -244,9 +225,9 @@ def training_recipe(
 
 
 def _check_recipe_values(r):
-    _check_number(r['lr'], 'lr', 0, low_open=True)
-    _check_number(r['weight_decay'], 'weight_decay', 0)
-    _check_number(r['label_smoothing'], 'label_smoothing', 0, 1)
+    check_number(r['lr'], 'lr', 0, low_open=True)
+    check_number(r['weight_decay'], 'weight_decay', 0)
+    check_number(r['label_smoothing'], 'label_smoothing', 0, 1)
     check_int(r['batch_size'], 'batch_size')
 
 
@@ -260,18 +241,6 @@ def checkpoint_path(recipe: dict) -> Path:
     return cache_dir() / 'models' / f"{recipe['arch']}-{recipe['dataset']}-{key}.pt"
 
 # %% ../nbs/01b_models.ipynb #ac263532
-def _hash_path(path):
-    return path.with_name(path.name + '.sha256')
-
-
-def _drop(path, why):
-    "Warn that the cache file `path` is unusable and remove it (and its hash), where the cache can be written."
-    warnings.warn(f'cache file {path} {why}: removing it and training again')
-    for p in (path, _hash_path(path)):
-        with contextlib.suppress(OSError):
-            p.unlink(missing_ok=True)
-
-
 def _shape_mismatch(state_dict, arch):
     "How `state_dict` differs from what `arch` expects (names and shapes), or '' when it fits."
     with torch.device('meta'):
@@ -285,6 +254,14 @@ def _shape_mismatch(state_dict, arch):
     )
 
 
+def _checkpoint_fault(ckpt, arch) -> str:
+    "What makes `ckpt` unusable for `arch` ('' when nothing does): not a checkpoint, or names and shapes that differ."
+    if not isinstance(ckpt, dict) or not {'recipe', 'history', 'state_dict'} <= set(ckpt):
+        return 'is not a quantnb checkpoint'
+    why = _shape_mismatch(ckpt['state_dict'], arch)
+    return why and f'does not fit {arch} ({why})'
+
+
 def load_checkpoint(
     path: Path,  # a cached checkpoint, as `checkpoint_path` names it
     recipe: dict,  # the recipe it must hold
@@ -295,28 +272,12 @@ def load_checkpoint(
         raise TypeError(f"path must be a file path, not {type(path).__name__}")
     if not isinstance(recipe, dict):
         raise TypeError(f"recipe must be the dict training_recipe returns, not {type(recipe).__name__}")
-    path = Path(path)
-    if not path.exists():
-        return None
-    data, hash_file = path.read_bytes(), _hash_path(path)
-    digest = hashlib.sha256(data).hexdigest()
-    if hash_file.exists() and hash_file.read_text().strip() != digest:
-        return _drop(path, 'does not match its SHA-256 (corrupt)')
-    try:
-        ckpt = torch.load(io.BytesIO(data), map_location='cpu', weights_only=True)
-    except Exception as e:
-        return _drop(path, f'is unreadable ({type(e).__name__}: {str(e)[:200]})')
-    if not isinstance(ckpt, dict) or not {'recipe', 'history', 'state_dict'} <= set(ckpt):
-        return _drop(path, 'is not a quantnb checkpoint')
-    if ckpt['recipe'] != recipe:  # a valid file of another recipe: not ours to delete
+    ckpt = load_verified(path, lambda c: _checkpoint_fault(c, recipe.get('arch')), 'training again')
+    if ckpt is not None and ckpt['recipe'] != recipe:  # a valid file of another recipe: not ours to delete
         warnings.warn(
             f'cache file {path} holds another recipe than the one asked for: not loading it (nor deleting it)'
         )
         return None
-    if why := _shape_mismatch(ckpt['state_dict'], recipe['arch']):
-        return _drop(path, f"does not fit {recipe['arch']} ({why})")
-    if not hash_file.exists():  # a flipped bit would load as well: a file that cannot be verified is not used
-        return _drop(path, 'has no SHA-256 beside it, so it cannot be verified')
     return ckpt
 
 
@@ -341,16 +302,6 @@ def _train_checkpoint(recipe):
     return dict(recipe=recipe, history=history, state_dict={k: v.cpu() for k, v in model.state_dict().items()})
 
 
-def _save_checkpoint(ckpt, path):
-    "Write the checkpoint and its SHA-256 beside it, as one set of files."
-    buffer = io.BytesIO()
-    torch.save(ckpt, buffer)
-    data = buffer.getvalue()
-    atomic_write_set({path: lambda tmp: Path(tmp).write_bytes(data),
-                      _hash_path(path): lambda tmp: Path(tmp).write_text(hashlib.sha256(data).hexdigest())})
-    return ckpt
-
-
 def pretrained(
     arch='samplenet',  # 'samplenet' or 'samplenet-bn'
     dataset='fashion-mnist',  # 'fashion-mnist' or 'mnist'
@@ -364,7 +315,7 @@ def pretrained(
     ckpt = load_checkpoint(path, recipe)
     if ckpt is None and is_writable(path.parent):
         with file_lock(path):
-            ckpt = load_checkpoint(path, recipe) or _save_checkpoint(_train_checkpoint(recipe), path)
+            ckpt = load_checkpoint(path, recipe) or save_verified(path, _train_checkpoint(recipe))
     elif ckpt is None:
         warnings.warn(
             f'cache folder {path.parent} is not writable: training in memory; the model will not be cached '

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 import quantnb.models as qm
 from quantnb.data import find_idx_files, data_spec, load_dataset
-from quantnb.core import atomic_write, clean_stale_temps, is_writable
+from quantnb.core import atomic_write, clean_stale_temps, is_writable, save_verified, sidecar_path
 from quantnb.models import SampleNet, checkpoint_path, load_checkpoint, pretrained, training_recipe
 
 
@@ -40,7 +40,7 @@ def _digest(model): return hashlib.sha256(b''.join(v.numpy().tobytes() for v in 
 def test_every_bit_flip_is_detected(fake_training):
     good = pretrained()
     path = checkpoint_path(training_recipe())
-    original, digest, rng = path.read_bytes(), qm._hash_path(path).read_text(), random.Random(0)
+    original, digest, rng = path.read_bytes(), sidecar_path(path).read_text(), random.Random(0)
     for _ in range(40):
         bit = rng.randrange(8 * len(original))
         damaged = bytearray(original); damaged[bit // 8] ^= 1 << (bit % 8)
@@ -48,7 +48,7 @@ def test_every_bit_flip_is_detected(fake_training):
         with pytest.warns(UserWarning, match='SHA-256'):
             assert load_checkpoint(path, training_recipe()) is None
         assert not path.exists(), 'a corrupt file is removed'
-        path.write_bytes(original); qm._hash_path(path).write_text(digest)
+        path.write_bytes(original); sidecar_path(path).write_text(digest)
     assert _digest(pretrained()) == _digest(good) and fake_training == [0], 'the intact file still loads, untrained'
 
 
@@ -59,7 +59,7 @@ def test_damaged_files_are_replaced(fake_training, damage, hashed):
     path = checkpoint_path(training_recipe())
     data = path.read_bytes()
     path.write_bytes({'truncated': data[:len(data) // 3], 'garbage': os.urandom(1000), 'empty': b''}[damage])
-    if not hashed: qm._hash_path(path).unlink()
+    if not hashed: sidecar_path(path).unlink()
     with pytest.warns(UserWarning, match='SHA-256|unreadable'):
         rebuilt = pretrained()
     assert fake_training == [0, 0] and _digest(rebuilt) == _digest(good)
@@ -69,7 +69,7 @@ def test_damaged_files_are_replaced(fake_training, damage, hashed):
 def test_a_file_of_the_right_recipe_but_wrong_shapes_is_replaced(fake_training):
     recipe, wrong = training_recipe(), SampleNet(num_classes=5)
     path = checkpoint_path(recipe)
-    atomic_write(path, lambda tmp: torch.save(dict(recipe=recipe, history=[], state_dict=wrong.state_dict()), tmp))
+    save_verified(path, dict(recipe=recipe, history=[], state_dict=wrong.state_dict()))  # intact, hashed, wrong shapes
     with pytest.warns(UserWarning, match='does not fit'):
         model = pretrained()
     assert fake_training == [0] and model.fc2.out_features == 10
@@ -80,13 +80,13 @@ def test_a_file_without_its_hash_cannot_be_verified_and_is_rebuilt(fake_training
     "Without its stored SHA-256 a checkpoint cannot be told from a damaged one: removed, and trained again once."
     pretrained()
     path = checkpoint_path(training_recipe())
-    qm._hash_path(path).unlink()
+    sidecar_path(path).unlink()
     with pytest.warns(UserWarning, match='cannot be verified'):
         assert load_checkpoint(path, training_recipe()) is None
     assert not path.exists()
     pretrained()
     assert fake_training == [0, 0]
-    assert qm._hash_path(path).read_text() == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sidecar_path(path).read_text() == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_loading_with_another_recipe_keeps_the_valid_file(fake_training):
