@@ -20,8 +20,10 @@ from quantnb.data import (calibration_batches, check_idx, class_names, data_spec
 from quantnb.core import atomic_write, progress
 from quantnb.measure import benchmark_latency, evaluate, interleaved_latency, markdown_table, model_size_bytes
 from quantnb.fakequant import (CustomQuantizer, LSQFakeQuantize, QuantizedConv2d, QuantizedLayer, QuantizedLinear, calibrate,
-                               fake_quantize_ste, pack_codes, packed_state_dict, quantize_layers, quantized_layers,
-                               unpack_codes)
+                               fake_quantize_ste, load_packed, pack_codes, pack_int4, packed_state_dict, quantize_layers,
+                               quantized_layers, unpack_codes, unpack_int4)
+from quantnb.data import tensor_dataset, tensor_loader
+from quantnb.qat import QATProcessor, fake_quant, lowbit_qat, mse_scale, prepare_lowbit, qat_qconfig
 from quantnb.observers import (EntropyObserver, HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver,
                                MSEObserver, PercentileObserver, clipping_error_curve, code_type, compare_observers,
                                plot_clipping_error)
@@ -56,6 +58,39 @@ class FlatModel(nn.Module):
     def forward(self, x): return self.fc(x.flatten(1)).squeeze(1)
 
 def gen_batches(): yield from BATCHES
+
+def calibrated(layer, quantized=True):
+    "`layer` after one calibration batch, switched on."
+    calibrate(layer, [(torch.randn(4, layer.base_layer.weight.shape[1]), None)])
+    return layer.enable_quantization() if quantized else layer
+
+def assign(obj, name, value): setattr(obj, name, value)
+
+def packed_int4():
+    "A per-channel int4 state of a small model, and the model: for load_packed with the wrong quantizer."
+    model = nn.Sequential(nn.Linear(16, 8))
+    quantizer = CustomQuantizer('int4', 'per-channel', symmetric=True)
+    return model, packed_state_dict(quantizer.quantize_model(model), quantizer)
+
+class Residual(nn.Module):
+    "A residual `+` in forward: eager-mode int8 has no add for it."
+    def __init__(self): super().__init__(); self.a, self.b = nn.Linear(784, 16), nn.Linear(16, 16)
+    def forward(self, x): y = self.a(x.flatten(1)); return y + self.b(y)
+
+class SoftmaxHead(nn.Module):
+    "The seed's pattern: a softmax in forward, on what would be an int8 activation."
+    def __init__(self): super().__init__(); self.fc = nn.Linear(4, 4)
+    def forward(self, x): return torch.softmax(self.fc(x), 1)
+
+def nan_linear():
+    "An nn.Linear whose weights hold a NaN."
+    layer = nn.Linear(4, 5)
+    with torch.no_grad(): layer.weight[0, 0] = float('nan')
+    return layer
+
+def prepare(model): return QATProcessor().prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.1))
+
+TINY = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 26 * 26, 10))
 
 AFFINE = [
     case('qtype-None', lambda: qtype(None), TypeError, 'dtype'),
@@ -207,6 +242,9 @@ DATA = [
     case('iter_batches-float-labels', lambda: list(iter_batches([(IMAGES, LABELS.float())])), TypeError, 'labels'),
     case('iter_batches-length-mismatch', lambda: list(iter_batches([(IMAGES, LABELS[:3])])), ValueError, 'labels'),
     case('iter_batches-int-images', lambda: list(iter_batches([(IMAGES.long(), LABELS)])), TypeError, 'images'),
+    case('iter_batches-labels-str', lambda: list(iter_batches(BATCHES, labels='no')), TypeError, "labels='no'"),
+    case('tensor_loader-shuffle-str', lambda: tensor_loader(tensor_dataset(train=False), 8, shuffle='no'), TypeError, 'shuffle'),
+    case('tensor_loader-drop_last-int', lambda: tensor_loader(tensor_dataset(train=False), 8, drop_last=1), TypeError, 'drop_last'),
 ]
 
 MEASURE = [
@@ -277,6 +315,7 @@ MODELS = [
     case('pretrained-lr-0', lambda: pretrained(lr=0), ValueError, 'lr'),
     case('plot_history-empty', lambda: plot_history([]), ValueError, 'history'),
     case('plot_history-str', lambda: plot_history('abc'), TypeError, 'history'),
+    case('SampleNet-fuse_model-qat-str', lambda: SampleNet().fuse_model(qat='no'), TypeError, "qat='no'"),
 ]
 
 def observed(observer, *tensors):
@@ -356,7 +395,7 @@ FAKEQUANT = [
     case('CustomQuantizer-dtype', lambda: CustomQuantizer('int9x'), ValueError, 'dtype'),
     case('CustomQuantizer-symmetric-str', lambda: CustomQuantizer(symmetric='yes'), TypeError, 'symmetric'),
     case('CustomQuantizer-quantize_model-str', lambda: CustomQuantizer().quantize_model('model'), TypeError, 'model'),
-    case('CustomQuantizer-quantize_layer-relu', lambda: CustomQuantizer().quantize_layer(nn.ReLU(), 'r'), TypeError, 'layer'),
+    case('CustomQuantizer-quantize_layer-embedding', lambda: CustomQuantizer().quantize_layer(nn.Embedding(4, 2), 'e'), TypeError, 'Embedding has parameters'),
     case('CustomQuantizer-quantize_layer-name-int', lambda: CustomQuantizer().quantize_layer(nn.Linear(2, 2), 3), TypeError, 'layer_name'),
     case('pack_codes-8-bit', lambda: pack_codes(Q, 'int8'), ValueError, 'dtype'),
     case('pack_codes-out-of-range', lambda: pack_codes(torch.tensor([9], dtype=torch.int8), 'int4'), ValueError, 'q'),
@@ -369,6 +408,49 @@ FAKEQUANT = [
     case('fake_quantize_ste-str', lambda: fake_quantize_ste('x', 0.1, 0), TypeError, 'x'),
     case('LSQFakeQuantize-dtype', lambda: LSQFakeQuantize(dtype='int9x'), ValueError, 'dtype'),
     case('LSQFakeQuantize-no-batch-dim', lambda: LSQFakeQuantize()(X), ValueError, 'batch_dim'),
+    case('LSQFakeQuantize-symmetric-str', lambda: LSQFakeQuantize(symmetric='no'), TypeError, 'symmetric'),
+    case('LSQFakeQuantize-batch_dim-str', lambda: LSQFakeQuantize(batch_dim='0'), TypeError, 'batch_dim'),
+    case('LSQFakeQuantize-inf-input', lambda: LSQFakeQuantize(batch_dim=None)(torch.tensor([1.0, float('inf')])), ValueError, 'NaN or Inf'),
+    case('QuantizedLinear-bias-str', lambda: QuantizedLinear(4, 5, bias='no'), TypeError, "bias='no'"),
+    case('QuantizedConv2d-bias-str', lambda: QuantizedConv2d(1, 2, 3, bias='no'), TypeError, "bias='no'"),
+    case('QuantizedLinear-nan-input', lambda: calibrated(QuantizedLinear(4, 5))(torch.full((2, 4), float('nan'))), ValueError, 'x contains NaN'),
+    case('QuantizedLinear-scale-negative', lambda: assign(QuantizedLinear(4, 5), 'scale', -0.1), ValueError, 'scale'),
+    case('QuantizedLinear-scale-nan', lambda: assign(QuantizedLinear(4, 5), 'scale', float('nan')), ValueError, 'scale'),
+    case('QuantizedLinear-scale-str', lambda: assign(QuantizedLinear(4, 5), 'scale', '0.1'), TypeError, 'scale'),
+    case('QuantizedLinear-scale-bool', lambda: assign(QuantizedLinear(4, 5), 'scale', True), TypeError, 'scale'),
+    case('QuantizedLinear-scale-wrong-shape', lambda: assign(QuantizedLinear(4, 5), 'scale', torch.ones(4)), ValueError, '(5,)'),
+    case('QuantizedLinear-zero_point-3', lambda: assign(QuantizedLinear(4, 5), 'zero_point', 3), ValueError, 'layer.scale'),
+    case('QuantizedLinear-nan-weight', lambda: calibrated(QuantizedLinear(nan_linear()))(torch.randn(2, 4)), ValueError, 'weight'),
+    case('pack_int4-signed-str', lambda: pack_int4(torch.tensor([0, 3]), signed='no'), TypeError, 'signed'),
+    case('unpack_int4-signed-str', lambda: unpack_int4(pack_int4(torch.tensor([0, 3])), signed='no'), TypeError, 'signed'),
+    case('load_packed-unsigned-quantizer', lambda: load_packed(*packed_int4(), CustomQuantizer('uint4', 'per-channel')), ValueError, 'another quantizer'),
+    case('load_packed-2-bit-quantizer', lambda: load_packed(*packed_int4(), CustomQuantizer('int2', 'per-channel', symmetric=True)), ValueError, 'another quantizer'),
+    case('load_packed-per-tensor-quantizer', lambda: load_packed(*packed_int4(), CustomQuantizer('int4', symmetric=True)), ValueError, 'another quantizer'),
+    case('load_packed-per-group-quantizer', lambda: load_packed(*packed_int4(), CustomQuantizer('int4', 'per-group', 8, True)), ValueError, 'another quantizer'),
+    case('load_packed-quantizer-str', lambda: load_packed(*packed_int4(), 'int4'), TypeError, 'quantizer'),
+]
+
+QAT = [
+    case('prepare_qat_model-residual-add', lambda: prepare(Residual()), ValueError, 'add', 'FloatFunctional'),
+    case('prepare_qat_model-lstm', lambda: prepare(nn.Sequential(nn.LSTM(4, 4))), ValueError, 'LSTM', 'dynamic'),
+    case('prepare_qat_model-gru', lambda: prepare(nn.Sequential(nn.GRU(4, 4))), ValueError, 'GRU'),
+    case('prepare_qat_model-embedding', lambda: prepare(nn.Sequential(nn.Embedding(10, 4))), ValueError, 'Embedding'),
+    case('prepare_qat_model-softmax', lambda: prepare(SoftmaxHead()), ValueError, 'softmax', 'loss'),
+    case('qat_qconfig-per_channel-str', lambda: qat_qconfig(per_channel='no'), TypeError, 'per_channel'),
+    case('qat_qconfig-reduce_range-int', lambda: qat_qconfig(reduce_range=0), TypeError, 'reduce_range'),
+    case('fake_quant-inf-scale', lambda: fake_quant(X, torch.tensor(float('inf')), -8, 7), ValueError, 'scale'),
+    case('fake_quant-nan-scale', lambda: fake_quant(X, torch.tensor(float('nan')), -8, 7), ValueError, 'scale'),
+    case('mse_scale-per_channel-str', lambda: mse_scale(W, -8, 7, per_channel='no'), TypeError, 'per_channel'),
+    case('mse_scale-nan', lambda: mse_scale(W * float('nan'), -8, 7), ValueError, 'NaN'),
+    case('lowbit_qat-lr-inf', lambda: lowbit_qat(TINY, BATCHES, BATCHES, 4, cache=False, lr=float('inf')), ValueError, 'lr=inf'),
+    case('lowbit_qat-lr-str', lambda: lowbit_qat(TINY, BATCHES, BATCHES, 4, cache=False, lr='1e-3'), TypeError, 'lr'),
+    case('lowbit_qat-weight_decay-nan', lambda: lowbit_qat(TINY, BATCHES, BATCHES, 4, cache=False, weight_decay=float('nan')), ValueError, 'weight_decay'),
+    case('lowbit_qat-seed-str', lambda: lowbit_qat(TINY, BATCHES, BATCHES, 4, cache=False, seed='0'), TypeError, 'seed'),
+    case('lowbit_qat-cache-str', lambda: lowbit_qat(TINY, BATCHES, BATCHES, 4, cache='no'), TypeError, 'cache'),
+    case('lowbit_qat-nan-images', lambda: lowbit_qat(TINY, [(IMAGES * float('nan'), LABELS)], BATCHES, 4, 8, cache=False), ValueError, 'NaN'),
+    case('prepare_lowbit-act-no-calibration', lambda: prepare_lowbit(TINY, 4, 8), ValueError, 'calibration'),
+    case('torchao_qat-lr-nan', lambda: QATProcessor().torchao_qat(TINY, BATCHES, BATCHES, lr=float('nan')), ValueError, 'lr'),
+    case('torchao_qat-reduce_range-str', lambda: QATProcessor().torchao_qat(TINY, BATCHES, BATCHES, reduce_range='no'), TypeError, 'reduce_range'),
 ]
 
 PTQ = [
@@ -391,7 +473,7 @@ PTQ = [
     case('fusable_groups-str', lambda: fusable_groups('model'), TypeError, 'model'),
 ]
 
-CASES = AFFINE + DATA + MEASURE + MODELS + OBSERVERS + FAKEQUANT + PTQ
+CASES = AFFINE + DATA + MEASURE + MODELS + OBSERVERS + FAKEQUANT + PTQ + QAT
 
 @pytest.mark.parametrize('call,error,words', CASES)
 def test_bad_input_raises_a_named_error(call, error, words):

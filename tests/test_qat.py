@@ -359,3 +359,64 @@ def test_lowbit_order_depends_on_seed_not_on_the_callers_iterations(tmp_path, mo
     lowbit_qat(fp32, loader(), valid, 4, None, epochs=0)
     lowbit_qat(fp32, other, valid, 4, None, epochs=0)
     assert len(list((tmp_path / 'qat').glob('*.pt'))) == 2, 'the data set identity is part of the cache key'
+
+
+class _Residual(nn.Module):
+    "A residual block with `+` in forward (or, with `module=True`, a FloatFunctional add)."
+
+    def __init__(self, module=False):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+        self.skip = torch.ao.nn.quantized.FloatFunctional() if module else None
+
+    def forward(self, x):
+        y = torch.relu(self.conv1(x))
+        y = self.skip.add(y, self.conv2(y)) if self.skip is not None else y + self.conv2(y)
+        return self.fc(y.flatten(1))
+
+
+def test_prepare_refuses_a_residual_add_and_an_lstm_before_any_training():
+    "Both used to prepare and train, then failed at conversion (`+`) or with a bare AssertionError (LSTM)."
+    from quantnb.qat import QATProcessor
+    for model, words in ((_Residual(), r'add \(node add\).*FloatFunctional'), (nn.Sequential(nn.LSTM(8, 8)), '0 \\(LSTM\\)')):
+        with pytest.raises(ValueError, match=words):
+            QATProcessor().prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_a_float_functional_residual_prepares_trains_and_converts():
+    "The fix the message names works end to end: the int8 model agrees with the fake-quantized one."
+    from quantnb.qat import QATProcessor
+    torch.manual_seed(0)
+    qat, model = QATProcessor(), _Residual(module=True)
+    prepared, optimizer = qat.prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.05))
+    batches = [(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))) for _ in range(4)]
+    trained, _ = qat.train_with_qat(prepared, optimizer, batches, batches[:1], epochs=1)
+    int8 = qat.convert_to_quantized(trained)
+    x = batches[0][0]
+    with torch.no_grad(), _observers_paused(trained):
+        fake = trained.eval()(x)
+        real = int8(x)
+    assert (fake.argmax(1) == real.argmax(1)).float().mean() >= 0.9
+    assert ((fake - real).abs() < 1e-3).float().mean() >= 0.9  # most outputs equal; the rest a code or so apart
+
+
+def test_int8_missing_ops_follow_the_stubs():
+    "Only ops on activations that are int8 after conversion count: after a DeQuantStub, a softmax runs in float."
+    from quantnb.qat import int8_missing_ops
+    tq = torch.ao.quantization
+
+    class Head(nn.Module):
+        def __init__(self, dequant_first):
+            super().__init__()
+            self.quant, self.dequant, self.fc = tq.QuantStub(), tq.DeQuantStub(), nn.Linear(4, 4)
+            self.dequant_first = dequant_first
+
+        def forward(self, x):
+            y = self.fc(self.quant(x))
+            if self.dequant_first:
+                return torch.log_softmax(self.dequant(y), 1) * 2.0
+            return self.dequant(torch.log_softmax(y, 1) * 2.0)
+
+    assert int8_missing_ops(Head(True)) == []
+    assert [op for op, _ in int8_missing_ops(Head(False))] == ['log_softmax', 'mul']

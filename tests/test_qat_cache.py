@@ -84,7 +84,7 @@ def test_an_entry_of_other_settings_or_unreadable_is_discarded(tmp_path, monkeyp
         path.with_name(path.name + '.sha256').write_text(hashlib.sha256(content).hexdigest())
     with pytest.warns(UserWarning, match='training again'):
         model, _ = lowbit_qat(tiny(), train, valid, 4, None, epochs=0)
-    with pytest.warns(UserWarning, match='cannot be read'):
+    with pytest.warns(UserWarning, match='unreadable'):
         lowbit_qat(tiny(), train, valid, 2, None, epochs=0)
     assert model.conv1.weight_fq.bits == 4
 
@@ -122,10 +122,28 @@ class LogSoftmaxNet(nn.Module):
         return torch.log_softmax(self.fc(self.quant(x)), dim=1)
 
 
-def test_conversion_runs_a_training_image_and_explains_a_missing_kernel():
+class UntraceableLogSoftmaxNet(LogSoftmaxNet):
+    "The same, with a branch on a tensor's value: torch.fx cannot trace it, so prepare cannot see the log_softmax."
+
+    def forward(self, x):
+        y = self.fc(self.quant(x))
+        return torch.log_softmax(y, dim=1) if x.sum() > -1e30 else y
+
+
+def test_a_log_softmax_in_forward_is_refused_at_prepare_time():
+    "Before any training: prepare reads forward's graph and names the op the int8 kernels lack, and the fix."
     from quantnb.qat import QATProcessor
-    qat, model = QATProcessor(), LogSoftmaxNet()
-    prepared, optimizer = qat.prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.01))
+    model = LogSoftmaxNet()
+    with pytest.raises(ValueError, match='log_softmax.*cross_entropy'):
+        QATProcessor().prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.01))
+
+
+def test_conversion_runs_a_training_image_and_explains_a_missing_kernel():
+    "A model torch.fx cannot trace is checked after training: conversion runs one training image."
+    from quantnb.qat import QATProcessor
+    qat, model = QATProcessor(), UntraceableLogSoftmaxNet()
+    with pytest.warns(UserWarning, match='cannot trace'):
+        prepared, optimizer = qat.prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.01))
     g = torch.Generator().manual_seed(0)
     batches = [(torch.randn(8, 16, generator=g), torch.randint(0, 4, (8,), generator=g)) for _ in range(2)]
     trained, _ = qat.train_with_qat(prepared, optimizer, batches, batches[:1], epochs=1)
@@ -135,7 +153,7 @@ def test_conversion_runs_a_training_image_and_explains_a_missing_kernel():
 
 def test_empty_training_data_and_max_batches_zero_are_named():
     from quantnb.qat import QATProcessor
-    qat, model = QATProcessor(), LogSoftmaxNet()
+    qat, model = QATProcessor(), nn.Sequential(nn.Linear(16, 4))
     prepared, optimizer = qat.prepare_qat_model(model, torch.optim.SGD(model.parameters(), lr=0.01))
     batch = [(torch.randn(8, 16), torch.randint(0, 4, (8,)))]
     with pytest.raises(ValueError, match='train_loader yielded no batches'):
