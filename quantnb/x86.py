@@ -96,7 +96,10 @@ def onednn_requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bi
     one_f32 = f32(1.0)
     src_scale = one_f32 / f32(1.0 / x_scale)  # PyTorch passes 1/s_x; ideep inverts it in float32
     y = acc.float()
-    y = y * (src_scale * w_scale) if combined else y * src_scale * w_scale  # which product is rounded first
+    if combined:
+        y = y * (src_scale * w_scale)  # s_x·s_w rounded first, then one product with the accumulator
+    else:
+        y = y * src_scale * w_scale  # acc·s_x rounded, then times s_w
     if bias is not None:
         y = y + bias.float()
     if relu:
