@@ -1,4 +1,4 @@
-"quantnb.analysis: layer reports on every form of quantized model, sensitivity, accuracy control, mixed precision, pre-flight checks, HTML."
+"quantnb.analysis: layer reports on every form of quantized model, the seed's analyzer and grade, HTML."
 import copy
 import warnings
 
@@ -9,8 +9,7 @@ import torch.nn.functional as F
 import torch.ao.quantization as tq
 from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules, fuse_modules_qat
 
-from quantnb.analysis import (QuantizationAnalyzer, check_quantizable, html_report, layer_errors, markdown_to_html, pareto_front,
-                              quantize_with_accuracy_control, sensitivity, sqnr_db, suggest_mixed_precision, weight_form,
+from quantnb.analysis import (QuantizationAnalyzer, html_report, layer_errors, markdown_to_html, sqnr_db, weight_form,
                               deployable_size_bytes, expected_sqnr_db, match_layers, SEED_GRADES)
 from quantnb.fakequant import CustomQuantizer, calibrate, load_packed, packed_state_dict, quantize_layers
 from quantnb.ptq import PTQProcessor
@@ -43,6 +42,7 @@ def setup():
     xs = [torch.randn(32, 1, 28, 28) for _ in range(3)]
     with torch.no_grad(): data = [(x, model(x).argmax(1)) for x in xs]  # labels: the float model's answers (float accuracy 1.0)
     return model, data
+
 
 
 def _dynamic(m, d): return PTQProcessor().dynamic_quantization(m)
@@ -102,34 +102,6 @@ def test_static_report_has_the_seed_keys_and_grades(setup):
     assert '<table>' in res._repr_html_() and '|' in res._repr_markdown_()
 
 
-def test_a_2_bit_layer_is_found(setup):
-    model, data = setup
-    mixed = copy.deepcopy(model)
-    CustomQuantizer('int8', 'per-channel', symmetric=True).quantize_layer(mixed.conv1, 'conv1')
-    CustomQuantizer('int2', 'per-channel', symmetric=True).quantize_layer(mixed.fc1, 'fc1')
-    rows = layer_errors(model, mixed, data, num_batches=1)
-    assert min(rows, key=lambda n: rows[n]['weight_sqnr_db']) == 'fc1' and rows['fc1']['weight_bits'] == 2
-    assert min(rows, key=lambda n: rows[n]['local_sqnr_db']) == 'fc1'
-    sens = sensitivity(model, data, layer_dtypes={'fc1': 'int2'}, num_batches=2)
-    assert sens['ranking'][0] == 'fc1' and sens['float_accuracy'] == 1.0
-    res = sens['resolution_points']  # one image, in points; closer layers are ordered by output KL
-    assert res == pytest.approx(100 / (3 * 32))
-    keys = [(-round(sens['layers'][n]['sensitivity_points'] / res), -sens['layers'][n]['sensitivity_kl']) for n in sens['ranking']]
-    assert keys == sorted(keys) and sens['layers']['fc1']['sensitivity_kl'] > max(sens['layers'][n]['sensitivity_kl'] for n in LAYERS[:2])
-
-
-def test_accuracy_control_reverts_until_the_budget_holds(setup):
-    model, data = setup
-    qm, rep = quantize_with_accuracy_control(model, data[:2], data, max_drop=0.0, weight_dtype='int2', act_dtype='uint4', num_batches=2)
-    assert rep['initial_accuracy'] < 1.0 and rep['changed']  # 2-bit weights cost something, so something was reverted
-    assert rep['met'] == (rep['drop_points'] <= 0.0)
-    assert rep['met'] or set(rep['changed']) == set(LAYERS)
-    assert [s['step'] for s in rep['steps'][1:]] == [f'{n} -> float' for n in rep['changed']]
-    assert list(rep['changed']) == rep['ranking'][:len(rep['changed'])]
-    with torch.no_grad(): acc = sum((qm(x).argmax(1) == y).sum().item() for x, y in data) / (3 * 32)
-    assert acc == pytest.approx(rep['final_accuracy'])  # the returned model is the one measured
-
-
 def test_integer_model_is_analysed(setup):
     from quantnb.integer import IntegerModel
     model, data = setup
@@ -151,20 +123,6 @@ def test_pt2e_is_read_after_the_fused_relu_and_sized_by_its_constants(setup):
     layers = match_layers(model, pt2e)
     assert layers['conv1']['group'] == ['conv1', 'relu1'] and any('relu' in str(n.target) for n in layers['conv1']['chain'])
     assert deployable_size_bytes(pt2e) < deployable_size_bytes(model) / 3  # int8 constants, not the float weights the state_dict keeps
-
-
-def test_accuracy_control_reads_generators_once(setup):
-    model, data = setup
-    _, rep = quantize_with_accuracy_control(model, iter(data[:2]), iter(data[:1]), max_drop=50.0, weight_dtype='int4', act_dtype='uint8', num_batches=2)
-    assert rep['initial_accuracy'] > 0 and rep['steps']
-
-
-def test_mixed_precision_meets_its_budget(setup):
-    model, data = setup
-    rep = suggest_mixed_precision(model, data, bits=(2, 4, 8), max_drop=2.0)
-    assert rep['drop_points'] <= 2.0 and set(rep['bits']) == set(LAYERS) and set(rep['bits'].values()) <= {2, 4, 8}
-    assert rep['size_bytes'] < rep['float_size_bytes'] / 3.5  # at least int8 everywhere
-    assert any(b < 8 for b in rep['bits'].values())
 
 
 def test_sqnr_and_weight_form():
@@ -200,67 +158,6 @@ def test_expected_sqnr_matches_rounding(axis):
     assert sqnr_db(w, w_q) == pytest.approx(expected_sqnr_db(w, 8, axis), abs=0.5)
 
 
-class NoStubs(nn.Module):
-    def __init__(self): super().__init__(); self.conv, self.relu = nn.Conv2d(1, 4, 3), nn.ReLU()
-    def forward(self, x): return self.relu(self.conv(x))
-
-class _Stubbed(nn.Module):
-    def __init__(self): super().__init__(); self.quant, self.dequant, self.conv, self.relu = QuantStub(), DeQuantStub(), nn.Conv2d(1, 4, 3), nn.ReLU()
-
-class FunctionalRelu(_Stubbed):
-    def forward(self, x): return self.dequant(F.relu(self.conv(self.quant(x))))
-
-class ResidualAdd(_Stubbed):
-    def forward(self, x): y = self.relu(self.conv(self.quant(x))); return self.dequant(y + y)
-
-class Reused(_Stubbed):
-    def __init__(self): super().__init__(); self.conv2 = nn.Conv2d(4, 4, 3)
-    def forward(self, x): return self.dequant(self.relu(self.conv2(self.relu(self.conv(self.quant(x))))))
-
-class Unused(_Stubbed):
-    def __init__(self): super().__init__(); self.extra = nn.Conv2d(4, 4, 3)
-    def forward(self, x): return self.dequant(self.relu(self.conv(self.quant(x))))
-
-class Dead(_Stubbed):
-    def __init__(self):
-        super().__init__()
-        with torch.no_grad(): self.conv.weight.zero_(); self.conv.bias.fill_(-1.0)
-    def forward(self, x): return self.dequant(self.relu(self.conv(self.quant(x))))
-
-class Scale(nn.Module):
-    def __init__(self): super().__init__(); self.weight = nn.Parameter(torch.ones(1))
-    def forward(self, x): return x * self.weight
-
-class Fallback(_Stubbed):
-    def __init__(self): super().__init__(); self.scale = Scale()
-    def forward(self, x): return self.dequant(self.scale(self.relu(self.conv(self.quant(x)))))
-
-class Correct(_Stubbed):
-    def forward(self, x): return self.dequant(self.relu(self.conv(self.quant(x))))
-
-BROKEN = [(NoStubs, {}, 'stubs'), (FunctionalRelu, {}, 'functional-relu'), (ResidualAdd, {}, 'float-functional'), (Reused, {}, 'reused-module'),
-          (lambda: Correct().train(), {}, 'mode'), (Unused, {}, 'no-data'), (Dead, {}, 'collapsed-scale'), (Fallback, {}, 'float-fallback'),
-          (Correct, dict(backend='no-such-engine'), 'engine')]
-
-@pytest.mark.parametrize('make,kwargs,check', BROKEN, ids=[b[2] for b in BROKEN])
-def test_check_quantizable_flags_each_failure(make, kwargs, check):
-    torch.manual_seed(0)
-    model = make() if check == 'mode' else make().eval()
-    findings = check_quantizable(model, torch.rand(2, 1, 8, 8), **kwargs)
-    assert check in findings.checks(), findings
-    assert not findings.ok and all(f['fix'] for f in findings)
-
-
-def test_check_quantizable_passes_a_correct_model():
-    findings = check_quantizable(Correct().eval(), torch.rand(2, 1, 8, 8))
-    assert findings.ok, findings
-    assert findings.checks() <= {'vnni', 'boundaries'}
-
-
-def test_a_failing_conversion_is_explained():
-    findings = check_quantizable(ResidualAdd().eval(), torch.rand(2, 1, 8, 8))
-    assert 'convert-run' in findings.checks() and 'FloatFunctional' in str(findings)
-
 
 def test_html_report_is_self_contained(tmp_path):
     import matplotlib.pyplot as plt
@@ -278,22 +175,13 @@ def test_html_report_is_self_contained(tmp_path):
 @pytest.mark.parametrize('call,error,message', [
     (lambda m, d: QuantizationAnalyzer().analyze_quantization_quality(m, 'model', d), TypeError, 'quantized_model must be a torch.nn.Module'),
     (lambda m, d: QuantizationAnalyzer(iters=2), ValueError, 'iters=2'),
-    (lambda m, d: quantize_with_accuracy_control(m, d, d, max_drop=-1), ValueError, 'max_drop=-1'),
-    (lambda m, d: suggest_mixed_precision(m, d, bits=(3,)), ValueError, 'bits must be'),
-    (lambda m, d: sensitivity(m, d, layer_dtypes={'nope': 'int4'}), ValueError, "names ['nope']"),
     (lambda m, d: html_report('x.html', 'T', 'text'), TypeError, 'parts must be a list'),
-    (lambda m, d: check_quantizable(m, d), TypeError, 'example must be one input batch'),
     (lambda m, d: layer_errors(m, nn.Sequential(nn.ReLU()), d), ValueError, 'no weight layer'),
     (lambda m, d: QuantizationAnalyzer(iters=3).analyze_quantization_quality(m, m, [1, 2]), (TypeError, ValueError), 'test_data'),
-], ids=['analyzer-model', 'iters', 'max-drop', 'bits', 'layer-dtypes', 'html-parts', 'example', 'unrelated-model', 'test-data-named'])
+], ids=['analyzer-model', 'iters', 'html-parts', 'unrelated-model', 'test-data-named'])
 def test_bad_input_is_a_clear_error(setup, call, error, message):
     model, data = setup
     with pytest.raises(error, match=message.replace('[', r'\[').replace(']', r'\]').replace('(', r'\(')): call(model, data)
-
-
-def test_pareto_front():
-    rows = [dict(name='a', size_mb=1, accuracy=0.9), dict(name='b', size_mb=2, accuracy=0.8), dict(name='c', size_mb=0.5, accuracy=0.5), dict(name='d', size_mb=1, accuracy=0.9)]
-    assert pareto_front(rows) == ['a', 'c', 'd']
 
 
 def test_seed_grade_label_adds_pinyin_and_refuses_other_words():
@@ -307,12 +195,10 @@ def test_seed_grade_label_adds_pinyin_and_refuses_other_words():
 
 def test_sizes_and_expected_sqnr_refuse_impossible_input():
     "No signal, no bits, unknown layers and non-models are named errors, not ZeroDivisionError or KeyError."
-    from quantnb.analysis import deployable_size_bytes, expected_sqnr_db, packed_size_bytes
     for call, error, match in [
         (lambda: expected_sqnr_db(torch.zeros(4), 8), ValueError, 'all zeros'),
         (lambda: expected_sqnr_db(torch.randn(4), 0), ValueError, 'bits=0'),
         (lambda: expected_sqnr_db(torch.tensor([float('nan'), 1.0]), 8), ValueError, 'NaN'),
-        (lambda: packed_size_bytes(torch.nn.Sequential(torch.nn.Linear(2, 2)), {'nope': 4}), ValueError, "'nope'"),
         (lambda: deployable_size_bytes('x'), TypeError, 'torch.nn.Module'),
     ]:
         with pytest.raises(error, match=match):
@@ -338,21 +224,6 @@ class _FourClasses(nn.Module):
     def forward(self, x):
         return self.fc2(self.relu(self.fc1(x)))
 
-
-def test_sweeps_refuse_impossible_labels_and_dtypes_before_sweeping():
-    from quantnb.analysis import quantize_with_accuracy_control, sensitivity
-    torch.manual_seed(0)
-    model = _FourClasses().eval()
-    g = torch.Generator().manual_seed(0)
-    data = [(torch.randn(32, 8, generator=g), torch.randint(0, 4, (32,), generator=g)) for _ in range(2)]
-    with pytest.raises(ValueError, match=r'labels must lie in \[0, 3\]'):
-        sensitivity(model, [(x, y + 10) for x, y in data])
-    with pytest.raises(ValueError, match="weight_dtype='int16'"):
-        quantize_with_accuracy_control(model, data, data, weight_dtype='int16')
-    with pytest.raises(ValueError, match="fallback='int16'"):
-        quantize_with_accuracy_control(model, data, data, fallback='int16')
-    with pytest.raises(ValueError, match=r"layer_dtypes\['fc1'\]"):
-        sensitivity(model, data, layer_dtypes={'fc1': 'int16'})
 
 
 def test_layer_errors_refuses_non_finite_images():
