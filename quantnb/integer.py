@@ -45,7 +45,7 @@ from quantnb.x86 import (
 
 # %% ../nbs/05b_integer.ipynb #cfab108e
 _SUPPORTED = ('quantized Conv2d/Linear (with fused ReLU), Quantize/DeQuantize stubs, MaxPool2d, Flatten, ReLU, '
-              'Dropout and Identity')
+              'Dropout (every kind) and Identity')
 
 class QCodes:
     "Codes 0…255 with their per-tensor scale and zero point: what flows between the layers of an `IntegerModel`."
@@ -56,7 +56,9 @@ class QCodes:
         check_codes(codes, 'codes', 0, 255)
         check_activation_scale(scale, 'scale')
         check_activation_zero_point(zero_point, 'zero_point')
-        self.codes, self.scale, self.zero_point = codes, float(scale), zero_point
+        self.codes = codes
+        self.scale = float(scale)
+        self.zero_point = zero_point
 
     @classmethod
     def of(cls, x:torch.Tensor) -> 'QCodes':
@@ -88,12 +90,31 @@ class QCodes:
         return f'QCodes(shape={tuple(self.codes.shape)}, scale={self.scale:.6g}, zero_point={self.zero_point})'
 
 # %% ../nbs/05b_integer.ipynb #131d115e
+_QUANTIZED_ACCESSORS = {'q_scale': 'x.scale', 'q_zero_point': 'x.zero_point', 'int_repr': 'x.codes',
+                        'qscheme': 'one scale and zero point per tensor (per_tensor_affine)'}
+_TENSOR_ATTRIBUTES = {'dtype', 'device', 'ndim', 'dim', 'numel', 'is_quantized', 'layout', 'requires_grad'}
+_CONVERSIONS = {'to', 'float', 'double', 'half', 'bfloat16', 'int', 'long', 'byte', 'char', 'type', 'cpu', 'cuda'}
+_RESHAPES = {'reshape', 'view', 'view_as', 'permute', 'transpose', 'squeeze', 'unsqueeze', 'contiguous', 't'}
+
+def _codes_hint(name:str) -> str:
+    "What to do instead of `x.name` on codes: the fix for each kind of tensor attribute or method."
+    if name in _QUANTIZED_ACCESSORS:
+        return f'QCodes names it {_QUANTIZED_ACCESSORS[name]}'
+    if name in _TENSOR_ATTRIBUTES:
+        return f'read x.codes.{name}, the codes\' own (uint8 codes; their meaning is in x.scale and x.zero_point)'
+    if name in _CONVERSIONS:
+        return ('converting codes would turn them into other numbers; for float values use x.dequantize(), '
+                'or move the call after the DeQuantStub')
+    if name in _RESHAPES:
+        return f'replace x.{name}(...) in forward by nn.Flatten, the reshaping module IntegerModel runs'
+    return (f'IntegerModel runs modules only ({_SUPPORTED}): replace x.{name}(...) in forward by one of them, '
+            'or move it after the DeQuantStub, on floats')
+
 def _refuse_tensor_method(self, name):
-    "A tensor method called on codes (`x.reshape`): refused with the reason, like the torch functions below."
+    "A tensor attribute or method asked of codes (`x.reshape`, `x.dtype`): refused with the fix that fits it."
     if name.startswith('_'):
         raise AttributeError(name)
-    raise AttributeError(f"QCodes has no '{name}': it holds codes, not a tensor, and IntegerModel runs modules "
-                         f'only ({_SUPPORTED}); replace x.{name}(...) in forward by a module, e.g. nn.Flatten')
+    raise AttributeError(f"QCodes has no '{name}': it holds codes, not a tensor; {_codes_hint(name)}")
 
 def _refuse_torch_function(cls, func, types, args=(), kwargs=None):
     "A torch function called on codes: refused, since it would compute on codes as if they were values."
@@ -125,8 +146,8 @@ def quantize_codes(x:torch.Tensor, # a float32 batch
     check_activation_scale(scale, 'scale')
     check_activation_zero_point(zero_point, 'zero_point')
     if torch.isnan(x).any():
-        raise ValueError("x holds NaN: it has no code (PyTorch's kernels give it an arbitrary one); "
-                         'clean the input first')
+        raise ValueError("x holds NaN, which is no value: PyTorch gives it +inf's code (255, or 0 where the "
+                         'zero point is 128 or more), a code that passes on as a real value; clean the input first')
     inverse = 1 / torch.tensor(scale, dtype=torch.float32)  # PyTorch multiplies by the float32 reciprocal
     if torch.isinf(inverse):
         raise ValueError(f'scale={scale} is too small: its float32 reciprocal overflows, so no code is right')
@@ -177,43 +198,62 @@ def _op_name(module) -> str:
     return 'conv' if isinstance(module, nnq.Conv2d) else 'linear'
 
 # %% ../nbs/05b_integer.ipynb #8c112c19
-def _check_layer_input(x, linear:bool):
-    "QCodes, with a batch dimension for a Linear (PyTorch's quantized Linear refuses 1-D input too)."
+def _check_layer_input(x, layer:str, conv:bool, width:int):
+    "QCodes of the shape a quantized Conv2d (B, `width`, H, W) or Linear (..., `width`) takes; `layer` names it."
     if not isinstance(x, QCodes):
         raise TypeError(f'an IntLayer takes QCodes (codes with their scale and zero point), '
                         f'not {type(x).__name__}: wrap codes as QCodes(codes, scale, zero_point)')
-    if linear and x.codes.dim() < 2:
-        raise ValueError(f'x has shape {tuple(x.shape)}: a quantized Linear takes (batch, in_features) or more '
-                         'dimensions, as PyTorch\'s does; add a batch dimension')
+    if not conv and x.codes.dim() < 2:
+        raise ValueError(f'layer {layer!r} got codes of shape {tuple(x.shape)}: a quantized Linear takes (batch, '
+                         "in_features) or more dimensions, as PyTorch's does; add a batch dimension")
+    if conv and (x.codes.dim() != 4 or x.shape[1] != width):
+        raise ValueError(f'layer {layer!r} (a quantized Conv2d with {width} input channel(s)) got codes of shape '
+                         f'{tuple(x.shape)}, not (batch, {width}, height, width): give the model an input x of '
+                         'shape (batch, channels, height, width), as the converted model takes')
+    if not conv and x.shape[-1] != width:
+        raise ValueError(f'layer {layer!r} (a quantized Linear with {width} input features) got codes of shape '
+                         f'{tuple(x.shape)}, not (..., {width}): check the shape of the model\'s input x')
 
 # %% ../nbs/05b_integer.ipynb #ee321257
+def _layer_kernel(module, requant, saturate_int16, kernel) -> tuple:
+    "The checked kernel and saturate_int16 of a twin: given ones, or the layer's library as it computes here."
+    if type(module) not in QUANTIZED_GEMMS:
+        raise TypeError('module must be a statically quantized Conv2d/Linear (with or without ReLU), '
+                        f'not {type(module).__name__}')
+    _check_twin_options(requant, saturate_int16)
+    kernel = default_kernel(module) if kernel is None else kernel
+    check_kernel(kernel)
+    if saturate_int16 is None:
+        saturate_int16 = requant != 'fakequant' and saturates_int16(kernel)
+    return kernel, saturate_int16
+
 class IntLayer(nn.Module):
     "A quantized Conv2d/Linear of a converted model, run by `int_conv2d`/`int_linear` on its integer codes."
     def __init__(self, module, # a statically quantized Conv2d/Linear (fused ReLU included)
                  requant='float', # 'float', 'integer' or 'fakequant'
                  saturate_int16=None, # None: as `kernel`'s library does on this CPU
-                 kernel=None # None: `default_kernel(module)`, the arithmetic that runs it here
+                 kernel=None, # None: `default_kernel(module)`, the arithmetic that runs it here
+                 name:str|None=None # the layer's name in its model, for error messages; None: its type
                 ):
         super().__init__()
-        if type(module) not in QUANTIZED_GEMMS:
-            raise TypeError('module must be a statically quantized Conv2d/Linear (with or without ReLU), '
-                            f'not {type(module).__name__}')
-        _check_twin_options(requant, saturate_int16)
-        self.kernel = default_kernel(module) if kernel is None else kernel
-        check_kernel(self.kernel)
-        if saturate_int16 is None:
-            saturate_int16 = requant != 'fakequant' and saturates_int16(self.kernel)
-        self.requant, self.saturate_int16 = requant, saturate_int16
+        self.kernel, self.saturate_int16 = _layer_kernel(module, requant, saturate_int16, kernel)
+        self.requant = requant
+        self.name = name or type(module).__name__
+        self._copy_numbers(module)
+
+    def _copy_numbers(self, module):
+        "The weight codes with their qparams, the float bias, the output qparams, the ReLU and the geometry."
         self.q_w = module.weight().int_repr()
         self.w_scale, self.w_zero_point = qparams_of(module.weight())
         self.bias = module.bias()
-        self.scale, self.zero_point = float(module.scale), int(module.zero_point)
+        self.scale = float(module.scale)
+        self.zero_point = int(module.zero_point)
         self.relu = 'ReLU' in type(module).__name__
         self.conv = _conv_geometry(module)
 
     def forward(self, x:QCodes) -> QCodes:
         "The layer's output codes, with its output scale and zero point."
-        _check_layer_input(x, linear=self.conv is None)
+        _check_layer_input(x, self.name, self.conv is not None, self.q_w.shape[1])
         if self.requant == 'fakequant':
             return self._fake_quant(x)
         args = (x.codes, x.scale, x.zero_point, self.q_w, self.w_scale, self.w_zero_point, self.bias,
@@ -233,7 +273,8 @@ class _CodesFunction(nn.Module):
     "A module that applies `fn` to what flows between layers: codes, or the float input and output at the ends."
     def __init__(self, fn, name):
         super().__init__()
-        self.fn, self.name = fn, name
+        self.fn = fn
+        self.name = name
 
     def forward(self, x):
         return self.fn(x)
@@ -252,7 +293,8 @@ def _on_codes(fn, name, module) -> _CodesFunction:
 # %% ../nbs/05b_integer.ipynb #8312fb9d
 def _quantize_stub(m:nnq.Quantize) -> _CodesFunction:
     "The quantize stub as `quantize_codes` with its scale and zero point."
-    scale, zero_point = float(m.scale), int(m.zero_point)
+    scale = float(m.scale)
+    zero_point = int(m.zero_point)
     return _CodesFunction(lambda x: quantize_codes(x, scale, zero_point),
                           f'quantize(scale={scale:.6g}, zero_point={zero_point})')
 
@@ -264,9 +306,23 @@ def _max_pool(m:nn.MaxPool2d) -> _CodesFunction:
 
 # %% ../nbs/05b_integer.ipynb #d17942eb
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, tq.QuantWrapper)
+_IDENTITIES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+               nn.FeatureAlphaDropout, nnq.Dropout)
 
 class _Unsupported(Exception):
     "A module with no integer version."
+
+def _codes_module(m:nn.Module):
+    "The integer version of a module that maps codes to codes with the qparams kept; None if `m` is not one."
+    if type(m) is nn.MaxPool2d:  # exact types: a subclass (nn.ReLU6 of nn.ReLU) computes something else
+        return _max_pool(m)
+    if type(m) is nn.Flatten:
+        return _on_codes(lambda codes, qcodes: int_flatten(codes, m.start_dim, m.end_dim), repr(m), m)
+    if type(m) is nn.ReLU:
+        return _on_codes(lambda codes, qcodes: codes.clamp(min=qcodes.zero_point), 'relu: clamp at the zero point', m)
+    if type(m) in _IDENTITIES:  # dropout does nothing at inference; nnq.Dropout is the converted one
+        return nn.Identity()
+    return None
 
 def _replacement(m:nn.Module, requant, saturate_int16, kernel):
     "The integer version of one module; None for a container (its children are converted); raises for others."
@@ -276,20 +332,23 @@ def _replacement(m:nn.Module, requant, saturate_int16, kernel):
         return _CodesFunction(lambda x: x.dequantize(), 'dequantize')
     if type(m) in QUANTIZED_GEMMS:
         return IntLayer(m, requant, saturate_int16, kernel)
-    if type(m) is nn.MaxPool2d:  # exact types: a subclass (nn.ReLU6 of nn.ReLU) computes something else
-        return _max_pool(m)
-    if type(m) is nn.Flatten:
-        return _on_codes(lambda codes, qcodes: int_flatten(codes, m.start_dim, m.end_dim), repr(m), m)
-    if type(m) is nn.ReLU:
-        return _on_codes(lambda codes, qcodes: codes.clamp(min=qcodes.zero_point), 'relu: clamp at the zero point', m)
-    if type(m) in (nn.Dropout, nnq.Dropout, nn.Identity):  # nnq.Dropout: the converted one, also the identity
-        return nn.Identity()
+    codes_module = _codes_module(m)
+    if codes_module is not None:
+        return codes_module
     users_own = not type(m).__module__.startswith('torch.')
     if type(m) in _CONTAINERS or (users_own and any(True for _ in m.children())):
         return None  # a container, or a user's module holding others: its children are converted, its forward kept
     raise _Unsupported(m)
 
 # %% ../nbs/05b_integer.ipynb #09c49686
+def _why_float(m:nn.Module) -> str:
+    "Why a float torch module has no integer version: left out of conversion, or none written yet."
+    name = ('nn.' if type(m).__module__.startswith('torch.nn.') else '') + type(m).__name__
+    if type(m) in tq.get_default_static_quant_module_mappings():
+        return (f'a float {name}: conversion left it float (the model was not converted, or its qconfig was None, '
+                'as in a model quantized in part), and IntegerModel runs no float layers')
+    return f'IntegerModel has no integer version of {name} yet (PyTorch runs it on quantized tensors)'
+
 def _why_unsupported(m:nn.Module) -> str:
     "Why `m` has no integer version, in a few words for the error message."
     where = type(m).__module__
@@ -300,7 +359,7 @@ def _why_unsupported(m:nn.Module) -> str:
     if where.startswith(('torch.ao.nn.quantized', 'torch.ao.nn.intrinsic.quantized')):
         return 'converted, but quantnb has no integer version of it'
     if where.startswith('torch.'):
-        return 'a float module (not converted): it would compute on codes as if they were values'
+        return _why_float(m)
     return 'a module of your own with no module inside: its forward would compute on codes'
 
 # %% ../nbs/05b_integer.ipynb #8edd2c58
@@ -316,6 +375,8 @@ def _swap_modules(model, requant, saturate_int16, kernels) -> list:
                 kind = f'{type(child).__module__}.{type(child).__name__}'
                 unsupported.append(f'{prefix + name} ({kind}): {_why_unsupported(child)}')
                 continue
+            if isinstance(new, IntLayer):
+                new.name = prefix + name  # error messages name the layer as the model does
             if new is None:
                 swap(child, f'{prefix}{name}.')
             else:
@@ -405,8 +466,8 @@ def _check_image_batch(images):
         raise TypeError(f'images must be a float32 tensor (what a quantized model takes), '
                         f'not {getattr(images, "dtype", type(images).__name__)}')
     if torch.isnan(images).any():
-        raise ValueError("images holds NaN: it has no code (PyTorch's kernels give it an arbitrary one); "
-                         'clean the input first')
+        raise ValueError("images holds NaN, which is no value: PyTorch gives it +inf's code, a code that passes "
+                         'on as a real value; clean the input first')
 
 # %% ../nbs/05b_integer.ipynb #75925331
 def _largest(t:torch.Tensor) -> int|float:
@@ -420,7 +481,8 @@ def layer_inputs(model, # converted by eager static quantization
                 ) -> dict:
     "`{name: (layer, quantized input)}` for every static Conv2d/Linear of `model` on `images`."
     _check_image_batch(images)
-    layers, inputs = static_layers(model), {}
+    layers = static_layers(model)
+    inputs = {}
 
     def record(name):
         def hook(module, args):
@@ -442,7 +504,7 @@ def _both_orders(module, layer_twin:IntLayer) -> tuple|None:
     "Twins of a oneDNN layer with each of oneDNN's two orders; None for an fbgemm layer (one order)."
     if layer_twin.kernel == 'fbgemm':
         return None
-    return tuple(IntLayer(module, layer_twin.requant, layer_twin.saturate_int16, k)
+    return tuple(IntLayer(module, layer_twin.requant, layer_twin.saturate_int16, k, layer_twin.name)
                  for k in ('onednn', 'onednn-combined'))
 
 def _new_parity_row(name, module, layer_twin:IntLayer) -> dict:
@@ -463,15 +525,19 @@ def _parity_counts(row, ours, orders, reference):
         row['either_equal'] += (sequential | combined).sum().item()
 
 def _is_one_batch(batches) -> bool:
-    "An `(images, labels)` pair itself, not an iterable of batches."
-    pair = isinstance(batches, (tuple, list)) and len(batches) == 2
-    tensors = pair and all(isinstance(t, torch.Tensor) for t in batches)
-    return tensors and batches[1].dim() == 1 and batches[0].dim() > 1
+    "An `(images, labels)` pair itself: two tensors with as many labels as images, whatever the labels' shape."
+    if not (isinstance(batches, (tuple, list)) and len(batches) == 2):
+        return False
+    images, labels = batches
+    tensors = isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)
+    return tensors and images.dim() > 0 and labels.dim() > 0 and len(images) == len(labels)
 
 def _check_batches(batches):
     "An iterable of batches: not one tensor, not one `(images, labels)` pair, not something that cannot be iterated."
     if isinstance(batches, torch.Tensor) or _is_one_batch(batches):
-        raise TypeError('batches must be an iterable of batches: wrap one batch as [images] or [(images, labels)]')
+        raise TypeError('batches must be an iterable of batches, not one batch (or two tensors of the same length, '
+                        'which read as one (images, labels) pair): wrap one batch as [images] or [(images, labels)], '
+                        'and pass image batches as a list of (images, labels) pairs or a DataLoader')
     if not hasattr(batches, '__iter__'):
         raise TypeError(f'batches must be an iterable of (images, labels) batches (a DataLoader or a list), '
                         f'not {type(batches).__name__}')
@@ -487,23 +553,28 @@ def _images_of(batch) -> torch.Tensor:
     return batch
 
 # %% ../nbs/05b_integer.ipynb #c0d1298c
+def _layer_parity(stats:dict, twins:dict, name:str, m, x):
+    "Count one batch of layer `name`: PyTorch's codes on input `x` against its twin's (built on first sight)."
+    if name not in twins:
+        layer_twin = IntLayer(m, name=name)
+        twins[name] = (layer_twin, _both_orders(m, layer_twin))
+        stats[name] = _new_parity_row(name, m, layer_twin)
+    ours, orders = twins[name]
+    codes = QCodes.of(x)
+    order_codes = None if orders is None else tuple(o(codes).codes for o in orders)
+    _parity_counts(stats[name], ours(codes).codes, order_codes, m(x).int_repr())
+
 @torch.no_grad()
 def library_parity(model:nn.Module, # converted by eager static quantization
                    batches # an iterable of (images, labels) batches, or of image tensors
                   ) -> list: # a dict per quantized Conv2d/Linear
     "Per layer, same input codes, all batches: PyTorch's codes against the twin's kernel and each oneDNN order."
     _check_batches(batches)
-    twins, stats = {}, {}
+    twins = {}
+    stats = {}
     for batch in batches:
         for name, (m, x) in layer_inputs(model, _images_of(batch)).items():
-            if name not in twins:
-                layer_twin = IntLayer(m)
-                twins[name] = (layer_twin, _both_orders(m, layer_twin))
-                stats[name] = _new_parity_row(name, m, layer_twin)
-            ours, orders = twins[name]
-            codes = QCodes.of(x)
-            order_codes = None if orders is None else tuple(o(codes).codes for o in orders)
-            _parity_counts(stats[name], ours(codes).codes, order_codes, m(x).int_repr())
+            _layer_parity(stats, twins, name, m, x)
     if not stats:
         raise ValueError('batches is empty: pass the data to compare on')
     one_order = {'onednn_equal': '', 'onednn_combined_equal': '', 'either_equal': ''}  # fbgemm has one order
@@ -545,30 +616,36 @@ def parity_report(model:nn.Module, # converted by eager static quantization
     return rows
 
 # %% ../nbs/05b_integer.ipynb #896b24c4
+def _conv_operands(module, x) -> tuple:
+    "The im2col of a quantized Conv2d's input `x` (one row per output position) and its weight codes as (N, K)."
+    if module.groups != 1:
+        raise ValueError(f'{module}: grouped convolutions are not emulated')
+    if x.dim() != 4 or x.shape[1] != module.in_channels:
+        raise ValueError(f'x has shape {tuple(x.shape)}: {module} takes (B, {module.in_channels}, H, W)')
+    rows = im2col(x.int_repr(), x.q_zero_point(), module.kernel_size, module.stride, module.padding,
+                  module.dilation)
+    return rows, module.weight().int_repr().permute(0, 2, 3, 1).flatten(1)
+
 def gemm_operands(module, x) -> tuple:
     "Activation codes (rows, K) and weight codes (N, K) of the GEMM a quantized Conv2d/Linear computes on input `x`."
     if type(module) not in QUANTIZED_GEMMS:
         raise TypeError(f'module must be a statically quantized Conv2d or Linear, not {type(module).__name__}')
     if not (isinstance(x, torch.Tensor) and x.is_quantized and x.dtype == torch.quint8):
         raise TypeError(f'x must be the quint8 tensor the layer takes, not {getattr(x, "dtype", type(x).__name__)}')
-    w_codes = module.weight().int_repr()
     if isinstance(module, nnq.Conv2d):
-        if module.groups != 1:
-            raise ValueError(f'{module}: grouped convolutions are not emulated')
-        if x.dim() != 4 or x.shape[1] != module.in_channels:
-            raise ValueError(f'x has shape {tuple(x.shape)}: {module} takes (B, {module.in_channels}, H, W)')
-        rows = im2col(x.int_repr(), x.q_zero_point(), module.kernel_size, module.stride, module.padding,
-                      module.dilation)
-        return rows, w_codes.permute(0, 2, 3, 1).flatten(1)
+        return _conv_operands(module, x)
     if x.dim() < 2 or x.shape[-1] != module.in_features:
         raise ValueError(f'x has shape {tuple(x.shape)}: {module} takes (..., {module.in_features})')
-    return x.int_repr().flatten(0, -2), w_codes
+    return x.int_repr().flatten(0, -2), module.weight().int_repr()
 
 # %% ../nbs/05b_integer.ipynb #31a3f789
 def _accumulators(module, x) -> tuple:
     "A quantized layer's exact int32 accumulator on `x`, the one with saturated int16 pairs, and how many saturated."
-    w_zero_point, library = qparams_of(module.weight())[1], packed_library(module)
-    q_x, q_w, x_zero_point = x.int_repr(), module.weight().int_repr(), x.q_zero_point()
+    w_zero_point = qparams_of(module.weight())[1]
+    library = packed_library(module)
+    q_x = x.int_repr()
+    q_w = module.weight().int_repr()
+    x_zero_point = x.q_zero_point()
     if isinstance(module, nnq.Conv2d):
         geometry = (module.stride, module.padding, module.dilation)
         exact = conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, *geometry)

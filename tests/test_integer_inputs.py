@@ -1,6 +1,8 @@
 """Inputs of notebook 05b's public functions: PyTorch's quantize multiplies at every tensor length; infinities,
 huge values and empty batches taken everywhere PyTorch's model takes them, NaN refused everywhere; a custom leaf
-module named up front while a user's own container is kept; 1-D input refused by a Linear twin as by PyTorch."""
+module named up front while a user's own container is kept; 1-D input refused by a Linear twin as by PyTorch;
+average pooling and a partly quantized model refused with their true reasons, Dropout2d taken; a fitting fix for
+each tensor attribute asked of codes; shape errors naming the layer; one-hot (images, labels) pairs recognised."""
 
 import warnings
 
@@ -214,7 +216,7 @@ def test_prepared_models_are_named_prepared():
 
 
 def test_float_and_integer_models_are_named():
-    with pytest.raises(ValueError, match=r'no statically quantized Conv2d or Linear \(quant .*a float module'):
+    with pytest.raises(ValueError, match=r'no statically quantized Conv2d or Linear \(quant .*a float QuantStub: conversion left it float'):
         IntegerModel.from_quantized(_Net().eval())
     converted = _convert(_Net())
     twin = IntegerModel.from_quantized(converted)
@@ -339,3 +341,115 @@ def test_saturation_report_refuses_onednn_one_channel_conv_without_vnni_above_12
     assert packed_library(converted.conv) == 'onednn'
     with pytest.raises(ValueError, match=r"cannot count layer 'conv' \(packed for onednn\)"):
         saturation_report(converted, torch.randn(4, 1, 8, 8) * 3)
+
+
+# --- float modules a converted model may keep, tensor attributes asked of codes, shapes, one-hot labels
+
+
+class _PoolNet(nn.Module):
+    "A converted model that keeps float modules PyTorch runs on quantized tensors: `pool` (given) and Dropout2d."
+
+    def __init__(self, pool):
+        super().__init__()
+        self.quant, self.dequant = torch.ao.quantization.QuantStub(), torch.ao.quantization.DeQuantStub()
+        self.conv, self.drop, self.pool = nn.Conv2d(1, 4, 3), nn.Dropout2d(), pool
+        self.flatten, self.fc = nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.dequant(self.fc(self.flatten(self.pool(self.drop(self.conv(self.quant(x)))))))
+
+
+@pytest.mark.parametrize('pool', [nn.AdaptiveAvgPool2d(6), nn.AvgPool2d(1)], ids=['AdaptiveAvgPool2d', 'AvgPool2d'])
+def test_average_pooling_is_refused_as_not_written_yet_not_as_not_converted(pool):
+    converted = _convert(_PoolNet(pool))
+    assert type(converted.pool) is type(pool)  # conversion keeps it float: PyTorch runs it on quantized tensors
+    with torch.no_grad():
+        assert converted(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+    name = type(pool).__name__
+    with pytest.raises(ValueError, match=rf'pool \(.*{name}\): IntegerModel has no integer version of nn\.{name} yet') as e:
+        IntegerModel.from_quantized(converted)
+    assert 'not converted' not in str(e.value) and 'drop' not in str(e.value)  # Dropout2d is taken
+
+
+def test_dropout2d_is_the_identity_and_equals_pytorch():
+    converted = _convert(_PoolNet(nn.Identity()))
+    twin = IntegerModel.from_quantized(converted)
+    x = torch.randn(5, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(twin(x), converted(x))
+
+
+class _PartlyQuantized(nn.Module):
+    "fc2 runs in float after the DeQuantStub: its qconfig is None, so conversion leaves it float."
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = torch.ao.quantization.QuantStub(), torch.ao.quantization.DeQuantStub()
+        self.fc1, self.fc2 = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc2(self.dequant(self.fc1(self.quant(x))))
+
+
+def test_partly_quantized_model_gets_the_true_reason():
+    tq = torch.ao.quantization
+    net = _PartlyQuantized().eval()
+    net.qconfig = tq.get_default_qconfig('x86')
+    net.fc2.qconfig = None
+    prepared = tq.prepare(net)
+    prepared(torch.randn(8, 4))
+    converted = tq.convert(prepared)
+    assert type(converted.fc2) is nn.Linear
+    with pytest.raises(ValueError, match=r'fc2 \(.*Linear\): a float nn\.Linear: conversion left it float .*qconfig was None'):
+        IntegerModel.from_quantized(converted)
+
+
+@pytest.mark.parametrize(
+    'name,fix',
+    [('dtype', 'read x.codes.dtype'), ('device', 'read x.codes.device'), ('to', r'x\.dequantize\(\)'), ('float', r'x\.dequantize\(\)'),
+     ('q_scale', 'QCodes names it x.scale'), ('int_repr', 'QCodes names it x.codes'), ('reshape', r'x\.reshape\(\.\.\.\) in forward by nn\.Flatten'),
+     ('view', 'by nn.Flatten'), ('clamp', r'replace x\.clamp\(\.\.\.\) in forward by one of them')],
+)
+def test_each_tensor_attribute_gets_a_fix_that_fits_it(name, fix):
+    q = QCodes(torch.zeros(2, dtype=torch.uint8), 0.1, 3)
+    with pytest.raises(AttributeError, match=rf"QCodes has no '{name}'.*{fix}") as e:
+        getattr(q, name)
+    if name in ('dtype', 'device', 'to', 'q_scale'):
+        assert 'nn.Flatten' not in str(e.value)
+
+
+def test_shape_errors_name_the_layer_and_the_models_input(model):
+    twin = IntegerModel.from_quantized(model)
+    with pytest.raises(ValueError, match=r"layer 'conv' \(a quantized Conv2d with 1 input channel\(s\)\) got codes of shape \(1, 8, 8\)") as e:
+        twin(torch.zeros(1, 8, 8))
+    assert 'model an input x' in str(e.value) and 'q_x' not in str(e.value)
+    with pytest.raises(ValueError, match=r"layer 'fc' \(a quantized Linear with 144 input features\) got codes of shape \(2, 100\)"):
+        twin.model.fc(QCodes(torch.zeros(2, 100, dtype=torch.uint8), 0.1, 0))
+    with pytest.raises(ValueError, match="layer 'conv'"):
+        twin(torch.zeros(2, 3, 8, 8))
+
+
+class _Rows(nn.Module):
+    "A model whose inputs are (N, 10), the shape of one-hot labels."
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant, self.fc = torch.ao.quantization.QuantStub(), torch.ao.quantization.DeQuantStub(), nn.Linear(10, 3)
+
+    def forward(self, x):
+        return self.dequant(self.fc(self.quant(x)))
+
+
+def test_library_parity_reads_one_hot_pairs_as_one_batch():
+    torch.manual_seed(0)
+    converted = PTQProcessor().static_quantization(_Rows().eval(), [(torch.randn(16, 10), None)])
+    images = torch.randn(6, 10)
+    one_hot = nn.functional.one_hot(torch.arange(6) % 10, 10).float()
+    for labels in (one_hot, torch.arange(6)):
+        with pytest.raises(TypeError, match='not one batch'):
+            library_parity(converted, (images, labels))
+        rows = library_parity(converted, [(images, labels)])
+        assert rows[0]['outputs'] == 6 * 3 and rows[0]['equal'] == rows[0]['outputs']
+    with pytest.raises(TypeError, match='not one batch'):
+        library_parity(torch.nn.Sequential(), [images, images])  # two image batches of one length read as a pair
+    assert library_parity(converted, [images[:4], images[4:]])[0]['outputs'] == 6 * 3  # lengths differ: two batches
