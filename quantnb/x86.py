@@ -110,7 +110,8 @@ def onednn_requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bi
 # %% ../nbs/05a_x86.ipynb #25e0f73a
 KERNELS = ('fbgemm', 'onednn', 'onednn-combined', 'onednn-amx')  # whose arithmetic (and int16 pairing) to reproduce
 
-def check_kernel(kernel):
+def check_kernel(kernel # a name to check: one of KERNELS
+                ):
     "Raise unless `kernel` names one of KERNELS."
     if kernel not in KERNELS:
         raise ValueError(f"kernel={kernel!r}: choose 'fbgemm', 'onednn', 'onednn-combined' (s_x·s_w first) or "
@@ -319,16 +320,19 @@ def x86_library(layer:str, # 'conv' or 'linear'
     check_int(groups, 'groups')
     if layer == 'linear' and groups != 1:
         raise ValueError(f'groups={groups}: a Linear layer has no groups; pass groups only with layer=\'conv\'')
-    flags = cpu_flags() if flags is None else _check_flags(flags)
-    if 'avx2' not in flags:  # unread flags would look like a CPU without AVX-512 VNNI: say so instead of guessing
-        raise _no_avx2(flags)
+    flags = None if flags is None else _check_flags(flags)
     system = platform.system() if system is None else system
     if not isinstance(system, str):
         raise TypeError(f"system must be a name such as 'Linux', not {type(system).__name__}")
     if system.lower() not in KNOWN_SYSTEMS:
         raise ValueError(f'system={system!r}: choose a name platform.system() returns, such as {sorted(KNOWN_SYSTEMS)}')
-    linux_vnni = system.lower() == 'linux' and 'avx512_vnni' in flags
-    return 'onednn' if layer == 'conv' and linux_vnni and symmetric and groups <= 100 else 'fbgemm'
+    if layer == 'linear' or system.lower() != 'linux' or not symmetric or groups > 100:
+        return 'fbgemm'  # whatever the CPU
+    flags = cpu_flags() if flags is None else flags
+    if 'avx2' not in flags:  # unread flags would look like a CPU without AVX-512 VNNI: say so instead of guessing
+        raise ValueError(f'the CPU flags {sorted(flags)[:8]}... lack AVX2, or could not be read (quantnb reads '
+                         "Linux's /proc/cpuinfo): pass this CPU's flags= explicitly")
+    return 'onednn' if 'avx512_vnni' in flags else 'fbgemm'
 
 # %% ../nbs/05a_x86.ipynb #dd0305ae
 def _signed_probe(shape) -> torch.Tensor:
@@ -388,7 +392,8 @@ def onednn_version() -> str:
     return found[1] if found else ''
 
 # %% ../nbs/05a_x86.ipynb #0586a503
-def default_kernel(module:nn.Module) -> str: # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx'
+def default_kernel(module:nn.Module # a statically quantized Conv2d or Linear (fused ReLU included)
+                  ) -> str: # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx'
     "The arithmetic that runs `module` here: its packed library, and for oneDNN the order its instruction set uses."
     library = packed_library(module)
     if library == 'fbgemm':
@@ -401,7 +406,8 @@ def default_kernel(module:nn.Module) -> str: # 'fbgemm', 'onednn', 'onednn-combi
     return kernel
 
 # %% ../nbs/05a_x86.ipynb #6de85226
-def saturates_int16(kernel:str) -> bool:
+def saturates_int16(kernel:str # one of KERNELS
+                   ) -> bool: # True where that library's instructions here lack VNNI
     "Whether `kernel`'s library adds u8×s8 products in saturating int16 pairs on this CPU (no VNNI in its ISA)."
     check_kernel(kernel)
     return (fbgemm_isa() if kernel == 'fbgemm' else onednn_isa()) not in VNNI_ISAS
@@ -634,10 +640,12 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
         acc = conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, *geometry)
     if kernel == 'onednn-amx':  # AMX's order, or the AVX-512 kernel's for the shapes oneDNN keeps off AMX
         amx = onednn_conv_uses_amx(B, q_w.shape[1], q_w.shape[0], q_w.shape[2:], q_x.shape[2:], (Ho, Wo), padding)
-        if amx and tuple(q_w.shape[2:]) == (1, 1):
-            warnings.warn("kernel='onednn-amx' on a 1×1 convolution: oneDNN runs it in a kernel whose order quantnb "
-                          'does not predict, so codes next to a half-code can be one off')
         kernel = 'onednn-combined' if amx else 'onednn'
+        if amx and tuple(q_w.shape[2:]) == (1, 1):  # a pattern measured on AMX, not a rule read from oneDNN
+            kernel = 'onednn' if B == 1 else 'onednn-combined'
+            warnings.warn("kernel='onednn-amx' on a 1×1 convolution: oneDNN's own 1×1 kernel, whose order quantnb "
+                          'takes from a measured pattern (one image: s_x then s_w; more: s_x·s_w), so codes next to '
+                          'a half-code can be one off')
     w_scale = w_scale if per_channel else w_scale[0]
     y = _requantize_as(kernel, acc, bias, x_scale, w_scale, scale, zero_point, relu, requant, linear=False)
     return y.reshape(B, Ho, Wo, -1).permute(0, 3, 1, 2).contiguous()

@@ -103,3 +103,32 @@ def test_x86_library_refuses_groups_for_a_linear_layer():
     with pytest.raises(ValueError, match='a Linear layer has no groups'):
         x86_library('linear', {'avx2'}, 'Linux', groups=5)
     assert x86_library('linear', {'avx2'}, 'Linux') == 'fbgemm'
+
+
+@pytest.mark.parametrize('batch', [1, 4])
+def test_onednn_amx_one_by_one_follows_the_measured_pattern_and_warns(batch):
+    "1×1 convolutions oneDNN runs on AMX: one image takes s_x then s_w, more take s_x·s_w (measured, notebook 05a)."
+    import warnings
+    import torch.ao.nn.quantized as nnq
+    from quantnb.ptq import quantized_engine
+    from quantnb.requant import conv_accumulator, near_half_bias
+    from quantnb.x86 import int_conv2d, onednn_isa
+    if onednn_isa() != 'avx512_core_amx':
+        pytest.skip('oneDNN runs AMX kernels only on a CPU with AMX')
+    g = torch.Generator().manual_seed(0)
+    q_x = torch.randint(0, 128, (batch, 64, 8, 8), generator=g).to(torch.uint8)
+    q_w = torch.randint(-127, 128, (256, 64, 1, 1), generator=g).to(torch.int8)
+    w_scale = torch.rand(256, dtype=torch.float64, generator=g) * 0.01 + 1e-3
+    bias = near_half_bias(conv_accumulator(q_x, 9, q_w, 0)[0], 0.02, w_scale, 0.05, g, spread=60)
+    zero_points = torch.zeros(256, dtype=torch.long)
+    with quantized_engine('onednn'):
+        layer = nnq.Conv2d(64, 256, 1)
+        layer.set_weight_bias(torch._make_per_channel_quantized_tensor(q_w, w_scale, zero_points, 0), bias)
+    layer.scale, layer.zero_point = 0.05, 100
+    reference = layer(torch._make_per_tensor_quantized_tensor(q_x, 0.02, 9)).int_repr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        ours = int_conv2d(q_x, 0.02, 9, q_w, w_scale, zero_points, bias, 0.05, 100, kernel='onednn-amx')
+    assert any('1×1' in str(w.message) for w in caught)
+    assert (ours.int() - reference.int()).abs().max() <= 1
+    assert torch.equal(ours[0, :, 0, 0], reference[0, :, 0, 0])  # the near-half position: the pattern holds here
