@@ -1,47 +1,31 @@
 "quantnb.analysis: layer reports on every form of quantized model, the seed's analyzer and grade, HTML."
 import copy
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.ao.quantization as tq
-from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules, fuse_modules_qat
 
 from quantnb.analysis import (QuantizationAnalyzer, html_report, layer_errors, markdown_to_html, sqnr_db, weight_form,
                               deployable_size_bytes, expected_sqnr_db, match_layers, SEED_GRADES)
 from quantnb.fakequant import CustomQuantizer, calibrate, load_packed, packed_state_dict, quantize_layers
 from quantnb.ptq import PTQProcessor
 
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_net import tiny_setup  # noqa: E402
+
 warnings.filterwarnings('ignore', category=DeprecationWarning)
 warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)
 LAYERS = ['conv1', 'conv2', 'fc1', 'fc2']
 
 
-class Tiny(nn.Module):
-    "A small SampleNet: stubs, ReLU modules, fusable groups; cheap enough for many cases."
-    fuse_groups = [['conv1', 'relu1'], ['conv2', 'relu2'], ['fc1', 'relu3']]
-    def __init__(self):
-        super().__init__()
-        self.quant, self.dequant = QuantStub(), DeQuantStub()
-        self.conv1, self.relu1 = nn.Conv2d(1, 8, 3), nn.ReLU()
-        self.conv2, self.relu2 = nn.Conv2d(8, 8, 3, stride=2), nn.ReLU()
-        self.flatten, self.fc1, self.relu3, self.fc2 = nn.Flatten(), nn.Linear(8 * 12 * 12, 32), nn.ReLU(), nn.Linear(32, 10)
-    def forward(self, x):
-        x = self.relu2(self.conv2(self.relu1(self.conv1(self.quant(x)))))
-        return self.dequant(self.fc2(self.relu3(self.fc1(self.flatten(x)))))
-    def fuse_model(self, qat=False):
-        (fuse_modules_qat if qat else fuse_modules)(self, self.fuse_groups, inplace=True); return self
-
-
 @pytest.fixture(scope='module')
 def setup():
-    torch.manual_seed(0)
-    model = Tiny().eval()
-    xs = [torch.randn(32, 1, 28, 28) for _ in range(3)]
-    with torch.no_grad(): data = [(x, model(x).argmax(1)) for x in xs]  # labels: the float model's answers (float accuracy 1.0)
-    return model, data
+    return tiny_setup()
 
 
 
