@@ -621,7 +621,8 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
                scale:float, zero_point:int, # the output's qparams
                stride=1, padding=0, dilation=1, # as `nn.Conv2d` (groups=1 only)
                relu:bool=False, requant:str='float', saturate_int16:bool=False,
-               kernel:str='fbgemm' # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx' (KERNELS)
+               kernel:str='fbgemm', # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx' (KERNELS)
+               l1_bytes:int|None=None # with 'onednn-amx': the AMX CPU's L1 data cache per core; default: this CPU's
               ) -> torch.Tensor: # uint8 output codes (B, O, H', W')
     "`quantized::conv2d` on plain integer tensors, as fbgemm or oneDNN computes it on an x86 CPU."
     w_scale, w_zero_point, per_channel = _check_layer(q_x, x_scale, x_zero_point, q_w, w_scale, w_zero_point, scale,
@@ -639,7 +640,8 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
     else:
         acc = conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, *geometry)
     if kernel == 'onednn-amx':  # AMX's order, or the AVX-512 kernel's for the shapes oneDNN keeps off AMX
-        amx = onednn_conv_uses_amx(B, q_w.shape[1], q_w.shape[0], q_w.shape[2:], q_x.shape[2:], (Ho, Wo), padding)
+        amx = onednn_conv_uses_amx(B, q_w.shape[1], q_w.shape[0], q_w.shape[2:], q_x.shape[2:], (Ho, Wo), padding,
+                                   l1_bytes)
         kernel = 'onednn-combined' if amx else 'onednn'
         if amx and tuple(q_w.shape[2:]) == (1, 1):  # a pattern measured on AMX, not a rule read from oneDNN
             kernel = 'onednn' if B == 1 else 'onednn-combined'

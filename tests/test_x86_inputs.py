@@ -132,3 +132,19 @@ def test_onednn_amx_one_by_one_follows_the_measured_pattern_and_warns(batch):
     assert any('1×1' in str(w.message) for w in caught)
     assert (ours.int() - reference.int()).abs().max() <= 1
     assert torch.equal(ours[0, :, 0, 0], reference[0, :, 0, 0])  # the near-half position: the pattern holds here
+
+
+def test_int_conv2d_takes_the_l1_size_of_the_amx_cpu_it_imitates():
+    "A 16→2048 3×3 conv with a 2×2 output is on AMX with a 32 KiB L1 and off it with 48 KiB: the order follows l1_bytes."
+    from quantnb.x86 import int_conv2d, onednn_conv_uses_amx
+    assert onednn_conv_uses_amx(1, 16, 2048, (3, 3), (4, 4), (2, 2), (0, 0), 32 * 1024)
+    assert not onednn_conv_uses_amx(1, 16, 2048, (3, 3), (4, 4), (2, 2), (0, 0), 48 * 1024)
+    g = torch.Generator().manual_seed(0)
+    q_x = torch.randint(0, 128, (1, 16, 4, 4), generator=g).to(torch.uint8)
+    q_w = torch.randint(-127, 128, (2048, 16, 3, 3), generator=g).to(torch.int8)
+    w_scale = torch.rand(2048, dtype=torch.float64, generator=g) * 0.01 + 1e-3
+    args = (q_x, 0.02, 9, q_w, w_scale, torch.zeros(2048, dtype=torch.long), None, 0.05, 100)
+    for l1_bytes, order in ((32 * 1024, 'onednn-combined'), (48 * 1024, 'onednn')):
+        assert torch.equal(int_conv2d(*args, kernel='onednn-amx', l1_bytes=l1_bytes), int_conv2d(*args, kernel=order))
+    with pytest.raises(ValueError, match='l1_bytes'):
+        int_conv2d(*args, kernel='onednn-amx', l1_bytes=0)
