@@ -146,8 +146,9 @@ def quantize_codes(x:torch.Tensor, # a float32 batch
     check_activation_scale(scale, 'scale')
     check_activation_zero_point(zero_point, 'zero_point')
     if torch.isnan(x).any():
-        raise ValueError("x holds NaN, which is no value: PyTorch gives it +inf's code (255, or 0 where the "
-                         'zero point is 128 or more), a code that passes on as a real value; clean the input first')
+        raise ValueError("x holds NaN, which is no value: PyTorch's x86 kernels give it +inf's code (255, or 0 "
+                         'where the zero point is 128 or more), a code that passes on as a real value; '
+                         'clean the input first')
     inverse = 1 / torch.tensor(scale, dtype=torch.float32)  # PyTorch multiplies by the float32 reciprocal
     if torch.isinf(inverse):
         raise ValueError(f'scale={scale} is too small: its float32 reciprocal overflows, so no code is right')
@@ -466,8 +467,8 @@ def _check_image_batch(images):
         raise TypeError(f'images must be a float32 tensor (what a quantized model takes), '
                         f'not {getattr(images, "dtype", type(images).__name__)}')
     if torch.isnan(images).any():
-        raise ValueError("images holds NaN, which is no value: PyTorch gives it +inf's code, a code that passes "
-                         'on as a real value; clean the input first')
+        raise ValueError("images holds NaN, which is no value: PyTorch's x86 kernels give it +inf's code, a code "
+                         'that passes on as a real value; clean the input first')
 
 # %% ../nbs/05b_integer.ipynb #75925331
 def _largest(t:torch.Tensor) -> int|float:
