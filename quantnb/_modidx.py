@@ -401,6 +401,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'quantnb.integer.IntegerModel.from_quantized': ( 'integer.html#integermodel.from_quantized',
                                                                                   'quantnb/integer.py'),
                                  'quantnb.integer.QCodes': ('integer.html#qcodes', 'quantnb/integer.py'),
+                                 'quantnb.integer.QCodes.__eq__': ('integer.html#qcodes.__eq__', 'quantnb/integer.py'),
                                  'quantnb.integer.QCodes.__init__': ('integer.html#qcodes.__init__', 'quantnb/integer.py'),
                                  'quantnb.integer.QCodes.__repr__': ('integer.html#qcodes.__repr__', 'quantnb/integer.py'),
                                  'quantnb.integer.QCodes.dequantize': ('integer.html#qcodes.dequantize', 'quantnb/integer.py'),

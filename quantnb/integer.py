@@ -89,6 +89,12 @@ class QCodes:
     def __repr__(self):
         return f'QCodes(shape={tuple(self.codes.shape)}, scale={self.scale:.6g}, zero_point={self.zero_point})'
 
+    def __eq__(self, other):
+        raise TypeError('QCodes are not compared with ==: compare torch.equal(a.codes, b.codes) and the scales and '
+                        'zero points')
+
+    __hash__ = object.__hash__
+
 # %% ../nbs/05b_integer.ipynb #131d115e
 _QUANTIZED_ACCESSORS = {'q_scale': 'x.scale', 'q_zero_point': 'x.zero_point', 'int_repr': 'x.codes',
                         'qscheme': 'one scale and zero point per tensor (per_tensor_affine)'}
@@ -411,6 +417,10 @@ def _check_whole_model(model):
     if any(isinstance(m, (tq.ObserverBase, tq.FakeQuantizeBase)) for m in model.modules()):
         raise TypeError('model is prepared, not converted (it still has observers): convert it first, '
                         'e.g. with PTQProcessor().static_quantization')
+    has_gemms = any(type(m) in QUANTIZED_GEMMS for m in model.modules())
+    if has_gemms and not any(isinstance(m, nnq.Quantize) for m in model.modules()):
+        raise TypeError('model has no quantize stub (a converted QuantStub): IntegerModel takes float images and '
+                        'quantizes them there; add QuantStub/DeQuantStub around the quantized part (notebook 01b)')
 
 # %% ../nbs/05b_integer.ipynb #c316a387
 class IntegerModel(nn.Module):

@@ -453,3 +453,22 @@ def test_library_parity_reads_one_hot_pairs_as_one_batch():
     with pytest.raises(TypeError, match='not one batch'):
         library_parity(torch.nn.Sequential(), [images, images])  # two image batches of one length read as a pair
     assert library_parity(converted, [images[:4], images[4:]])[0]['outputs'] == 6 * 3  # lengths differ: two batches
+
+
+def test_qcodes_refuse_equality_and_models_without_a_quantize_stub():
+    "== on QCodes compared identity (equal codes gave False); a model without QuantStub failed at conv1 with a bad hint."
+    import torch.ao.quantization as tq
+    import torch.nn as nn
+    from quantnb.integer import IntegerModel, QCodes
+    from quantnb.ptq import quantized_engine
+    a, b = (QCodes(torch.zeros(2, dtype=torch.uint8), 0.1, 0) for _ in range(2))
+    with pytest.raises(TypeError, match='torch.equal'):
+        a == b
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()).eval()
+    net.qconfig = tq.get_default_qconfig('x86')
+    with quantized_engine('x86'):
+        prepared = tq.prepare(net)
+        prepared(torch.randn(2, 1, 8, 8))
+        converted = tq.convert(prepared)
+    with pytest.raises(TypeError, match='no quantize stub'):
+        IntegerModel.from_quantized(converted)
