@@ -558,7 +558,12 @@ def _images_of(batch) -> torch.Tensor:
     if isinstance(batch, (tuple, list)):
         if not batch:
             raise TypeError('a batch is an empty tuple or list: each batch must be images or (images, labels)')
-        return batch[0]
+        images = batch[0]
+        one_item = len(batch) == 2 and not isinstance(batch[1], torch.Tensor)
+        if isinstance(images, torch.Tensor) and images.dim() == 3 and one_item:
+            raise TypeError('a batch is one (image, label) item of a data set (image shape (C, H, W)): pass batches '
+                            'of (N, C, H, W) images, e.g. a DataLoader over the data set')
+        return images
     if not isinstance(batch, torch.Tensor):
         raise TypeError(f'each batch must be images or (images, labels), not {type(batch).__name__}')
     return batch

@@ -472,3 +472,10 @@ def test_qcodes_refuse_equality_and_models_without_a_quantize_stub():
         converted = tq.convert(prepared)
     with pytest.raises(TypeError, match='no quantize stub'):
         IntegerModel.from_quantized(converted)
+
+
+def test_library_parity_names_a_data_sets_items():
+    "[(image (1, 28, 28), int label)] is a Dataset's items, not batches: it failed inside PyTorch's conv."
+    from quantnb.integer import library_parity
+    with pytest.raises(TypeError, match='one \\(image, label\\) item of a data set'):
+        library_parity(nn.Sequential(), [(torch.zeros(1, 28, 28), 3)])
