@@ -16,7 +16,7 @@ from quantnb.fakequant import CustomQuantizer, calibrate, load_packed, packed_st
 from quantnb.ptq import PTQProcessor
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_net import tiny_setup  # noqa: E402
+from tiny_net import FourClasses, tiny_setup  # noqa: E402
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)
 warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)
@@ -200,19 +200,12 @@ def test_weight_form_does_not_call_an_all_zero_or_pruned_float_layer_quantized()
     assert weight_form(pruned)['weight_bits'] == 32 and weight_form(pruned)['form'] == 'float'
 
 
-class _FourClasses(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.relu, self.fc2 = nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)
-
-    def forward(self, x):
-        return self.fc2(self.relu(self.fc1(x)))
 
 
 
 def test_layer_errors_refuses_non_finite_images():
     torch.manual_seed(0)
-    model = _FourClasses().eval()
+    model = FourClasses().eval()
     g = torch.Generator().manual_seed(0)
     data = [(torch.randn(32, 8, generator=g), torch.randint(0, 4, (32,), generator=g)) for _ in range(2)]
     quantized = calibrate(quantize_layers(model), [x for x, _ in data])

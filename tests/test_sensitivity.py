@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn as nn
 
 from quantnb.analysis import layer_errors
 from quantnb.fakequant import CustomQuantizer
@@ -14,7 +13,7 @@ from quantnb.sensitivity import (packed_size_bytes, pareto_front, quantize_with_
                                  suggest_mixed_precision)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_net import tiny_setup  # noqa: E402
+from tiny_net import FourClasses, tiny_setup  # noqa: E402
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)
 warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)
@@ -86,18 +85,11 @@ def test_pareto_front():
     assert pareto_front(rows) == ['a', 'c', 'd']
 
 
-class _FourClasses(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.relu, self.fc2 = nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)
-
-    def forward(self, x):
-        return self.fc2(self.relu(self.fc1(x)))
 
 
 def test_sweeps_refuse_impossible_labels_and_dtypes_before_sweeping():
     torch.manual_seed(0)
-    model = _FourClasses().eval()
+    model = FourClasses().eval()
     g = torch.Generator().manual_seed(0)
     data = [(torch.randn(32, 8, generator=g), torch.randint(0, 4, (32,), generator=g)) for _ in range(2)]
     with pytest.raises(ValueError, match=r'labels must lie in \[0, 3\]'):

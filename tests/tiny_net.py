@@ -27,3 +27,13 @@ def tiny_setup():
     xs = [torch.randn(32, 1, 28, 28) for _ in range(3)]
     with torch.no_grad(): data = [(x, model(x).argmax(1)) for x in xs]  # labels: the float model's answers (float accuracy 1.0)
     return model, data
+
+
+class FourClasses(nn.Module):
+    "Two Linear layers, 8 inputs, 4 classes: for labels and inputs a 10-class net cannot take."
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.relu, self.fc2 = nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.fc2(self.relu(self.fc1(x)))
