@@ -11,7 +11,7 @@ PIP_INDEX ?=
 NOTEBOOKS := $(filter-out nbs/_%,$(wildcard nbs/*.ipynb))
 # The fast-mode notebook runs of `make test`: this many at a time, the slowest started first.
 NB_JOBS ?= 2
-SLOW_FIRST := $(wildcard nbs/04_ptq.ipynb nbs/06_qat.ipynb nbs/03_fakequant.ipynb nbs/09_advanced_ptq.ipynb nbs/05b_integer.ipynb nbs/10_deploy.ipynb nbs/08_pipeline.ipynb nbs/07a_sensitivity.ipynb nbs/05a_x86.ipynb nbs/02_observers.ipynb nbs/07_analysis.ipynb)
+SLOW_FIRST := $(wildcard nbs/04_ptq.ipynb nbs/06_qat.ipynb nbs/03_fakequant.ipynb nbs/09_advanced_ptq.ipynb nbs/05c_integer.ipynb nbs/10_deploy.ipynb nbs/08_pipeline.ipynb nbs/07a_sensitivity.ipynb nbs/05b_x86.ipynb nbs/02_observers.ipynb nbs/07_analysis.ipynb)
 
 # The install stamp is named after pyproject.toml's content, not its date: nbdev-export rewrites the file unchanged.
 INSTALLED := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)

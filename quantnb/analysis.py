@@ -45,7 +45,7 @@ def sqnr_db(
 def _dense(t):
     "A plain float tensor from any form: a quantized tensor, a torchao tensor subclass, a parameter."
     if not isinstance(t, torch.Tensor) and hasattr(t, 'codes') and hasattr(t, 'dequantize'):
-        return t.dequantize()  # notebook 05b's QCodes
+        return t.dequantize()  # notebook 05c's QCodes
     if not isinstance(t, torch.Tensor):
         raise TypeError(f'expected a tensor, got {type(t).__name__}')
     if not (t.is_quantized or t.is_floating_point()):
@@ -138,7 +138,7 @@ def weight_form(
         )
     if all(
         hasattr(module, a) for a in ('q_w', 'w_scale', 'w_zero_point')
-    ):  # notebook 05b's IntLayer: int8 codes and their qparams
+    ):  # notebook 05c's IntLayer: int8 codes and their qparams
         shape = (-1,) + (1,) * (module.q_w.dim() - 1)
         scale, zero_point = (
             torch.as_tensor(v, dtype=torch.float32).reshape(shape) for v in (module.w_scale, module.w_zero_point)
@@ -193,7 +193,7 @@ _PREFIXES = (
     'module.',
     'model.',
     'model.module.',
-)  # as is, inside a QuantWrapper, inside notebook 05b's IntegerModel
+)  # as is, inside a QuantWrapper, inside notebook 05c's IntegerModel
 
 
 def _lookup(modules: dict, name: str):
@@ -290,7 +290,7 @@ def _as_input_of(x, q_in):
     "The float `x` in the form the quantized layer received `q_in`: re-quantized with its qparams if it was quantized."
     if isinstance(q_in, torch.Tensor) and q_in.is_quantized:
         return torch.quantize_per_tensor(x, q_in.q_scale(), q_in.q_zero_point(), q_in.dtype)
-    if hasattr(q_in, 'codes') and hasattr(q_in, 'zero_point'):  # notebook 05b's QCodes
+    if hasattr(q_in, 'codes') and hasattr(q_in, 'zero_point'):  # notebook 05c's QCodes
         from quantnb.integer import quantize_codes
 
         return quantize_codes(x, q_in.scale, q_in.zero_point)
@@ -446,7 +446,7 @@ def _layer_row(original, name, layer, gm) -> dict:
 # %% ../nbs/07_analysis.ipynb #058fc5bb
 def deployable_size_bytes(model: nn.Module) -> int:  # bytes of what the model computes with, serialized
     """`model_size_bytes`, except for a PT2E graph (only the constants its graph reads: the float weights its state_dict
-    keeps are not used) and notebook 05b's IntegerModel (its int8 codes, qparams and biases)."""
+    keeps are not used) and notebook 05c's IntegerModel (its int8 codes, qparams and biases)."""
     check_model(model)
     if _is_graph(model):
         return state_size_bytes({n.target: _const(model, n) for n in model.graph.nodes if n.op == 'get_attr'})

@@ -210,7 +210,7 @@ def _lowbit(self: ModelQuantizationPipeline, model: nn.Module, data: dict) -> nn
 
 
 def _integer(self: ModelQuantizationPipeline) -> nn.Module:
-    "Notebook 05b's integer-only model of the static int8 model."
+    "Notebook 05c's integer-only model of the static int8 model."
     if 'static int8' not in self.models:
         raise StepUnavailable('there is no static int8 model to convert')
     return integer.IntegerModel.from_quantized(self.models['static int8'])

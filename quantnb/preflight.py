@@ -21,7 +21,7 @@ from .analysis import WEIGHT_LAYERS, MarkdownReport
 from .core import check_model
 from .measure import markdown_table
 from .ptq import explain_quantized_error, fusable_groups, quantized_engine, static_qconfig, traced_graph
-from .x86 import VNNI_ISAS, fbgemm_isa, onednn_isa, x86_library
+from .isa import VNNI_ISAS, fbgemm_isa, onednn_isa, x86_library
 
 # %% ../nbs/07b_preflight.ipynb #41203197
 class Findings(MarkdownReport, list):
@@ -152,7 +152,7 @@ def _graph_findings(model, graph) -> list:
 # %% ../nbs/07b_preflight.ipynb #1b107cad
 def _saturating_libraries(backend) -> list:
     """The kernel libraries `backend` packs layers for that add int8 products in saturating int16 pairs on this CPU
-    (notebook 05b)."""
+    (notebook 05c)."""
     libraries = {'x86': ['fbgemm', x86_library('conv')], 'fbgemm': ['fbgemm'], 'onednn': ['onednn']}.get(backend, [])
 
     def isa(lib):

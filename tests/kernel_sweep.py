@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from quantnb.integer import IntegerModel, IntLayer, QCodes, parity_report
 from quantnb.requant import near_half_bias
-from quantnb.x86 import fbgemm_isa, onednn_isa
+from quantnb.isa import fbgemm_isa, onednn_isa
 from quantnb.ptq import PTQProcessor, quantized_engine
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)

@@ -1,5 +1,5 @@
-"""quantnb.requant, quantnb.x86 and quantnb.integer against PyTorch's int8 kernels, per kernel library (fbgemm, oneDNN) and per instruction set:
-random layers code for code, which library runs a layer, fixed-point helpers, IntegerModel, bad input (notebooks 05, 05a, 05b)."""
+"""quantnb.requant, quantnb.isa, quantnb.x86 and quantnb.integer against PyTorch's int8 kernels, per kernel library (fbgemm, oneDNN) and per instruction set:
+random layers code for code, which library runs a layer, fixed-point helpers, IntegerModel, bad input (notebooks 05, 05a, 05b, 05c)."""
 
 import json
 import os
@@ -40,25 +40,27 @@ from quantnb.requant import (
     rounding_right_shift,
     saturating_rounding_doubling_high_mul,
 )
-import quantnb.x86 as x86
-from quantnb.x86 import (
-    KERNELS,
-    default_kernel,
+import quantnb.isa as isa
+from quantnb.isa import (
     fbgemm_groupwise,
     fbgemm_isa,
-    int_conv2d,
-    int_linear,
     onednn_conv_uses_amx,
     onednn_isa,
     onednn_matmul_uses_amx,
-    onednn_requantize,
-    onednn_weight_scales,
     packed_library,
-    saturates_int16,
     saturating_conv_accumulator,
     saturating_gemm,
     vpmaddubsw_matmul,
     x86_library,
+)
+from quantnb.x86 import (
+    KERNELS,
+    default_kernel,
+    int_conv2d,
+    int_linear,
+    onednn_requantize,
+    onednn_weight_scales,
+    saturates_int16,
 )
 from quantnb.models import SampleNet, SampleNetBN
 from quantnb.ptq import PTQProcessor, quantized_engine
@@ -540,7 +542,7 @@ def test_saturation_needs_integer_arithmetic(converted):
 def test_unreproduced_onednn_layout_sums_exactly_below_128_and_refuses_above(monkeypatch):
     "oneDNN's AVX-512 kernel without VNNI, one input channel: exact while no pair can saturate, else an error."
     monkeypatch.setattr(
-        x86, '_this_process', lambda library: dict(fbgemm='avx512', onednn='avx512_core')[library]
+        isa, '_this_process', lambda library: dict(fbgemm='avx512', onednn='avx512_core')[library]
     )  # Skylake-SP
     w = torch.quantize_per_channel(
         torch.randn(4, 1, 3, 3),
@@ -1026,7 +1028,7 @@ def test_relu6_is_refused_not_run_as_relu():
 
 def test_onednn_avx2_matmul_blocks_are_refused_above_127(monkeypatch):
     "oneDNN's AVX2 matmul pairs K > 256 (not a multiple of 4) in blocks quantnb does not reproduce: exact or refused."
-    monkeypatch.setattr(x86, '_this_process', lambda library: dict(fbgemm='avx2', onednn='avx2')[library])
+    monkeypatch.setattr(isa, '_this_process', lambda library: dict(fbgemm='avx2', onednn='avx2')[library])
     g = torch.Generator().manual_seed(0)
     q_w = torch.randint(-128, 128, (5, 301), generator=g)
     args = (0.02, 3, q_w, 0.01, 0, None, 0.5, 10)
@@ -1041,19 +1043,19 @@ def test_onednn_avx2_matmul_blocks_are_refused_above_127(monkeypatch):
 def test_one_channel_onednn_emulation_pairs_per_tap_unless_onednn_runs_avx512_core(monkeypatch, host):
     """Emulating a CPU without VNNI imitates oneDNN's AVX2 kernels (unless this oneDNN runs AVX-512 without VNNI):
     a one-channel conv pads each tap to four codes, so every product is alone in its pair and none saturates."""
-    monkeypatch.setattr(x86, '_this_process', lambda library: {'fbgemm': 'avx2', 'onednn': host}[library])
+    monkeypatch.setattr(isa, '_this_process', lambda library: {'fbgemm': 'avx2', 'onednn': host}[library])
     x_codes = torch.full((1, 1, 6, 6), 255)
     w_codes = torch.full((2, 1, 3, 3), -128)
-    acc, saturated = saturating_conv_accumulator(x_codes, 0, w_codes, 0, kernel='onednn')
+    acc, saturated = saturating_conv_accumulator(x_codes, 0, w_codes, 0, library='onednn')
     assert saturated == 0
     assert torch.equal(acc, conv_accumulator(x_codes, 0, w_codes, 0))
-    assert saturating_conv_accumulator(x_codes, 0, w_codes, 0, kernel='fbgemm')[1] > 0
+    assert saturating_conv_accumulator(x_codes, 0, w_codes, 0, library='fbgemm')[1] > 0
 
 
 @pytest.mark.parametrize('host', ['avx2', 'avx2_vnni', 'avx512_core_vnni', 'avx512_core_amx'])
 def test_long_onednn_matmul_emulation_refuses_above_127_unless_onednn_runs_avx512_core(monkeypatch, host):
     "Imitating oneDNN's AVX2 kernels, K > 256 with K % 4 != 0 is paired in blocks quantnb does not reproduce."
-    monkeypatch.setattr(x86, '_this_process', lambda library: {'fbgemm': 'avx2', 'onednn': host}[library])
+    monkeypatch.setattr(isa, '_this_process', lambda library: {'fbgemm': 'avx2', 'onednn': host}[library])
     g = torch.Generator().manual_seed(0)
     q_w = torch.randint(-128, 128, (5, 301), generator=g)
     args = (0.02, 3, q_w, 0.01, 0, None, 0.5, 10)
@@ -1064,7 +1066,7 @@ def test_long_onednn_matmul_emulation_refuses_above_127_unless_onednn_runs_avx51
 
 def test_long_onednn_matmul_emulation_pairs_as_fbgemm_where_onednn_runs_avx512_core(monkeypatch):
     "Where this oneDNN runs AVX-512 without VNNI, the long reduction is emulated (fbgemm's pairing): sums saturate."
-    monkeypatch.setattr(x86, '_this_process', lambda library: {'fbgemm': 'avx512', 'onednn': 'avx512_core'}[library])
+    monkeypatch.setattr(isa, '_this_process', lambda library: {'fbgemm': 'avx512', 'onednn': 'avx512_core'}[library])
     high = torch.full((2, 301), 255)
     q_w = torch.full((5, 301), -128)
     args = (0.02, 0, q_w, 0.001, 0, None, 50.0, 255)

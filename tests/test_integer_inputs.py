@@ -1,4 +1,4 @@
-"""Inputs of notebook 05b's public functions: PyTorch's quantize multiplies at every tensor length; infinities,
+"""Inputs of notebook 05c's public functions: PyTorch's quantize multiplies at every tensor length; infinities,
 huge values and empty batches taken everywhere PyTorch's model takes them, NaN refused everywhere; a custom leaf
 module named up front while a user's own container is kept; 1-D input refused by a Linear twin as by PyTorch;
 average pooling and a partly quantized model refused with their true reasons, Dropout2d taken; a fitting fix for
@@ -11,7 +11,7 @@ import torch
 import torch.ao.nn.quantized as nnq
 import torch.nn as nn
 
-import quantnb.x86 as x86
+import quantnb.isa as isa
 from quantnb.integer import (
     IntegerModel,
     IntLayer,
@@ -26,7 +26,7 @@ from quantnb.integer import (
     saturation_report,
 )
 from quantnb.ptq import PTQProcessor
-from quantnb.x86 import packed_library, saturating_gemm
+from quantnb.isa import packed_library, saturating_gemm
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)
 warnings.filterwarnings('ignore', message='.*quantize.*deprecated', category=UserWarning)
@@ -305,7 +305,7 @@ def onednn_long_linear():
 
 
 def _pretend(monkeypatch, fbgemm, onednn):
-    monkeypatch.setattr(x86, '_this_process', lambda library: {'fbgemm': fbgemm, 'onednn': onednn}[library])
+    monkeypatch.setattr(isa, '_this_process', lambda library: {'fbgemm': fbgemm, 'onednn': onednn}[library])
 
 
 def test_saturation_report_refuses_onednn_avx2_long_matmul_above_127(monkeypatch, onednn_long_linear):

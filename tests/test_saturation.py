@@ -9,7 +9,7 @@ import torch
 from quantnb.data import calibration_batches, get_dataloaders
 from quantnb.models import pretrained
 from quantnb.integer import layer_inputs, saturation_report
-from quantnb.x86 import INT16_MAX, INT16_MIN, vpmaddubsw_matmul
+from quantnb.isa import INT16_MAX, INT16_MIN, vpmaddubsw_matmul
 from quantnb.ptq import PTQProcessor
 
 warnings.filterwarnings('ignore', category=DeprecationWarning)

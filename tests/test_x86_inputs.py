@@ -28,7 +28,7 @@ def test_onednn_requantize_makes_a_linear_layers_scales_oneDNNs_itself():
 
 
 def test_onednn_isa_refuses_caps_it_does_not_model_and_non_string_values():
-    from quantnb.x86 import AMX_FLAGS, AVX512_FLAGS, onednn_isa
+    from quantnb.isa import AMX_FLAGS, AVX512_FLAGS, onednn_isa
     amx_cpu = {'avx2', 'avx512_vnni', *AVX512_FLAGS, *AMX_FLAGS}
     with pytest.raises(ValueError, match='AVX10.2'):
         onednn_isa(amx_cpu, {'ONEDNN_MAX_CPU_ISA': 'AVX10_2_512'})  # oneDNN runs AVX10.1 there, not AMX
@@ -38,20 +38,20 @@ def test_onednn_isa_refuses_caps_it_does_not_model_and_non_string_values():
 
 
 def test_x86_library_refuses_an_unknown_system_name():
-    from quantnb.x86 import x86_library
+    from quantnb.isa import x86_library
     with pytest.raises(ValueError, match="system='linx'"):
         x86_library('conv', {'avx2'}, 'linx')
     assert x86_library('conv', {'avx2'}, 'linux') == 'fbgemm'
 
 
 def test_onednn_conv_uses_amx_refuses_an_output_larger_than_the_input_allows():
-    from quantnb.x86 import onednn_conv_uses_amx
+    from quantnb.isa import onednn_conv_uses_amx
     with pytest.raises(ValueError, match='output_hw'):
         onednn_conv_uses_amx(1, 16, 32, (3, 3), (4, 4), (100, 100), (0, 0), 48 * 1024)
 
 
 def test_flag_sets_no_cpu_has_are_refused():
-    from quantnb.x86 import AMX_FLAGS, AVX512_FLAGS, fbgemm_isa, onednn_isa
+    from quantnb.isa import AMX_FLAGS, AVX512_FLAGS, fbgemm_isa, onednn_isa
     with pytest.raises(ValueError, match='avx_vnni without'):
         onednn_isa({'avx_vnni'}, {})
     with pytest.raises(ValueError, match='amx_int8 without'):
@@ -62,29 +62,29 @@ def test_flag_sets_no_cpu_has_are_refused():
 
 def test_x86_library_refuses_flags_it_cannot_read():
     "No flags read looks like a CPU without AVX-512 VNNI: refused, as fbgemm_isa and onednn_isa refuse."
-    from quantnb.x86 import x86_library
+    from quantnb.isa import x86_library
     with pytest.raises(ValueError, match='lack AVX2'):
         x86_library('conv', set(), 'Linux')
 
 
 def test_fbgemm_groupwise_layers_are_exact_only_where_the_routine_has_vnni(monkeypatch):
     "fbgemm's groupwise routine reads the CPU: exact under a cap on a VNNI CPU; elsewhere its pairing is unknown."
-    import quantnb.x86 as x86
+    import quantnb.isa as isa
+    from quantnb.isa import saturating_conv_accumulator
     from quantnb.requant import conv_accumulator
-    from quantnb.x86 import saturating_conv_accumulator
     g = torch.Generator().manual_seed(0)
     q_x = torch.randint(200, 256, (1, 8, 6, 6), generator=g)
     q_w = torch.where(torch.rand(8, 8, 3, 3, generator=g) < 0.5, -127, 127)
     exact = conv_accumulator(q_x, 0, q_w, 0, 1, 1, 1)
-    monkeypatch.setattr(x86, '_this_process', lambda library: {'fbgemm': 'avx2', 'onednn': 'avx2'}[library])
-    monkeypatch.setattr(x86, 'cpu_flags', lambda: {'avx2', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl', 'avx512_vnni'})
-    acc, saturated = saturating_conv_accumulator(q_x, 0, q_w, 0, padding=1, kernel='fbgemm')  # capped, VNNI CPU
+    monkeypatch.setattr(isa, '_this_process', lambda library: {'fbgemm': 'avx2', 'onednn': 'avx2'}[library])
+    monkeypatch.setattr(isa, 'cpu_flags', lambda: {'avx2', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl', 'avx512_vnni'})
+    acc, saturated = saturating_conv_accumulator(q_x, 0, q_w, 0, padding=1, library='fbgemm')  # capped, VNNI CPU
     assert torch.equal(acc, exact) and saturated == 0
-    monkeypatch.setattr(x86, 'cpu_flags', lambda: {'avx2'})  # a CPU without VNNI
+    monkeypatch.setattr(isa, 'cpu_flags', lambda: {'avx2'})  # a CPU without VNNI
     with pytest.raises(ValueError, match='groupwise'):
-        saturating_conv_accumulator(q_x, 0, q_w, 0, padding=1, kernel='fbgemm')
+        saturating_conv_accumulator(q_x, 0, q_w, 0, padding=1, library='fbgemm')
     low = q_x - 128
-    acc, _ = saturating_conv_accumulator(low, 0, q_w, 0, padding=1, kernel='fbgemm')
+    acc, _ = saturating_conv_accumulator(low, 0, q_w, 0, padding=1, library='fbgemm')
     assert torch.equal(acc, conv_accumulator(low, 0, q_w, 0, 1, 1, 1))
 
 
@@ -99,20 +99,22 @@ def test_int_linear_refuses_a_bias_PyTorch_would_not_keep(dtype):
 
 
 def test_x86_library_refuses_groups_for_a_linear_layer():
-    from quantnb.x86 import x86_library
+    from quantnb.isa import x86_library
     with pytest.raises(ValueError, match='a Linear layer has no groups'):
         x86_library('linear', {'avx2'}, 'Linux', groups=5)
     assert x86_library('linear', {'avx2'}, 'Linux') == 'fbgemm'
 
 
+@pytest.mark.parametrize('threads', [1, 2])
 @pytest.mark.parametrize('batch', [1, 4])
-def test_onednn_amx_one_by_one_follows_the_measured_pattern_and_warns(batch):
-    "1×1 convolutions oneDNN runs on AMX: one image takes s_x then s_w, more take s_x·s_w (measured, notebook 05a)."
+def test_onednn_amx_one_by_one_follows_the_measured_pattern_and_warns(batch, threads):
+    "1×1 convolutions oneDNN runs on AMX: one image on several threads takes s_x then s_w, else s_x·s_w (notebook 05b)."
     import warnings
     import torch.ao.nn.quantized as nnq
+    from quantnb.isa import onednn_isa
     from quantnb.ptq import quantized_engine
     from quantnb.requant import conv_accumulator, near_half_bias
-    from quantnb.x86 import int_conv2d, onednn_isa
+    from quantnb.x86 import int_conv2d
     if onednn_isa() != 'avx512_core_amx':
         pytest.skip('oneDNN runs AMX kernels only on a CPU with AMX')
     g = torch.Generator().manual_seed(0)
@@ -125,10 +127,15 @@ def test_onednn_amx_one_by_one_follows_the_measured_pattern_and_warns(batch):
         layer = nnq.Conv2d(64, 256, 1)
         layer.set_weight_bias(torch._make_per_channel_quantized_tensor(q_w, w_scale, zero_points, 0), bias)
     layer.scale, layer.zero_point = 0.05, 100
-    reference = layer(torch._make_per_tensor_quantized_tensor(q_x, 0.02, 9)).int_repr()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        ours = int_conv2d(q_x, 0.02, 9, q_w, w_scale, zero_points, bias, 0.05, 100, kernel='onednn-amx')
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        reference = layer(torch._make_per_tensor_quantized_tensor(q_x, 0.02, 9)).int_repr()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            ours = int_conv2d(q_x, 0.02, 9, q_w, w_scale, zero_points, bias, 0.05, 100, kernel='onednn-amx')
+    finally:
+        torch.set_num_threads(threads_before)
     assert any('1×1' in str(w.message) for w in caught)
     assert (ours.int() - reference.int()).abs().max() <= 1
     assert torch.equal(ours[0, :, 0, 0], reference[0, :, 0, 0])  # the near-half position: the pattern holds here
@@ -136,7 +143,8 @@ def test_onednn_amx_one_by_one_follows_the_measured_pattern_and_warns(batch):
 
 def test_int_conv2d_takes_the_l1_size_of_the_amx_cpu_it_imitates():
     "A 16→2048 3×3 conv with a 2×2 output is on AMX with a 32 KiB L1 and off it with 48 KiB: the order follows l1_bytes."
-    from quantnb.x86 import int_conv2d, onednn_conv_uses_amx
+    from quantnb.isa import onednn_conv_uses_amx
+    from quantnb.x86 import int_conv2d
     assert onednn_conv_uses_amx(1, 16, 2048, (3, 3), (4, 4), (2, 2), (0, 0), 32 * 1024)
     assert not onednn_conv_uses_amx(1, 16, 2048, (3, 3), (4, 4), (2, 2), (0, 0), 48 * 1024)
     g = torch.Generator().manual_seed(0)
