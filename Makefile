@@ -11,6 +11,8 @@ PIP_INDEX ?=
 NOTEBOOKS := $(filter-out nbs/_%,$(wildcard nbs/*.ipynb))
 # The fast-mode notebook runs of `make test`: this many at a time, the slowest started first.
 NB_JOBS ?= 2
+# The tests of `make test`: this many worker processes (pytest-xdist), each on one torch thread.
+PYTEST_JOBS ?= 2
 SLOW_FIRST := $(wildcard nbs/04_ptq.ipynb nbs/06_qat.ipynb nbs/03_fakequant.ipynb nbs/09_advanced_ptq.ipynb nbs/05c_integer.ipynb nbs/10_deploy.ipynb nbs/08_pipeline.ipynb nbs/07a_sensitivity.ipynb nbs/05b_x86.ipynb nbs/02_observers.ipynb nbs/07_analysis.ipynb)
 
 # The install stamp is named after pyproject.toml's content, not its date: nbdev-export rewrites the file unchanged.
@@ -45,7 +47,7 @@ test: data $(INSTALLED)
 	$(BIN)/python tools/make_readme.py --check && \
 	$(MAKE) --no-print-directory notebooks && \
 	$(MAKE) --no-print-directory docs && \
-	QUANTNB_FAST=1 $(BIN)/python -m pytest && \
+	QUANTNB_FAST=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(PYTEST_JOBS) && \
 	echo "== make test passed in $${SECONDS}s"
 
 # The library must be what nbdev-export makes from the notebooks.
