@@ -6,8 +6,8 @@ on any x86 CPU, and the clipping emulated on every CPU."""
 
 # %% auto #0
 __all__ = ['INT16_MIN', 'INT16_MAX', 'AVX512_FLAGS', 'VNNI_ISAS', 'AMX_FLAGS', 'KNOWN_SYSTEMS', 'QUANTIZED_GEMMS', 'LIBRARIES',
-           'ONEDNN_RULES_VERSION', 'vpmaddubsw_matmul', 'saturating_gemm', 'fbgemm_isa', 'onednn_isa', 'x86_library',
-           'packed_library', 'check_library', 'UnreproducedPairing', 'saturating_linear_accumulator',
+           'ONEDNN_RULES_VERSION', 'plot_pair_sums', 'vpmaddubsw_matmul', 'saturating_gemm', 'fbgemm_isa', 'onednn_isa',
+           'x86_library', 'packed_library', 'check_library', 'UnreproducedPairing', 'saturating_linear_accumulator',
            'fbgemm_groupwise', 'saturating_conv_accumulator', 'onednn_version', 'onednn_conv_uses_amx',
            'onednn_matmul_uses_amx', 'run_fresh']
 
@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 import torch.ao.nn.intrinsic.quantized as nniq
 import torch.ao.nn.quantized as nnq
@@ -42,9 +43,26 @@ from quantnb.requant import (
     int_gemm,
 )
 
-# %% ../nbs/05a_isa.ipynb #513df2af
+# %% ../nbs/05a_isa.ipynb #3e92f201
 INT16_MIN, INT16_MAX = -2**15, 2**15 - 1
 
+# %% ../nbs/05a_isa.ipynb #d7201152
+def plot_pair_sums(pair_sums:dict, # {activation bits: tensor of unclamped pair sums}
+                   ax=None # an Axes to draw on; default: a new figure
+                  ) -> plt.Axes:
+    "Histograms of pair sums before int16 clamping, with int16's limits dashed and the share outside them."
+    ax = ax or plt.subplots(figsize=(7, 2.6))[1]
+    for bits, sums in pair_sums.items():
+        share = ((sums < INT16_MIN) | (sums > INT16_MAX)).float().mean().item()
+        ax.hist(sums.numpy(), bins=200, alpha=0.6, label=f'{bits}-bit activation codes: {share:.2%} outside int16')
+    for limit in (INT16_MIN, INT16_MAX):
+        ax.axvline(limit, color='black', linestyle='--', linewidth=1)
+    ax.set(xlabel='pair sum  q_x1·q_w1 + q_x2·q_w2, before clamping', ylabel='pairs',
+           title='Sums of two u8×s8 products against int16')
+    ax.legend(fontsize=8)
+    return ax
+
+# %% ../nbs/05a_isa.ipynb #513df2af
 def _check_positive_ints(**sizes):
     "Each an int >= 1."
     for name, v in sizes.items():
@@ -113,9 +131,12 @@ _FBGEMM_FORCED = {'AVX2': 'avx2', 'AVX512': 'avx512', 'AVX512_256': 'avx512',  #
 VNNI_ISAS = ('avx512_vnni', 'avx512_core_vnni', 'avx512_core_amx', 'avx2_vnni')  # fbgemm's and oneDNN's names
 
 # %% ../nbs/05a_isa.ipynb #b7f1134d
+_NAME_IT = "or name the arithmetic yourself (kernel= and saturate_int16= of quantnb.x86's layer functions)"
+
 def _no_avx2(flags):
+    "The error for CPU flags without AVX2, or none read."
     return ValueError(f"the CPU flags {sorted(flags)[:8]}... lack AVX2, or could not be read (quantnb reads Linux's "
-                      "/proc/cpuinfo): pass kernel= and saturate_int16= explicitly")
+                      f"/proc/cpuinfo): pass the flags of a CPU with AVX2 (cpu_flags() gives this one's), {_NAME_IT}")
 
 def _check_flags(flags) -> set:
     "A set of flag names as Linux prints them; AVX-512 extensions only with AVX-512 itself, as on every CPU."
@@ -162,34 +183,33 @@ def _amx_usable(flags, this_cpu) -> bool:
     return not this_cpu or bool(getattr(torch._C._cpu, '_init_amx', lambda: True)())
 
 # %% ../nbs/05a_isa.ipynb #7562e0d6
-def _onednn_isa(flags, env, this_cpu=False) -> str:
-    "oneDNN's choice: the best instructions the CPU has, up to ONEDNN_MAX_CPU_ISA (or DNNL_MAX_CPU_ISA)."
+def _onednn_cap(env) -> int:
+    "How far ONEDNN_MAX_CPU_ISA (or DNNL_MAX_CPU_ISA) lets oneDNN go: an index into _ONEDNN_CAPS, past it for none."
     cap = env.get('ONEDNN_MAX_CPU_ISA') or env.get('DNNL_MAX_CPU_ISA') or 'all'
     if not isinstance(cap, str):
         raise TypeError(f"ONEDNN_MAX_CPU_ISA must be a name such as 'AVX2', not {type(cap).__name__}")
     cap = cap.lower()
     if cap.startswith('avx10_2'):  # oneDNN compares AVX10 versions apart from its other feature bits
         raise ValueError(f'ONEDNN_MAX_CPU_ISA={cap.upper()}: quantnb does not model how oneDNN caps at AVX10.2 (it '
-                         'runs AVX10.1 kernels, not AMX): pass kernel= and saturate_int16= explicitly')
-    rank = _ONEDNN_CAPS.index(cap) if cap in _ONEDNN_CAPS else len(_ONEDNN_CAPS)
+                         f'runs AVX10.1 kernels, not AMX): use another cap, {_NAME_IT}')
+    return _ONEDNN_CAPS.index(cap) if cap in _ONEDNN_CAPS else len(_ONEDNN_CAPS)
 
-    def allowed(isa):
-        return rank >= _ONEDNN_CAPS.index(isa)
-
-    if AVX512_FLAGS <= flags and allowed('avx512_core'):
-        if _amx_usable(flags, this_cpu) and allowed('avx10_1_512_amx'):
+def _onednn_isa(flags, env, this_cpu=False) -> str:
+    "oneDNN's choice: the best instructions the CPU has, up to the environment's cap."
+    cap = _onednn_cap(env)
+    allowed = {isa for i, isa in enumerate(_ONEDNN_CAPS) if i <= cap}
+    if AVX512_FLAGS <= flags and 'avx512_core' in allowed:
+        if _amx_usable(flags, this_cpu) and 'avx10_1_512_amx' in allowed:
             return 'avx512_core_amx'
-        if 'avx512_vnni' in flags and allowed('avx512_core_vnni'):
-            return 'avx512_core_vnni'
-        return 'avx512_core'
-    if 'avx_vnni' in flags and allowed('avx2_vnni'):
+        return 'avx512_core_vnni' if 'avx512_vnni' in flags and 'avx512_core_vnni' in allowed else 'avx512_core'
+    if 'avx_vnni' in flags and 'avx2_vnni' in allowed:
         return 'avx2_vnni'
-    if 'avx2' in flags and allowed('avx2'):
-        return 'avx2'
-    if 'avx2' in flags:
-        raise ValueError(f'ONEDNN_MAX_CPU_ISA={cap.upper()} keeps oneDNN below AVX2, where quantnb knows no int8 '
-                         'kernel of its: raise the cap, or pass kernel= explicitly')
-    raise _no_avx2(flags)
+    if 'avx2' not in flags:
+        raise _no_avx2(flags)
+    if 'avx2' not in allowed:
+        raise ValueError(f'ONEDNN_MAX_CPU_ISA={_ONEDNN_CAPS[cap].upper()} keeps oneDNN below AVX2, where quantnb '
+                         f'knows no int8 kernel of its: raise the cap, {_NAME_IT}')
+    return 'avx2'
 
 # %% ../nbs/05a_isa.ipynb #52b0df5e
 @functools.cache
@@ -226,6 +246,15 @@ def onednn_isa(flags:set|None=None, # CPU flags; default: this CPU and process (
 # %% ../nbs/05a_isa.ipynb #ce162141
 KNOWN_SYSTEMS = {'linux', 'windows', 'darwin', 'freebsd', 'openbsd', 'netbsd', 'sunos', 'aix'}  # platform.system()
 
+def _check_system(system) -> str:
+    "An operating system's name as platform.system() gives it, in lower case; this one's for None."
+    system = platform.system() if system is None else system
+    if not isinstance(system, str):
+        raise TypeError(f"system must be a name such as 'Linux', not {type(system).__name__}")
+    if system.lower() not in KNOWN_SYSTEMS:
+        raise ValueError(f'system={system!r}: choose a name platform.system() returns, such as {sorted(KNOWN_SYSTEMS)}')
+    return system.lower()
+
 def x86_library(layer:str, # 'conv' or 'linear'
                 flags:set|None=None, # CPU flags; default: this CPU's
                 system:str|None=None, # operating system; default: this one's (platform.system())
@@ -240,17 +269,11 @@ def x86_library(layer:str, # 'conv' or 'linear'
     if layer == 'linear' and groups != 1:
         raise ValueError(f'groups={groups}: a Linear layer has no groups; pass groups only with layer=\'conv\'')
     flags = None if flags is None else _check_flags(flags)
-    system = platform.system() if system is None else system
-    if not isinstance(system, str):
-        raise TypeError(f"system must be a name such as 'Linux', not {type(system).__name__}")
-    if system.lower() not in KNOWN_SYSTEMS:
-        raise ValueError(f'system={system!r}: choose a name platform.system() returns, such as {sorted(KNOWN_SYSTEMS)}')
-    if layer == 'linear' or system.lower() != 'linux' or not symmetric or groups > 100:
+    if layer == 'linear' or _check_system(system) != 'linux' or not symmetric or groups > 100:
         return 'fbgemm'  # whatever the CPU
     flags = cpu_flags() if flags is None else flags
     if 'avx2' not in flags:  # unread flags would look like a CPU without AVX-512 VNNI: say so instead of guessing
-        raise ValueError(f'the CPU flags {sorted(flags)[:8]}... lack AVX2, or could not be read (quantnb reads '
-                         "Linux's /proc/cpuinfo): pass this CPU's flags= explicitly")
+        raise _no_avx2(flags)
     return 'onednn' if 'avx512_vnni' in flags else 'fbgemm'
 
 # %% ../nbs/05a_isa.ipynb #dd0305ae
@@ -298,8 +321,8 @@ def packed_library(module:nn.Module # a statically quantized Conv2d or Linear (f
     library, message = _ask_packed(module)
     if library is None:
         said = message.splitlines()[0] if message else 'nothing'
-        raise ValueError(f'cannot tell which library packed {type(module).__name__} (PyTorch answered: {said}); '
-                         'pass kernel= explicitly')
+        raise ValueError(f'cannot tell which library packed {type(module).__name__} (PyTorch answered: {said}): '
+                         f'{_NAME_IT}')
     return library
 
 # %% ../nbs/05a_isa.ipynb #bab9f549
@@ -330,13 +353,18 @@ def check_library(library # a name to check: one of LIBRARIES
     if library not in LIBRARIES:
         raise ValueError(f"library={library!r}: choose 'fbgemm' or 'onednn'")
 
+def _check_onednn_weights(library:str, w_zero_point, out_channels:int):
+    "oneDNN takes symmetric weights only: every weight zero point 0."
+    if library == 'onednn' and (check_w_zero_point(w_zero_point, out_channels) != 0).any():
+        raise ValueError("library='onednn' needs symmetric weights (w_zero_point 0), the only ones oneDNN takes")
+
 # %% ../nbs/05a_isa.ipynb #8484d3e3
 class UnreproducedPairing(ValueError):
     "A layout whose int16 pairing quantnb does not reproduce, given input codes above 127 that could saturate it."
     def __init__(self, reason:str, fix:str=''):
         self.reason = reason  # what the layout is, without the way out
-        super().__init__(f'{reason}: use exact int32 sums instead (saturate_int16=False), which differ where pair '
-                         f'sums saturate{fix}')
+        super().__init__(f'{reason}: use exact int32 sums instead (conv_accumulator or int_gemm; saturate_int16=False '
+                         f"in quantnb.x86's layer functions), which differ where pair sums saturate{fix}")
 
 # %% ../nbs/05a_isa.ipynb #eaf0ba0e
 def _one_channel_sums_exactly(q_x, in_channels:int, library:str) -> bool:
@@ -366,15 +394,13 @@ def saturating_linear_accumulator(q_x:torch.Tensor, # activation codes (M, K), u
                                   x_zero_point:int,
                                   q_w:torch.Tensor, # weight codes (N, K), int8 range
                                   w_zero_point, # an int, or (N,) int64 per channel
-                                  library:str='fbgemm' # whose pairing: 'fbgemm' or 'onednn'
+                                  library:str='fbgemm' # whose pairing: 'fbgemm', or 'onednn' (as _emulated_onednn_isa)
                                  ) -> tuple: # `(acc, saturated)`: int64 (M, N), and the pair sums clipped
     "A linear layer's accumulator as a CPU without VNNI computes it, in the pairing of `library`."
     check_library(library)
     check_activation_zero_point(x_zero_point, 'x_zero_point')
     check_gemm_operands(q_x, q_w)
-    w_zero_point = check_w_zero_point(w_zero_point, q_w.shape[0])
-    if library == 'onednn' and (w_zero_point != 0).any():
-        raise ValueError("library='onednn' needs symmetric weights (w_zero_point 0), the only ones oneDNN takes")
+    _check_onednn_weights(library, w_zero_point, q_w.shape[0])
     if _long_matmul_sums_exactly(q_x, library):
         return int_gemm(q_x, x_zero_point, q_w, w_zero_point), 0
     return saturating_gemm(q_x, x_zero_point, q_w, w_zero_point)
@@ -404,30 +430,33 @@ def _groupwise_sums_exactly(q_x, groupwise:bool, library:str) -> bool:
     return True
 
 # %% ../nbs/05a_isa.ipynb #8ee2bde8
+def _onednn_conv_pairs(q_x, x_zero_point, q_w, geometry) -> tuple:
+    "oneDNN's tap-by-tap pairing: the raw codes of each tap padded to fours, the zero point taken off real taps only."
+    w_rows = q_w.permute(0, 2, 3, 1).flatten(1)
+    x_rows = im2col(q_x, 0, q_w.shape[2:], *geometry)
+    real_taps = im2col(torch.ones_like(q_x), 0, q_w.shape[2:], *geometry)  # 0 where a tap falls on the padding
+    raw, saturated = vpmaddubsw_matmul(_pad_taps(x_rows, q_w), _pad_taps(w_rows, q_w))
+    return raw - x_zero_point * (real_taps.long() @ w_rows.long().T), saturated
+
 def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W), uint8 range
-                                x_zero_point:int,
+                                x_zero_point:int, # the input's zero point (fbgemm pads with it)
                                 q_w:torch.Tensor, # weight codes (O, C, kh, kw), int8 range
                                 w_zero_point, # an int, or (O,) int64 per channel
                                 stride=1, padding=0, dilation=1, # as `nn.Conv2d` (groups=1)
-                                library:str='fbgemm' # whose pairing: 'fbgemm' or 'onednn'
+                                library:str='fbgemm' # whose pairing: 'fbgemm', or 'onednn' (as _emulated_onednn_isa)
                                ) -> tuple: # `(acc, saturated)`: int64 (B·H'·W', O), and the pair sums clipped
     "A convolution's accumulator as a CPU without VNNI computes it, in the pairing of `library`."
     check_library(library)
     check_activation_zero_point(x_zero_point, 'x_zero_point')
-    stride, padding, dilation = check_conv_geometry(q_x, q_w, stride, padding, dilation)
-    w_rows = q_w.permute(0, 2, 3, 1).flatten(1)
-    groupwise = fbgemm_groupwise(q_w.shape[1], q_w.shape[0], q_w.shape[2:], stride, padding, dilation)
+    geometry = check_conv_geometry(q_x, q_w, stride, padding, dilation)
+    _check_onednn_weights(library, w_zero_point, q_w.shape[0])
+    groupwise = fbgemm_groupwise(q_w.shape[1], q_w.shape[0], q_w.shape[2:], *geometry)
     if _groupwise_sums_exactly(q_x, groupwise, library) or _one_channel_sums_exactly(q_x, q_w.shape[1], library):
-        return conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, stride, padding, dilation), 0
-    if library == 'fbgemm':  # fbgemm pads the input with its zero point, and pairs those codes too
-        x_rows = im2col(q_x, x_zero_point, q_w.shape[2:], stride, padding, dilation)
-        return saturating_gemm(x_rows, x_zero_point, w_rows, w_zero_point)
-    if (check_w_zero_point(w_zero_point, q_w.shape[0]) != 0).any():
-        raise ValueError("library='onednn' needs symmetric weights (w_zero_point 0), the only ones oneDNN takes")
-    x_rows = im2col(q_x, 0, q_w.shape[2:], stride, padding, dilation)
-    real_taps = im2col(torch.ones_like(q_x), 0, q_w.shape[2:], stride, padding, dilation)
-    raw, saturated = vpmaddubsw_matmul(_pad_taps(x_rows, q_w), _pad_taps(w_rows, q_w))
-    return raw - x_zero_point * (real_taps.long() @ w_rows.long().T), saturated
+        return conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, *geometry), 0
+    if library == 'onednn':
+        return _onednn_conv_pairs(q_x, x_zero_point, q_w, geometry)
+    x_rows = im2col(q_x, x_zero_point, q_w.shape[2:], *geometry)  # fbgemm pads with the zero point, and pairs it
+    return saturating_gemm(x_rows, x_zero_point, q_w.permute(0, 2, 3, 1).flatten(1), w_zero_point)
 
 # %% ../nbs/05a_isa.ipynb #84525897
 ONEDNN_RULES_VERSION = '3.12'  # the oneDNN whose dispatch rules quantnb follows
@@ -449,12 +478,25 @@ def _l1_data_bytes() -> int:
             return int(size[:-1]) * 1024
     return 32 * 1024
 
-def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a groups=1 convolution
-                         kernel_size:tuple, input_hw:tuple, output_hw:tuple, padding:tuple,
-                         l1_bytes:int|None=None # L1 data cache per core; default: this CPU's (sysfs)
-                        ) -> bool:
-    "Two of oneDNN 3.12's rules that keep an int8 convolution off AMX (jit_brgemm_conv_utils.cpp); not all of them."
-    _check_positive_ints(batch=batch, in_channels=in_channels, out_channels=out_channels)
+# %% ../nbs/05a_isa.ipynb #c59d11ef
+def _small_conv(batch, in_channels, out_channels, kernel_size, padding, output_hw, l1) -> bool:
+    "oneDNN's small shape: at most 4 outputs, at most 512 inputs, B·C·O within 7/8 of L1 (half for an unpadded 1×1)."
+    unpadded_1x1 = tuple(kernel_size) == (1, 1) and not any(padding)
+    fits_l1 = batch * in_channels * out_channels <= (l1 * 7 // 8) // (2 if unpadded_1x1 else 1)  # brg_blocking_t::L1
+    return output_hw[0] * output_hw[1] <= 4 and in_channels <= 512 and fits_l1
+
+def _small_ic_640(in_channels, out_channels, kernel_size, input_hw, output_hw) -> bool:
+    "oneDNN's `is_int8_small_ic`: a 3×3 convolution with 32 outputs and fewer than 8 inputs on a 640×640 image."
+    return (out_channels == 32 and in_channels < 8 and tuple(kernel_size) == (3, 3)
+            and set(input_hw) | set(output_hw) == {640})
+
+def _unaligned_1x1(in_channels, kernel_size, padding) -> bool:
+    "A 1×1 window with padding, or with input channels not a multiple of 4: off AMX (measured with oneDNN's log)."
+    return tuple(kernel_size) == (1, 1) and (any(padding) or in_channels % 4 != 0)
+
+# %% ../nbs/05a_isa.ipynb #de331f09
+def _check_conv_shape(kernel_size, input_hw, output_hw, padding) -> tuple:
+    "Each a pair of ints (padding >= 0, the others >= 1), with an output a window could give at stride 1."
     kernel_size, input_hw, output_hw = _check_pair_sizes(1, kernel_size=kernel_size, input_hw=input_hw,
                                                          output_hw=output_hw)
     (padding,) = _check_pair_sizes(0, padding=padding)
@@ -462,16 +504,23 @@ def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a gr
     if any(o > most for o, most in zip(output_hw, largest)):
         raise ValueError(f'output_hw={tuple(output_hw)} is larger than a {tuple(kernel_size)} window over input_hw='
                          f'{tuple(input_hw)} with padding={tuple(padding)} allows ({tuple(largest)} at stride 1)')
+    return kernel_size, input_hw, output_hw, padding
+
+def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a groups=1 convolution
+                         kernel_size:tuple, # (kh, kw), or an int
+                         input_hw:tuple, output_hw:tuple, # (height, width) of the input and the output
+                         padding:tuple, # (ph, pw), or an int
+                         l1_bytes:int|None=None # L1 data cache per core; default: this CPU's (sysfs)
+                        ) -> bool: # True where oneDNN runs it on AMX tiles (on a CPU with AMX)
+    "Whether oneDNN 3.12 runs an int8 convolution of this shape on AMX, by the rules quantnb follows (not all of them)."
+    _check_positive_ints(batch=batch, in_channels=in_channels, out_channels=out_channels)
+    kernel_size, input_hw, output_hw, padding = _check_conv_shape(kernel_size, input_hw, output_hw, padding)
     if l1_bytes is not None:
         _check_positive_ints(l1_bytes=l1_bytes)
-    l1 = (_l1_data_bytes() if l1_bytes is None else l1_bytes) * 7 // 8  # brg_blocking_t::L1
-    is_1x1 = tuple(kernel_size) == (1, 1) and tuple(padding) == (0, 0)
-    positions = output_hw[0] * output_hw[1]
-    fits_l1 = batch * in_channels * out_channels <= (l1 // 2 if is_1x1 else l1)
-    small_shape = positions <= 4 and in_channels <= 512 and fits_l1
-    small_ic_640 = (out_channels == 32 and in_channels < 8 and tuple(kernel_size) == (3, 3)
-                    and set(input_hw) | set(output_hw) == {640})  # is_int8_small_ic
-    return not (small_shape or small_ic_640)
+    l1 = _l1_data_bytes() if l1_bytes is None else l1_bytes
+    return not (_small_conv(batch, in_channels, out_channels, kernel_size, padding, output_hw, l1)
+                or _small_ic_640(in_channels, out_channels, kernel_size, input_hw, output_hw)
+                or _unaligned_1x1(in_channels, kernel_size, padding))
 
 # %% ../nbs/05a_isa.ipynb #90ff0d8d
 def onednn_matmul_uses_amx(rows:int, # M: the input's rows (all leading dimensions)
@@ -483,6 +532,23 @@ def onednn_matmul_uses_amx(rows:int, # M: the input's rows (all leading dimensio
     return not small
 
 # %% ../nbs/05a_isa.ipynb #1c933b23
+def _last_json_line(stdout:str):
+    "The JSON value a script printed last, or a RuntimeError saying what it printed instead."
+    lines = [line for line in stdout.splitlines() if not line.startswith('onednn_verbose')]
+    if not lines:
+        raise RuntimeError('the script printed nothing: its last printed line must be a JSON value '
+                           '(print(json.dumps(...)))')
+    try:
+        return json.loads(lines[-1])
+    except json.JSONDecodeError:
+        raise RuntimeError(f'the script\'s last printed line is not JSON: {lines[-1][:200]!r}') from None
+
+def _int8_primitives(stdout:str) -> list:
+    "The int8 matmuls and convolutions in oneDNN's log, in order: `[(primitive, implementation), ...]`."
+    fields = [line.split(',') for line in stdout.splitlines() if line.startswith('onednn_verbose,v1,primitive,exec,')]
+    int8 = [f for f in fields if f[8].startswith(('src:u8', 'src:s8'))]  # the operands' data types
+    return [(f[5], f[6]) for f in int8 if f[5] in ('matmul', 'convolution')]
+
 def run_fresh(script:str, # Python source; its last printed line must be a JSON value
               env:dict, # environment variables to add, e.g. {'ONEDNN_MAX_CPU_ISA': 'AVX2'}
               *args:str # command-line arguments for the script (sys.argv[1:])
@@ -492,12 +558,9 @@ def run_fresh(script:str, # Python source; its last printed line must be a JSON 
         raise TypeError(f'script must be Python source as a str, not {type(script).__name__}')
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise TypeError("env must be a dict of variable names to str values, such as {'ONEDNN_MAX_CPU_ISA': 'AVX2'}")
+    log_format = {'ONEDNN_VERBOSE': '1', 'ONEDNN_VERBOSE_TIMESTAMP': '0'}  # the log lines _int8_primitives reads
     run = subprocess.run([sys.executable, '-c', script, *args], capture_output=True, text=True,
-                         env={**os.environ, **env, 'ONEDNN_VERBOSE': '1'})
+                         env={**os.environ, **env, **log_format})
     if run.returncode != 0:
         raise RuntimeError(f'the fresh process failed:\n{run.stderr[-2000:]}')
-    lines = run.stdout.strip().splitlines()
-    fields = [line.split(',') for line in lines if line.startswith('onednn_verbose,v1,primitive,exec,')]
-    int8 = [f for f in fields if f[8].startswith(('src:u8', 'src:s8'))]  # the operands' data types
-    executed = [(f[5], f[6]) for f in int8 if f[5] in ('matmul', 'convolution')]
-    return json.loads(lines[-1]), executed
+    return _last_json_line(run.stdout), _int8_primitives(run.stdout)

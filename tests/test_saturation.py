@@ -1,4 +1,4 @@
-"The int16 saturation of x86 CPUs without VNNI, emulated with torch integer ops so that every machine sees it (05)."
+"The int16 saturation of x86 CPUs without VNNI, emulated with torch integer ops so that every machine sees it (05a, 05c)."
 
 import itertools
 import warnings

@@ -156,3 +156,61 @@ def test_int_conv2d_takes_the_l1_size_of_the_amx_cpu_it_imitates():
         assert torch.equal(int_conv2d(*args, kernel='onednn-amx', l1_bytes=l1_bytes), int_conv2d(*args, kernel=order))
     with pytest.raises(ValueError, match='l1_bytes'):
         int_conv2d(*args, kernel='onednn-amx', l1_bytes=0)
+
+
+def test_one_by_one_convolutions_with_padding_or_unaligned_channels_stay_off_amx():
+    "Measured with oneDNN's log: a 1×1 window with padding, or input channels not a multiple of 4, runs off AMX."
+    from quantnb.isa import onednn_conv_uses_amx
+    l1 = 48 * 1024
+    assert onednn_conv_uses_amx(1, 16, 32, 1, (28, 28), (28, 28), 0, l1)
+    assert not onednn_conv_uses_amx(1, 16, 32, 1, (28, 28), (30, 30), 1, l1)  # padded
+    assert not onednn_conv_uses_amx(1, 6, 32, 1, (28, 28), (28, 28), 0, l1)  # 6 input channels
+    assert onednn_conv_uses_amx(1, 6, 32, 3, (28, 28), (26, 26), 0, l1)  # a 3×3 window: the rule is 1×1 only
+
+
+def test_amx_rules_agree_with_onednns_log():
+    "On a CPU with AMX, the rules' prediction for a grid of shapes equals what oneDNN's log says it ran."
+    from quantnb.isa import onednn_isa, run_fresh
+    if onednn_isa() != 'avx512_core_amx':
+        pytest.skip('the rules decide AMX only on a CPU with AMX')
+    script = """import itertools, json
+import torch
+import torch.ao.nn.quantized as nnq
+from quantnb.isa import onednn_conv_uses_amx
+from quantnb.ptq import quantized_engine
+predicted = []
+for k, c, p, size, b in itertools.product((1, 3), (3, 4, 6, 16), (0, 1), (2, 8), (1, 4)):
+    if k == 3 and size == 2 and not p:
+        continue
+    with quantized_engine('onednn'):
+        layer = nnq.Conv2d(c, 32, k, padding=p)
+        layer.set_weight_bias(torch.quantize_per_tensor(torch.randn(32, c, k, k), 0.02, 0, torch.qint8), None)
+    x = torch.quantize_per_tensor(torch.rand(b, c, size, size), 0.01, 0, torch.quint8)
+    out = layer(x)
+    predicted.append(onednn_conv_uses_amx(b, c, 32, k, (size, size), out.shape[2:], p))
+print(json.dumps(predicted))
+"""
+    predicted, ran = run_fresh(script, {})
+    assert len(ran) == len(predicted)
+    assert [('amx' in impl) for _, impl in ran] == predicted
+
+
+def test_run_fresh_names_what_the_script_printed_instead_of_json():
+    "A script that prints nothing, or no JSON last, is told so; a timestamped log is not read as empty."
+    from quantnb.isa import run_fresh
+    with pytest.raises(RuntimeError, match='printed nothing'):
+        run_fresh('x = 1', {})
+    with pytest.raises(RuntimeError, match='not JSON'):
+        run_fresh("print('done')", {})
+    with pytest.raises(TypeError, match='env must be a dict'):
+        run_fresh('print(1)', {'ONEDNN_VERBOSE': 1})
+    script = """import json, torch
+import torch.ao.nn.quantized as nnq
+from quantnb.ptq import quantized_engine
+with quantized_engine('onednn'):
+    layer = nnq.Linear(8, 4)
+layer(torch.quantize_per_tensor(torch.rand(2, 8), 0.1, 0, torch.quint8))
+print(json.dumps('ran'))
+"""
+    result, ran = run_fresh(script, {'ONEDNN_VERBOSE_TIMESTAMP': '1'})
+    assert result == 'ran' and [primitive for primitive, _ in ran] == ['matmul']
