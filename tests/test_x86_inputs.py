@@ -14,6 +14,24 @@ def test_onednn_requantize_refuses_a_scale_whose_float32_reciprocal_overflows(na
         onednn_requantize(acc, None, scales['x_scale'], 0.1, scales['scale'], 0, linear=False)
 
 
+def test_a_tiny_input_scale_reaches_the_float32_reciprocal_check():
+    "With a large weight scale, s_x·s_w stays usable while 1/s_x overflows float32: oneDNN's own check names it."
+    acc = torch.zeros(1, 1, dtype=torch.long)
+    with pytest.raises(ValueError, match='holds 1/x_scale in float32'):
+        onednn_requantize(acc, None, 1e-39, 1000.0, 0.1, 0, linear=False)
+
+
+def test_layer_functions_refuse_choices_no_cpu_runs():
+    "saturate_int16 with 'onednn-amx' (AMX CPUs have VNNI), and l1_bytes with an arithmetic that does not read it."
+    from quantnb.x86 import int_conv2d, int_linear
+    q_x, q_w = torch.zeros(1, 2, dtype=torch.uint8), torch.zeros(1, 2, dtype=torch.int8)
+    with pytest.raises(ValueError, match='never saturates'):
+        int_linear(q_x, 0.1, 0, q_w, 0.1, 0, None, 0.1, 0, saturate_int16=True, kernel='onednn-amx')
+    image, window = torch.zeros(1, 2, 4, 4, dtype=torch.uint8), torch.zeros(3, 2, 3, 3, dtype=torch.int8)
+    with pytest.raises(ValueError, match="read only by kernel='onednn-amx'"):
+        int_conv2d(image, 0.1, 0, window, 0.1, 0, None, 0.1, 0, kernel='fbgemm', l1_bytes=-5)
+
+
 def test_onednn_requantize_makes_a_linear_layers_scales_oneDNNs_itself():
     "A Linear's weight scales make oneDNN's 1/(1/s) round trip inside onednn_requantize: next to half-codes it shows."
     from quantnb.requant import near_half_bias
