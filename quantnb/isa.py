@@ -7,9 +7,9 @@ on any x86 CPU, and the clipping emulated on every CPU."""
 # %% auto #0
 __all__ = ['INT16_MIN', 'INT16_MAX', 'AVX512_FLAGS', 'VNNI_ISAS', 'AMX_FLAGS', 'KNOWN_SYSTEMS', 'QUANTIZED_GEMMS', 'LIBRARIES',
            'ONEDNN_RULES_VERSION', 'plot_pair_sums', 'vpmaddubsw_matmul', 'saturating_gemm', 'fbgemm_isa', 'onednn_isa',
-           'x86_library', 'packed_library', 'check_library', 'UnreproducedPairing', 'saturating_linear_accumulator',
-           'fbgemm_groupwise', 'saturating_conv_accumulator', 'onednn_version', 'onednn_conv_uses_amx',
-           'onednn_matmul_uses_amx', 'run_fresh']
+           'x86_library', 'packed_library', 'plot_conv_pairings', 'check_library', 'UnreproducedPairing',
+           'saturating_linear_accumulator', 'fbgemm_groupwise', 'saturating_conv_accumulator', 'onednn_version',
+           'onednn_conv_uses_amx', 'onednn_matmul_uses_amx', 'run_fresh']
 
 # %% ../nbs/05a_isa.ipynb #9e1cd10d
 import functools
@@ -290,24 +290,29 @@ def _probe_error(fn) -> str:
     return ''
 
 # %% ../nbs/05a_isa.ipynb #1e82f4db
-def _ask_packed(module) -> tuple:
-    "`(library, message)`: the library whose message a quantized Conv2d/Linear gives for a signed input, or None."
-    if isinstance(module, nnq.Conv2d):
-        dilated = [d * (k - 1) + 1 for d, k in zip(module.dilation, module.kernel_size)]
-        x = _signed_probe((1, module.in_channels, *dilated))
-        message = _probe_error(lambda: torch.ops.quantized.conv2d(x, module._packed_params, 1.0, 0))
-        if message.startswith('quantized::conv2d (ONEDNN)'):
-            return 'onednn', message
-        if message.startswith('quantized::conv(FBGEMM)'):
-            return 'fbgemm', message
-        return None, message
+def _ask_packed_conv(module) -> tuple:
+    "`(library, message)` from convolving a signed input, which both libraries refuse in their own words."
+    dilated = [d * (k - 1) + 1 for d, k in zip(module.dilation, module.kernel_size)]
+    x = _signed_probe((1, module.in_channels, *dilated))
+    message = _probe_error(lambda: torch.ops.quantized.conv2d(x, module._packed_params, 1.0, 0))
+    for library, opening in (('onednn', 'quantized::conv2d (ONEDNN)'), ('fbgemm', 'quantized::conv(FBGEMM)')):
+        if message.startswith(opening):
+            return library, message
+    return None, message
+
+def _ask_packed_linear(module) -> tuple:
+    "`(library, message)` from a signed input: fbgemm refuses it, oneDNN's matmul takes it."
     x = _signed_probe((1, module.in_features))
     message = _probe_error(lambda: torch.ops.quantized.linear(x, module._packed_params._packed_params, 1.0, 0))
-    if message == '':  # oneDNN's matmul takes a signed input
+    if message == '':
         return 'onednn', message
     if message.startswith('Expected input data type QUInt8'):
         return 'fbgemm', message
     return None, message  # QNNPACK, say, answers in its own words
+
+def _ask_packed(module) -> tuple:
+    "`(library, message)`: the library whose answer a quantized Conv2d/Linear gives for a signed input, or None."
+    return _ask_packed_conv(module) if isinstance(module, nnq.Conv2d) else _ask_packed_linear(module)
 
 # %% ../nbs/05a_isa.ipynb #d56892e6
 QUANTIZED_GEMMS = (nnq.Conv2d, nniq.ConvReLU2d, nnq.Linear, nniq.LinearReLU)  # exact types: subclasses compute more
@@ -324,6 +329,34 @@ def packed_library(module:nn.Module # a statically quantized Conv2d or Linear (f
         raise ValueError(f'cannot tell which library packed {type(module).__name__} (PyTorch answered: {said}): '
                          f'{_NAME_IT}')
     return library
+
+# %% ../nbs/05a_isa.ipynb #d2844529
+_PAIR_COLOURS = [f'C{k}' for k in (0, 1, 2, 3, 4, 5, 6, 8, 9)]  # matplotlib's cycle without its grey
+
+def _draw_pairs(ax, labels:list, y:float):
+    "One row of products at height `y`, each outlined pair one int16 pair sum; zero padding in grey."
+    for i, label in enumerate(labels):
+        colour = 'lightgrey' if label == '0' else _PAIR_COLOURS[(i // 2) % len(_PAIR_COLOURS)]
+        ax.add_patch(plt.Rectangle((i + 0.05, y), 0.9, 0.8, color=colour, alpha=0.6))
+        ax.text(i + 0.5, y + 0.4, label, ha='center', va='center', fontsize=8)
+    for pair in range(0, len(labels), 2):
+        ax.add_patch(plt.Rectangle((pair, y - 0.08), 2, 0.96, fill=False, edgecolor='black', linewidth=1.2))
+
+def plot_conv_pairings(taps:int, # window positions in the im2col row
+                       channels:int, # input channels per tap
+                       ax=None # an Axes to draw on; default: a new figure
+                      ) -> plt.Axes:
+    "fbgemm's and oneDNN's int16 pairings of one im2col row without VNNI: t = tap, c = channel, 0 = padding."
+    ax = ax or plt.subplots(figsize=(9, 2))[1]
+    fbgemm_row = [f't{t}c{c}' for t in range(taps) for c in range(channels)]
+    onednn_row = [label for t in range(taps) for label in [f't{t}c{c}' for c in range(channels)]
+                  + ['0'] * (-channels % 4)]
+    _draw_pairs(ax, fbgemm_row, 1.2)
+    _draw_pairs(ax, onednn_row, 0)
+    ax.set(xlim=(-0.1, len(onednn_row) + 0.1), ylim=(-0.3, 2.2), yticks=[0.4, 1.6],
+           yticklabels=['oneDNN', 'fbgemm'], xticks=[], title='int16 pair sums without VNNI: t = tap, c = channel')
+    ax.spines[:].set_visible(False)
+    return ax
 
 # %% ../nbs/05a_isa.ipynb #bab9f549
 def _pad_taps(codes, q_w):
