@@ -33,6 +33,7 @@ from .measure import cpu_flags
 from quantnb.requant import (
     as_pair,
     check_activation_zero_point,
+    check_codes,
     check_conv_geometry,
     check_flag,
     check_gemm_operands,
@@ -51,6 +52,9 @@ def plot_pair_sums(pair_sums:dict, # {activation bits: tensor of unclamped pair 
                    ax=None # an Axes to draw on; default: a new figure
                   ) -> plt.Axes:
     "Histograms of pair sums before int16 clamping, with int16's limits dashed and the share outside them."
+    if not isinstance(pair_sums, dict) or not pair_sums or not all(
+            isinstance(s, torch.Tensor) and s.numel() and torch.isfinite(s.float()).all() for s in pair_sums.values()):
+        raise TypeError('pair_sums must be a non-empty dict of activation bits -> a finite, non-empty tensor of sums')
     ax = ax or plt.subplots(figsize=(7, 2.6))[1]
     for bits, sums in pair_sums.items():
         share = ((sums < INT16_MIN) | (sums > INT16_MAX)).float().mean().item()
@@ -264,12 +268,13 @@ def x86_library(layer:str, # 'conv' or 'linear'
     "The library PyTorch's `x86` engine packs a layer for (`should_use_onednn_quant` for convolutions)."
     if layer not in ('conv', 'linear'):
         raise ValueError(f"layer={layer!r}: choose 'conv' or 'linear'")
+    system = _check_system(system)
     check_flag(symmetric, 'symmetric')
     check_int(groups, 'groups')
     if layer == 'linear' and groups != 1:
         raise ValueError(f'groups={groups}: a Linear layer has no groups; pass groups only with layer=\'conv\'')
     flags = None if flags is None else _check_flags(flags)
-    if layer == 'linear' or _check_system(system) != 'linux' or not symmetric or groups > 100:
+    if layer == 'linear' or system != 'linux' or not symmetric or groups > 100:
         return 'fbgemm'  # whatever the CPU
     flags = cpu_flags() if flags is None else flags
     if 'avx2' not in flags:  # unread flags would look like a CPU without AVX-512 VNNI: say so instead of guessing
@@ -347,6 +352,8 @@ def plot_conv_pairings(taps:int, # window positions in the im2col row
                        ax=None # an Axes to draw on; default: a new figure
                       ) -> plt.Axes:
     "fbgemm's and oneDNN's int16 pairings of one im2col row without VNNI: t = tap, c = channel, 0 = padding."
+    check_int(taps, 'taps')
+    check_int(channels, 'channels')
     ax = ax or plt.subplots(figsize=(9, 2))[1]
     fbgemm_row = [f't{t}c{c}' for t in range(taps) for c in range(channels)]
     onednn_row = [label for t in range(taps) for label in [f't{t}c{c}' for c in range(channels)]
@@ -429,7 +436,7 @@ def saturating_linear_accumulator(q_x:torch.Tensor, # activation codes (M, K), u
                                   w_zero_point, # an int, or (N,) int64 per channel
                                   library:str='fbgemm' # whose pairing: 'fbgemm', or 'onednn' (as _emulated_onednn_isa)
                                  ) -> tuple: # `(acc, saturated)`: int64 (M, N), and the pair sums clipped
-    "A linear layer's accumulator as a CPU without VNNI computes it, in the pairing of `library`."
+    "A linear layer's accumulator as a CPU without VNNI computes it, in `library`'s pairing (oneDNN's: this process's)."
     check_library(library)
     check_activation_zero_point(x_zero_point, 'x_zero_point')
     check_gemm_operands(q_x, q_w)
@@ -478,7 +485,9 @@ def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W
                                 stride=1, padding=0, dilation=1, # as `nn.Conv2d` (groups=1)
                                 library:str='fbgemm' # whose pairing: 'fbgemm', or 'onednn' (as _emulated_onednn_isa)
                                ) -> tuple: # `(acc, saturated)`: int64 (B·H'·W', O), and the pair sums clipped
-    "A convolution's accumulator as a CPU without VNNI computes it, in the pairing of `library`."
+    "A convolution's accumulator as a CPU without VNNI computes it, in `library`'s pairing (oneDNN's: this process's)."
+    check_codes(q_x, 'q_x', 0, 255)
+    check_codes(q_w, 'q_w', -128, 127)
     check_library(library)
     check_activation_zero_point(x_zero_point, 'x_zero_point')
     geometry = check_conv_geometry(q_x, q_w, stride, padding, dilation)
