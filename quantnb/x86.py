@@ -121,12 +121,16 @@ def plot_half_code_distances(distance:torch.Tensor, # each output's distance fro
                              ax=None # an Axes to draw on; default: a new figure
                             ) -> plt.Axes:
     "Histogram of every output's log10 distance from a half-code (grey), a red line per output that differs."
+    if not isinstance(distance, torch.Tensor) or not torch.isfinite(distance).all() or (distance < 0).any():
+        raise TypeError('distance must be a tensor of finite distances >= 0, in codes')
+    if not isinstance(differ, torch.Tensor) or differ.dtype != torch.bool or differ.shape != distance.shape:
+        raise TypeError(f'differ must be a bool tensor of the shape of distance, {tuple(distance.shape)}')
     ax = ax or plt.subplots(figsize=(7, 2.6))[1]
     ax.hist(distance.clamp(min=1e-9).log10().flatten().numpy(), bins=80, color='grey')
     for d in distance[differ]:
         ax.axvline(d.clamp(min=1e-9).log10().item(), color='red', linewidth=1)
     ax.set(yscale='log', xlabel='log10(distance of the real value from the nearest half-code, in codes)',
-           ylabel='outputs', title=f'Outputs whose codes differ ({differ.sum().item()} red lines, some overlapping)')
+           ylabel='outputs', title=f'Outputs whose codes differ: {differ.sum().item()} red lines (they may overlap)')
     return ax
 
 # %% ../nbs/05b_x86.ipynb #0586a503
@@ -148,6 +152,8 @@ def saturates_int16(kernel:str # one of KERNELS
                    ) -> bool: # True where that library's instructions here lack VNNI
     "Whether `kernel`'s library adds u8×s8 products in saturating int16 pairs on this CPU (no VNNI in its ISA)."
     check_kernel(kernel)
+    if kernel == 'onednn-amx':
+        return False  # AMX's arithmetic: a CPU with AMX has VNNI, whatever this process is capped at
     return (fbgemm_isa() if kernel == 'fbgemm' else onednn_isa()) not in VNNI_ISAS
 
 # %% ../nbs/05b_x86.ipynb #b10923c7
