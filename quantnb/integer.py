@@ -690,7 +690,10 @@ def _saturation_row(name:str, module, x) -> dict:
     w_scale = qparams_of(module.weight())[0]
     signal = ((exact * w_scale) ** 2).sum().item()
     noise = (((acc - exact) * w_scale) ** 2).sum().item()
-    sqnr_db = 10 * math.log10(signal / noise) if noise else math.inf
+    if not exact.numel():
+        sqnr_db = None  # an empty batch: no accumulator, no ratio
+    else:
+        sqnr_db = 10 * math.log10(signal / noise) if noise else math.inf
     return dict(layer=name, library=packed_library(module), max_input_code=_largest(x.int_repr()),
                 accumulators=exact.numel(), saturated_pairs=saturated,
                 accumulators_changed=(acc != exact).sum().item(), accumulator_sqnr_db=sqnr_db)
