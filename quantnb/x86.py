@@ -79,7 +79,8 @@ def onednn_requantize(acc:torch.Tensor, # int64 (rows, N) accumulator without bi
                       bias, # float bias (N,) or None
                       x_scale:float, # the input's scale
                       w_scale, # the weight scale(s) as PyTorch keeps them: a float, or float64 (N,) per channel
-                      scale:float, zero_point:int, # the output's qparams
+                      scale:float, # the output's scale
+                      zero_point:int, # the output's zero point
                       relu:bool=False, # fused ReLU
                       combined:bool=False, # multiply by s_x·s_w at once (AMX, AVX2) instead of s_x, then s_w
                       *,
@@ -121,10 +122,14 @@ def plot_half_code_distances(distance:torch.Tensor, # each output's distance fro
                              ax=None # an Axes to draw on; default: a new figure
                             ) -> plt.Axes:
     "Histogram of every output's log10 distance from a half-code (grey), a red line per output that differs."
-    if not isinstance(distance, torch.Tensor) or not torch.isfinite(distance).all() or (distance < 0).any():
-        raise TypeError('distance must be a tensor of finite distances >= 0, in codes')
-    if not isinstance(differ, torch.Tensor) or differ.dtype != torch.bool or differ.shape != distance.shape:
-        raise TypeError(f'differ must be a bool tensor of the shape of distance, {tuple(distance.shape)}')
+    if not isinstance(distance, torch.Tensor) or not isinstance(differ, torch.Tensor) or differ.dtype != torch.bool:
+        raise TypeError('pass distance as a float tensor and differ as a bool tensor of the same shape')
+    if differ.shape != distance.shape:
+        raise ValueError(f'differ has shape {tuple(differ.shape)}, distance {tuple(distance.shape)}: '
+                         'pass one mask entry per output')
+    distance = distance.detach().float()
+    if not torch.isfinite(distance).all() or (distance < 0).any() or (distance > 0.5).any():
+        raise ValueError('distance must hold finite values in 0...0.5: no output is farther from a half-code')
     ax = ax or plt.subplots(figsize=(7, 2.6))[1]
     ax.hist(distance.clamp(min=1e-9).log10().flatten().numpy(), bins=80, color='grey')
     for d in distance[differ]:
@@ -258,7 +263,7 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
                zero_point:int, # the output's zero point
                relu:bool=False, # fused ReLU
                requant:str='float', # 'float' (the kernel library's float arithmetic) or 'integer' (fixed point)
-               saturate_int16:bool=False, # emulate a CPU without VNNI (oneDNN: this process's kernels, or AVX2's)
+               saturate_int16:bool=False, # int16 pair sums in the pairing of `kernel`'s library, as without VNNI (05a)
                kernel:str='fbgemm' # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx' (KERNELS)
               ) -> torch.Tensor: # uint8 output codes (..., N)
     "`quantized::linear` on plain integer tensors, as fbgemm or oneDNN computes it on an x86 CPU."
@@ -295,10 +300,12 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
                bias:torch.Tensor|None, # float32 (O,)
                scale:float, # the output's scale
                zero_point:int, # the output's zero point
-               stride=1, padding=0, dilation=1, # as `nn.Conv2d` (groups=1 only)
+               stride=1, # as `nn.Conv2d`: an int or a pair
+               padding=0, # as `nn.Conv2d`: an int or a pair
+               dilation=1, # as `nn.Conv2d` (groups=1 only)
                relu:bool=False, # fused ReLU
                requant:str='float', # 'float' (the kernel library's float arithmetic) or 'integer' (fixed point)
-               saturate_int16:bool=False, # emulate a CPU without VNNI (oneDNN: this process's kernels, or AVX2's)
+               saturate_int16:bool=False, # int16 pair sums in the pairing of `kernel`'s library, as without VNNI (05a)
                kernel:str='fbgemm', # one of KERNELS; 'onednn-amx' on a 1×1 window reads torch.get_num_threads()
                l1_bytes:int|None=None # with 'onednn-amx': the AMX CPU's L1 data cache per core; default: this CPU's
               ) -> torch.Tensor: # uint8 output codes (B, O, H', W')
@@ -309,12 +316,13 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
     w_scale, w_zero_point, per_channel = _check_weights(q_w, w_scale, w_zero_point, kernel)
     geometry = check_conv_geometry(q_x, q_w, stride, padding, dilation)
     bias = check_bias(bias, q_w.shape[0])
-    B, (Ho, Wo) = q_x.shape[0], conv_output_size(q_x.shape[2:], q_w.shape[2:], *geometry)
-    if B == 0:  # an empty batch: nothing to compute, as PyTorch's kernel returns nothing
-        return torch.empty(0, q_w.shape[0], Ho, Wo, dtype=torch.uint8)
+    images = q_x.shape[0]
+    out_h, out_w = conv_output_size(q_x.shape[2:], q_w.shape[2:], *geometry)
+    if images == 0:  # an empty batch: nothing to compute, as PyTorch's kernel returns nothing
+        return torch.empty(0, q_w.shape[0], out_h, out_w, dtype=torch.uint8)
     acc = _conv_accumulator(q_x, x_zero_point, q_w, w_zero_point, geometry, saturate_int16, kernel)
     if kernel == 'onednn-amx':
-        kernel = _amx_conv_order(B, q_w, q_x.shape[2:], (Ho, Wo), geometry[1], l1_bytes)
+        kernel = _amx_conv_order(images, q_w, q_x.shape[2:], (out_h, out_w), geometry[1], l1_bytes)
     w_scale = w_scale if per_channel else w_scale[0]
     y = _requantize_as(kernel, acc, bias, x_scale, w_scale, scale, zero_point, relu, requant, linear=False)
-    return y.reshape(B, Ho, Wo, -1).permute(0, 3, 1, 2).contiguous()
+    return y.reshape(images, out_h, out_w, -1).permute(0, 3, 1, 2).contiguous()  # rows were (image, y, x)
