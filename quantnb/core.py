@@ -6,10 +6,12 @@ helpers every quantnb notebook after this one imports."""
 # %% auto #0
 __all__ = ['check_int', 'check_number', 'check_seed', 'check_bool', 'check_model', 'check_reiterable', 'eval_mode', 'fast_mode',
            'cache_dir', 'progress', 'clean_stale_temps', 'atomic_write_set', 'atomic_write', 'is_writable',
-           'sidecar_path', 'save_verified', 'drop_verified', 'load_verified', 'file_lock', 'median']
+           'write_folder_set', 'sidecar_path', 'save_verified', 'drop_verified', 'load_verified', 'file_lock', 'median']
 
 # %% ../nbs/000_core.ipynb #48bcb5e6
 import contextlib
+import ctypes
+import errno
 import fcntl
 import hashlib
 import io
@@ -17,6 +19,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -199,6 +202,61 @@ def is_writable(folder:Path) -> bool:
         return True
     except OSError:
         return False
+
+# %% ../nbs/000_core.ipynb #cc3ba3e6
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+def _exchange(a:Path, b:Path) -> bool:
+    "Swap two paths in one step (Linux's renameat2 RENAME_EXCHANGE); False where this system cannot."
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), 'renameat2', None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+def _clean_stale_folders(folder:Path):
+    "Remove hidden sets beside `folder` that writers which died left behind."
+    for p in folder.parent.glob(f'.{folder.name}.*.set'):
+        m = re.match(r'.*\.(\d+)-[0-9a-f]{8}(\.old)?\.set$', p.name)
+        if m and not _alive(int(m[1])):
+            shutil.rmtree(p, ignore_errors=True)
+
+# %% ../nbs/000_core.ipynb #6b7d4951
+def _swap_in(staged:Path, folder:Path):
+    "Put the folder `staged` where `folder` is: one swap where possible, else two renames; the old one removed."
+    if not folder.exists():
+        os.rename(staged, folder)
+        return
+    if not _exchange(staged, folder):
+        old = staged.with_name(staged.name.removesuffix('.set') + '.old.set')
+        os.rename(folder, old)
+        os.rename(staged, folder)
+        staged = old
+    shutil.rmtree(staged, ignore_errors=True)  # now the old set
+
+def write_folder_set(folder:Path, # the folder the set lives in
+                     writes:dict # file name -> a function that writes its content to the path it is given
+                    ) -> list: # the paths written
+    "Write files that belong together into `folder` so that a reader sees the old set or the new one, never a mix."
+    folder = Path(folder)
+    if folder.exists() and any(p.name not in writes for p in folder.iterdir()):
+        return atomic_write_set({folder / name: write for name, write in writes.items()})  # keep the other files
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale_folders(folder)
+    staged = folder.with_name(f'.{folder.name}.{os.getpid()}-{secrets.token_hex(4)}.set')
+    try:
+        staged.mkdir()
+        for name, write in writes.items():
+            write(staged / name)
+        _swap_in(staged, folder)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return [folder / name for name in writes]
 
 # %% ../nbs/000_core.ipynb #5b0d97e3
 def sidecar_path(path:Path # a file stored with `save_verified`

@@ -27,7 +27,7 @@ import torch.nn as nn
 
 import quantnb
 from .data import data_spec, get_dataloaders
-from .core import atomic_write_set, check_int, check_seed, fast_mode, is_writable, progress
+from .core import check_int, check_seed, fast_mode, is_writable, progress, write_folder_set
 from .measure import cpu_info, evaluate, interleaved_latency, markdown_table, model_size_bytes
 from .models import SampleNet, plot_history, pretrained, train, train_valid_loaders
 from .observers import OBSERVERS
@@ -645,8 +645,8 @@ def _figures(result: DemoResult) -> list:
 
 
 def write_report(result: DemoResult, out, force: bool = False) -> dict:
-    """Write `results.json`, `report.md` and `report.html` into `out` as one set (all replaced, or none); returns
-    name -> path."""
+    """Write `results.json`, `report.md` and `report.html` into `out` as one set: the folder swapped in whole where it
+    holds only the set (a reader sees the old set or the new one), else file by file; returns name -> path."""
     if (
         not isinstance(result, dict)
         or not {'settings', 'machine', 'rows', 'latency', 'steps', 'test_images'} <= result.keys()
@@ -657,10 +657,10 @@ def write_report(result: DemoResult, out, force: bool = False) -> dict:
     title, body = md.split('\n', 1)  # the page's heading is the Markdown's first line: not twice
     figs = _figures(result)
     try:
-        written = atomic_write_set({  # one set: no new results.json beside an old report.html
-            out / 'results.json': lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1, allow_nan=False)),
-            out / 'report.md': lambda tmp: Path(tmp).write_text(md),
-            out / 'report.html': lambda tmp: analysis.html_report(tmp, title.removeprefix('# '), [body, *figs]),
+        written = write_folder_set(out, {  # one set: no new results.json beside an old report.html
+            'results.json': lambda path: Path(path).write_text(json.dumps(result, indent=1, allow_nan=False)),
+            'report.md': lambda path: Path(path).write_text(md),
+            'report.html': lambda path: analysis.html_report(path, title.removeprefix('# '), [body, *figs]),
         })
     finally:
         for f in figs:

@@ -208,3 +208,48 @@ def test_concurrent_first_calls_train_once(tmp_path):
     outs = _run_together([cache, cache])
     assert sum('epoch=1' in o for o in outs) == 1, outs
     assert _digest_of(outs[0]) == _digest_of(outs[1])
+
+
+def test_a_folder_set_killed_half_way_leaves_the_old_set_whole(tmp_path):
+    "write_folder_set: SIGKILL while the new set is half written leaves the old set; the next writer cleans up."
+    from quantnb.core import write_folder_set
+    folder = tmp_path / 'report'
+    old = {'a.txt': lambda p: Path(p).write_text('old'), 'b.txt': lambda p: Path(p).write_text('old')}
+    write_folder_set(folder, old)
+    started = tmp_path / 'first-file-written'
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from quantnb.core import write_folder_set
+        def slow(path):
+            Path({str(started)!r}).write_text('yes')
+            time.sleep(60)
+        write_folder_set(Path({str(folder)!r}), {{'a.txt': lambda p: Path(p).write_text('new'), 'b.txt': slow}})
+    """)
+    writer = subprocess.Popen([sys.executable, '-c', script])
+    deadline = time.time() + 60
+    while not started.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {'a.txt': 'old', 'b.txt': 'old'}
+    assert any(p.name.endswith('.set') for p in tmp_path.iterdir())  # the dead writer's hidden set
+    new = {'a.txt': lambda p: Path(p).write_text('new'), 'b.txt': lambda p: Path(p).write_text('new')}
+    write_folder_set(folder, new)
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {'a.txt': 'new', 'b.txt': 'new'}
+    assert not any(p.name.endswith('.set') for p in tmp_path.iterdir())
+
+
+def test_a_folder_set_without_a_one_step_swap_still_never_mixes(tmp_path, monkeypatch):
+    "Without renameat2's swap, two renames replace the folder; a folder holding another file is written file by file."
+    import quantnb.core
+    from quantnb.core import write_folder_set
+    monkeypatch.setattr(quantnb.core, '_exchange', lambda a, b: False)
+    folder = tmp_path / 'report'
+    for text in ('old', 'new'):
+        write_folder_set(folder, {'a.txt': lambda p, t=text: Path(p).write_text(t)})
+    assert [(p.name, p.read_text()) for p in folder.iterdir()] == [('a.txt', 'new')]
+    assert [p.name for p in tmp_path.iterdir()] == ['report']
+    (folder / 'notes.txt').write_text('mine')
+    write_folder_set(folder, {'a.txt': lambda p: Path(p).write_text('newer')})
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {'a.txt': 'newer', 'notes.txt': 'mine'}
