@@ -7,9 +7,9 @@ instructions run a layer on any x86 CPU, and emulates the clipping on every CPU.
 # %% auto #0
 __all__ = ['INT16_MIN', 'INT16_MAX', 'AVX512_FLAGS', 'VNNI_ISAS', 'AMX_FLAGS', 'KNOWN_SYSTEMS', 'QUANTIZED_GEMMS', 'LIBRARIES',
            'ONEDNN_RULES_VERSION', 'plot_pair_sums', 'vpmaddubsw_matmul', 'saturating_gemm', 'run_fresh', 'fbgemm_isa',
-           'onednn_isa', 'x86_library', 'packed_library', 'plot_conv_pairings', 'check_library', 'UnreproducedPairing',
-           'saturating_linear_accumulator', 'fbgemm_groupwise', 'saturating_conv_accumulator', 'onednn_version',
-           'onednn_conv_uses_amx', 'onednn_matmul_uses_amx']
+           'onednn_isa', 'x86_library', 'packed_library', 'plot_conv_pairings', 'emulated_onednn_isa', 'check_library',
+           'UnreproducedPairing', 'saturating_linear_accumulator', 'fbgemm_groupwise', 'saturating_conv_accumulator',
+           'onednn_version', 'onednn_conv_uses_amx', 'onednn_matmul_uses_amx']
 
 # %% ../nbs/05a_isa.ipynb #9e1cd10d
 import functools
@@ -57,9 +57,12 @@ def plot_pair_sums(pair_sums:dict, # {activation bits: tensor of unclamped pair 
             and s.dtype != torch.bool for s in pair_sums.values()):
         raise TypeError('pair_sums must be a non-empty dict of activation bits -> a 1-D integer tensor of pair sums')
     ax = ax or plt.subplots(figsize=(7, 2.6))[1]
+    low = min(s.min().item() for s in pair_sums.values())
+    high = max(s.max().item() for s in pair_sums.values())
+    edges = torch.linspace(low, high, 201).numpy()  # the same bins for every series, so that heights compare
     for bits, sums in pair_sums.items():
         share = ((sums < INT16_MIN) | (sums > INT16_MAX)).float().mean().item()
-        ax.hist(sums.numpy(), bins=200, alpha=0.6, label=f'{bits}-bit activation codes: {share:.2%} outside int16')
+        ax.hist(sums.numpy(), bins=edges, alpha=0.6, label=f'{bits}-bit activation codes: {share:.2%} outside int16')
     for limit in (INT16_MIN, INT16_MAX):
         ax.axvline(limit, color='black', linestyle='--', linewidth=1)
     ax.set(xlabel='pair sum  q_x1·q_w1 + q_x2·q_w2, before clamping', ylabel='pairs',
@@ -146,6 +149,7 @@ def _int8_primitives(stdout:str) -> list:
     int8 = [f for f in fields if f[8].startswith(('src:u8', 'src:s8'))]  # the operands' data types
     return [(f[5], f[6]) for f in int8 if f[5] in ('matmul', 'convolution')]
 
+# %% ../nbs/05a_isa.ipynb #658145ec
 def run_fresh(script:str, # Python source; its last printed line must be a JSON value
               env:dict, # environment variables to add, e.g. {'ONEDNN_MAX_CPU_ISA': 'AVX2'}
               *args:str # command-line arguments for the script (sys.argv[1:])
@@ -155,7 +159,7 @@ def run_fresh(script:str, # Python source; its last printed line must be a JSON 
         raise TypeError(f'script must be Python source as a str, not {type(script).__name__}')
     if not all(isinstance(arg, str) for arg in args):
         raise TypeError('args must be strs, as a command line holds them (pass str(path) for a path)')
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise TypeError("env must be a dict of variable names to str values, such as {'ONEDNN_MAX_CPU_ISA': 'AVX2'}")
     log_format = {'ONEDNN_VERBOSE': '1', 'ONEDNN_VERBOSE_TIMESTAMP': '0'}  # the log lines _int8_primitives reads
     run = subprocess.run([sys.executable, '-c', script, *args], capture_output=True, text=True,
@@ -420,7 +424,7 @@ def _onednn_isa_or_none():
     except ValueError:
         return None
 
-def _emulated_onednn_isa() -> str:
+def emulated_onednn_isa() -> str: # 'avx512_core' or 'avx2'
     "The oneDNN instructions the int16 emulation imitates: this process's where they lack VNNI, else AVX2's."
     isa = _onednn_isa_or_none()
     return isa if isa == 'avx512_core' else 'avx2'
@@ -450,7 +454,7 @@ class UnreproducedPairing(ValueError):
 # %% ../nbs/05a_isa.ipynb #eaf0ba0e
 def _one_channel_sums_exactly(q_x, in_channels:int, library:str) -> bool:
     "oneDNN's one-channel AVX-512 (no VNNI) pairing: exact below 128 (True), refused above, else False."
-    if library == 'fbgemm' or in_channels != 1 or _emulated_onednn_isa() != 'avx512_core':
+    if library == 'fbgemm' or in_channels != 1 or emulated_onednn_isa() != 'avx512_core':
         return False
     if q_x.numel() and q_x.max().item() > 127:
         raise UnreproducedPairing("oneDNN's AVX-512 kernel without VNNI pairs a one-channel convolution's products "
@@ -462,7 +466,7 @@ def _one_channel_sums_exactly(q_x, in_channels:int, library:str) -> bool:
 def _long_matmul_sums_exactly(x_rows, library:str) -> bool:
     "oneDNN's AVX2 matmul with K > 256, K % 4 != 0: exact below 128 (True), refused above, else False."
     K = x_rows.shape[1]
-    if library == 'fbgemm' or K <= 256 or K % 4 == 0 or _emulated_onednn_isa() != 'avx2':
+    if library == 'fbgemm' or K <= 256 or K % 4 == 0 or emulated_onednn_isa() != 'avx2':
         return False
     if x_rows.numel() and x_rows.max().item() > 127:
         raise UnreproducedPairing(f"oneDNN's AVX2 matmul pairs a reduction of K={K} (over 256, not a multiple of 4) "

@@ -18,6 +18,7 @@ from .core import check_int
 from quantnb.isa import (
     ONEDNN_RULES_VERSION,
     VNNI_ISAS,
+    emulated_onednn_isa,
     fbgemm_isa,
     onednn_conv_uses_amx,
     onednn_isa,
@@ -122,8 +123,10 @@ def plot_half_code_distances(distance:torch.Tensor, # each output's distance fro
                              ax=None # an Axes to draw on; default: a new figure
                             ) -> plt.Axes:
     "Histogram of every output's log10 distance from a half-code (grey), a red line per output that differs."
-    if not isinstance(distance, torch.Tensor) or not isinstance(differ, torch.Tensor) or differ.dtype != torch.bool:
-        raise TypeError('pass distance as a float tensor and differ as a bool tensor of the same shape')
+    if not isinstance(distance, torch.Tensor) or not distance.is_floating_point() or not distance.numel():
+        raise TypeError('distance must be a non-empty float tensor of distances, in codes')
+    if not isinstance(differ, torch.Tensor) or differ.dtype != torch.bool:
+        raise TypeError('differ must be a bool tensor of the shape of distance')
     if differ.shape != distance.shape:
         raise ValueError(f'differ has shape {tuple(differ.shape)}, distance {tuple(distance.shape)}: '
                          'pass one mask entry per output')
@@ -134,8 +137,10 @@ def plot_half_code_distances(distance:torch.Tensor, # each output's distance fro
     ax.hist(distance.clamp(min=1e-9).log10().flatten().numpy(), bins=80, color='grey')
     for d in distance[differ]:
         ax.axvline(d.clamp(min=1e-9).log10().item(), color='red', linewidth=1)
+    lines = differ.sum().item()
     ax.set(yscale='log', xlabel='log10(distance of the real value from the nearest half-code, in codes)',
-           ylabel='outputs', title=f'Outputs whose codes differ: {differ.sum().item()} red lines (they may overlap)')
+           ylabel='outputs', title=f"Outputs whose codes differ: {lines} red line{'s' if lines != 1 else ''}"
+                                   f"{' (they may overlap)' if lines > 1 else ''}")
     return ax
 
 # %% ../nbs/05b_x86.ipynb #0586a503
@@ -185,6 +190,10 @@ def _amx_conv_order(batch:int, # images in the call
     return 'onednn' if batch == 1 and torch.get_num_threads() > 1 else 'onednn-combined'
 
 # %% ../nbs/05b_x86.ipynb #2555e576
+def _imitated_order() -> str:
+    "The order of the oneDNN kernels the int16 emulation imitates here: AVX2's s_x·s_w, or AVX-512's s_x then s_w."
+    return 'onednn-combined' if emulated_onednn_isa() == 'avx2' else 'onednn'
+
 def _check_choices(requant:str, kernel:str, relu, saturate_int16):
     "The layer functions' choices, and the one pair of them no CPU runs."
     if requant not in REQUANT_MODES:
@@ -194,8 +203,10 @@ def _check_choices(requant:str, kernel:str, relu, saturate_int16):
     check_flag(relu, 'relu')
     check_flag(saturate_int16, 'saturate_int16')
     if saturate_int16 and kernel == 'onednn-amx':
-        raise ValueError("saturate_int16=True with kernel='onednn-amx': a CPU with AMX has VNNI and never saturates; "
-                         "to imitate a CPU without VNNI pass kernel='onednn' (AVX-512) or 'onednn-combined' (AVX2)")
+        raise ValueError(f"saturate_int16=True with kernel='onednn-amx': a CPU with AMX has VNNI and never saturates. "
+                         f"The emulation imitates oneDNN's {emulated_onednn_isa()} kernels here: pass their order, "
+                         f'kernel={_imitated_order()!r}, or cap the process with ONEDNN_MAX_CPU_ISA to imitate another '
+                         'CPU (notebook 05a)')
 
 # %% ../nbs/05b_x86.ipynb #2f3a8b6d
 def _check_activations(q_x, x_scale, x_zero_point, scale, zero_point):
@@ -263,7 +274,7 @@ def int_linear(q_x:torch.Tensor, # uint8 activation codes (..., K)
                zero_point:int, # the output's zero point
                relu:bool=False, # fused ReLU
                requant:str='float', # 'float' (the kernel library's float arithmetic) or 'integer' (fixed point)
-               saturate_int16:bool=False, # int16 pair sums in the pairing of `kernel`'s library, as without VNNI (05a)
+               saturate_int16:bool=False, # int16 pair sums as without VNNI; oneDNN's pairing: emulated_onednn_isa()'s
                kernel:str='fbgemm' # 'fbgemm', 'onednn', 'onednn-combined' or 'onednn-amx' (KERNELS)
               ) -> torch.Tensor: # uint8 output codes (..., N)
     "`quantized::linear` on plain integer tensors, as fbgemm or oneDNN computes it on an x86 CPU."
@@ -305,7 +316,7 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
                dilation=1, # as `nn.Conv2d` (groups=1 only)
                relu:bool=False, # fused ReLU
                requant:str='float', # 'float' (the kernel library's float arithmetic) or 'integer' (fixed point)
-               saturate_int16:bool=False, # int16 pair sums in the pairing of `kernel`'s library, as without VNNI (05a)
+               saturate_int16:bool=False, # int16 pair sums as without VNNI; oneDNN's pairing: emulated_onednn_isa()'s
                kernel:str='fbgemm', # one of KERNELS; 'onednn-amx' on a 1×1 window reads torch.get_num_threads()
                l1_bytes:int|None=None # with 'onednn-amx': the AMX CPU's L1 data cache per core; default: this CPU's
               ) -> torch.Tensor: # uint8 output codes (B, O, H', W')

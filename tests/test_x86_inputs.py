@@ -27,6 +27,10 @@ def test_layer_functions_refuse_choices_no_cpu_runs():
     q_x, q_w = torch.zeros(1, 2, dtype=torch.uint8), torch.zeros(1, 2, dtype=torch.int8)
     with pytest.raises(ValueError, match='never saturates'):
         int_linear(q_x, 0.1, 0, q_w, 0.1, 0, None, 0.1, 0, saturate_int16=True, kernel='onednn-amx')
+    from quantnb.isa import emulated_onednn_isa
+    imitated = 'onednn-combined' if emulated_onednn_isa() == 'avx2' else 'onednn'
+    with pytest.raises(ValueError, match=f"kernel='{imitated}'"):  # the advice names the imitated CPU's order
+        int_linear(q_x, 0.1, 0, q_w, 0.1, 0, None, 0.1, 0, saturate_int16=True, kernel='onednn-amx')
     image, window = torch.zeros(1, 2, 4, 4, dtype=torch.uint8), torch.zeros(3, 2, 3, 3, dtype=torch.int8)
     with pytest.raises(ValueError, match="read only by kernel='onednn-amx'"):
         int_conv2d(image, 0.1, 0, window, 0.1, 0, None, 0.1, 0, kernel='fbgemm', l1_bytes=-5)
