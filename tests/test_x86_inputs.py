@@ -236,3 +236,13 @@ print(json.dumps('ran'))
 """
     result, ran = run_fresh(script, {'ONEDNN_VERBOSE_TIMESTAMP': '1'})
     assert result == 'ran' and [primitive for primitive, _ in ran] == ['matmul']
+
+
+def test_an_avx512_cap_takes_avx_vnni_away_from_a_cpu_without_avx512():
+    "oneDNN's caps are bit masks: AVX512_CORE (and _VNNI, _BF16) hold no AVX-VNNI bit, so an Alder Lake runs AVX2."
+    from quantnb.isa import onednn_isa
+    alder_lake = {'avx2', 'avx_vnni'}
+    for cap in ('AVX512_CORE', 'AVX512_CORE_VNNI', 'AVX512_CORE_BF16'):
+        assert onednn_isa(alder_lake, {'ONEDNN_MAX_CPU_ISA': cap}) == 'avx2'
+    for cap in ('AVX2_VNNI', 'AVX10_1_512', 'ALL'):
+        assert onednn_isa(alder_lake, {'ONEDNN_MAX_CPU_ISA': cap}) == 'avx2_vnni'
