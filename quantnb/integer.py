@@ -302,7 +302,10 @@ def _on_codes(fn, name, module) -> _CodesFunction:
 
 # %% ../nbs/05c_integer.ipynb #8312fb9d
 def _quantize_stub(m:nnq.Quantize) -> _CodesFunction:
-    "The quantize stub as `quantize_codes` with its scale and zero point."
+    "The quantize stub as `quantize_codes` with its scale and zero point (quint8 codes, as the x86 kernels take)."
+    if m.dtype != torch.quint8:
+        raise ValueError(f'{m}: the quantize stub makes {m.dtype} codes, which PyTorch\'s x86 int8 layers refuse and '
+                         "IntegerModel does not run: give the stub's observer dtype=torch.quint8")
     scale = float(m.scale)
     zero_point = int(m.zero_point)
     return _CodesFunction(lambda x: quantize_codes(x, scale, zero_point),
@@ -324,7 +327,7 @@ class _Unsupported(Exception):
 
 def _codes_module(m:nn.Module):
     "The integer version of a module that maps codes to codes with the qparams kept; None if `m` is not one."
-    if type(m) is nn.MaxPool2d:  # exact types: a subclass (nn.ReLU6 of nn.ReLU) computes something else
+    if type(m) is nn.MaxPool2d:  # exact types: a subclass may compute something else
         return _max_pool(m)
     if type(m) is nn.Flatten:
         return _on_codes(lambda codes, qcodes: int_flatten(codes, m.start_dim, m.end_dim), repr(m), m)

@@ -1010,7 +1010,7 @@ def test_saturating_gemm_is_exact_on_7bit_codes_and_clips_the_worst_pair():
 
 
 def test_relu6_is_refused_not_run_as_relu():
-    "nn.ReLU6 subclasses nn.ReLU: run as a ReLU it would drop the clamp at 6, a silent wrong answer."
+    "Conversion turns nn.ReLU6 into quantized ReLU6, a subclass of nn.ReLU: run as a ReLU it would drop the clamp at 6."
 
     class Net(torch.nn.Module):
         def __init__(self):

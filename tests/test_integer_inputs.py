@@ -481,3 +481,30 @@ def test_library_parity_names_a_data_sets_items():
     from quantnb.integer import library_parity
     with pytest.raises(TypeError, match='one \\(image, label\\) item of a data set'):
         library_parity(nn.Sequential(), [(torch.zeros(1, 28, 28), 3)])
+
+
+def test_a_qint8_quantize_stub_is_refused_not_read_as_quint8():
+    "A stub whose observer makes qint8 codes: PyTorch's layers refuse it, so does IntegerModel (it clamped negatives)."
+    import torch.ao.quantization as tq
+    from quantnb.ptq import quantized_engine
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant = tq.QuantStub()
+            self.fc = nn.Linear(4, 2)
+            self.dequant = tq.DeQuantStub()
+
+        def forward(self, x):
+            return self.dequant(self.fc(self.quant(x)))
+
+    net = Net().eval()
+    net.qconfig = tq.QConfig(activation=tq.MinMaxObserver.with_args(dtype=torch.qint8,
+                                                                     qscheme=torch.per_tensor_symmetric),
+                             weight=tq.default_per_channel_weight_observer)
+    with quantized_engine('fbgemm'):
+        prepared = tq.prepare(net)
+        prepared(torch.randn(8, 4))
+        converted = tq.convert(prepared)
+    with pytest.raises(ValueError, match='dtype=torch.quint8'):
+        IntegerModel.from_quantized(converted)
