@@ -246,8 +246,8 @@ def _onednn_isa(flags, env, this_cpu=False) -> str:
     "oneDNN's choice: the best instructions the CPU has, up to the environment's cap."
     cap = _onednn_cap(env)
     allowed = {isa for i, isa in enumerate(_ONEDNN_CAPS) if i <= cap}
-    if cap < _ONEDNN_CAPS.index('avx10_1_512') and cap not in (3, 4):  # the AVX-512 caps below FP16 lack AVX-VNNI
-        allowed.discard('avx2_vnni')  # oneDNN's caps are bit masks: avx512_core(_vnni, _bf16) hold no avx_vnni bit
+    if _ONEDNN_CAPS[min(cap, len(_ONEDNN_CAPS) - 1)] in ('avx512_core', 'avx512_core_vnni', 'avx512_core_bf16'):
+        allowed.discard('avx2_vnni')  # oneDNN's caps are bit masks: these three hold no avx_vnni bit
     if AVX512_FLAGS <= flags and 'avx512_core' in allowed:
         if _amx_usable(flags, this_cpu) and 'avx10_1_512_amx' in allowed:
             return 'avx512_core_amx'
