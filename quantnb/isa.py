@@ -176,12 +176,14 @@ _FBGEMM_FORCED = {'AVX2': 'avx2', 'AVX512': 'avx512', 'AVX512_256': 'avx512',  #
 VNNI_ISAS = ('avx512_vnni', 'avx512_core_vnni', 'avx512_core_amx', 'avx2_vnni')  # fbgemm's and oneDNN's names
 
 # %% ../nbs/05a_isa.ipynb #b7f1134d
-_NAME_IT = "or name the arithmetic yourself (kernel= and saturate_int16= of quantnb.x86's layer functions)"
+_OR_PASS_KERNEL = ("or name the arithmetic yourself (kernel= and saturate_int16= of quantnb.x86's layer "
+                   'functions)')
 
 def _no_avx2(flags):
     "The error for CPU flags without AVX2, or none read."
     return ValueError(f"the CPU flags {sorted(flags)[:8]}... lack AVX2, or could not be read (quantnb reads Linux's "
-                      f"/proc/cpuinfo): pass the flags of a CPU with AVX2 (cpu_flags() gives this one's), {_NAME_IT}")
+                      "/proc/cpuinfo): pass the flags of a CPU with AVX2 (cpu_flags() gives this one's), "
+                      + _OR_PASS_KERNEL)
 
 def _check_flags(flags) -> set:
     "A set of flag names as Linux prints them; AVX-512 extensions only with AVX-512 itself, as on every CPU."
@@ -239,7 +241,7 @@ def _onednn_cap(env) -> int:
     cap = cap.lower()
     if cap.startswith('avx10_2'):  # oneDNN compares AVX10 versions apart from its other feature bits
         raise ValueError(f'ONEDNN_MAX_CPU_ISA={cap.upper()}: quantnb does not model how oneDNN caps at AVX10.2 (it '
-                         f'runs AVX10.1 kernels, not AMX): use another cap, {_NAME_IT}')
+                         f'runs AVX10.1 kernels, not AMX): use another cap, {_OR_PASS_KERNEL}')
     return _ONEDNN_CAPS.index(cap) if cap in _ONEDNN_CAPS else len(_ONEDNN_CAPS)
 
 def _onednn_isa(flags, env, this_cpu=False) -> str:
@@ -258,7 +260,7 @@ def _onednn_isa(flags, env, this_cpu=False) -> str:
         raise _no_avx2(flags)
     if 'avx2' not in allowed:
         raise ValueError(f'ONEDNN_MAX_CPU_ISA={_ONEDNN_CAPS[cap].upper()} keeps oneDNN below AVX2, where quantnb '
-                         f'knows no int8 kernel of its: raise the cap, {_NAME_IT}')
+                         f'knows no int8 kernel of its: raise the cap, {_OR_PASS_KERNEL}')
     return 'avx2'
 
 # %% ../nbs/05a_isa.ipynb #52b0df5e
@@ -379,7 +381,7 @@ def packed_library(module:nn.Module # a statically quantized Conv2d or Linear (f
     if library is None:
         said = message.splitlines()[0] if message else 'nothing'
         raise ValueError(f'cannot tell which library packed {type(module).__name__} (PyTorch answered: {said}): '
-                         f'{_NAME_IT}')
+                         f'{_OR_PASS_KERNEL}')
     return library
 
 # %% ../nbs/05a_isa.ipynb #d2844529
