@@ -56,9 +56,10 @@ check-export: $(INSTALLED)
 	if diff -r -x __pycache__ $$tmp/quantnb quantnb >/dev/null; then echo "== export: quantnb/ matches the notebooks"; \
 	else echo "!! nbdev-export changed quantnb/: the library was out of sync with nbs/ (review git diff, commit)"; exit 1; fi
 
-# Every notebook, top to bottom, in a real Jupyter kernel (what "Run All" does), in fast mode.
+# Every notebook, top to bottom, in a real Jupyter kernel (what "Run All" does), in fast mode; their nbdev_export()
+# cells are left out, since check-export has done that job and notebooks run side by side (tools/run_notebook.py).
 notebooks: data $(INSTALLED)
-	@SECONDS=0; tools/run_notebooks.sh $(BIN)/jupyter $(NB_JOBS) $(SLOW_FIRST) $(filter-out $(SLOW_FIRST),$(NOTEBOOKS)) && \
+	@SECONDS=0; tools/run_notebooks.sh $(BIN)/python $(NB_JOBS) $(SLOW_FIRST) $(filter-out $(SLOW_FIRST),$(NOTEBOOKS)) && \
 	echo "== every notebook ran in $${SECONDS}s ($(NB_JOBS) at a time)"
 
 # Full run (no fast mode) that stores outputs in the notebooks, as committed.
