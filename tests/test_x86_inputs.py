@@ -132,30 +132,18 @@ def test_x86_library_refuses_groups_for_a_linear_layer():
 def test_onednn_amx_one_by_one_follows_the_measured_pattern_and_warns(batch, threads):
     "1×1 convolutions oneDNN runs on AMX: one image on several threads takes s_x then s_w, else s_x·s_w (notebook 05b)."
     import warnings
-    import torch.ao.nn.quantized as nnq
     from quantnb.isa import onednn_isa
-    from quantnb.ptq import quantized_engine
-    from quantnb.requant import conv_accumulator, near_half_bias
-    from quantnb.x86 import int_conv2d
+    from quantnb.x86 import near_half_conv, packed_layer_codes
     if onednn_isa() != 'avx512_core_amx':
         pytest.skip('oneDNN runs AMX kernels only on a CPU with AMX')
-    g = torch.Generator().manual_seed(0)
-    q_x = torch.randint(0, 128, (batch, 64, 8, 8), generator=g).to(torch.uint8)
-    q_w = torch.randint(-127, 128, (256, 64, 1, 1), generator=g).to(torch.int8)
-    w_scale = torch.rand(256, dtype=torch.float64, generator=g) * 0.01 + 1e-3
-    bias = near_half_bias(conv_accumulator(q_x, 9, q_w, 0)[0], 0.02, w_scale, 0.05, g, spread=60)
-    zero_points = torch.zeros(256, dtype=torch.long)
-    with quantized_engine('onednn'):
-        layer = nnq.Conv2d(64, 256, 1)
-        layer.set_weight_bias(torch._make_per_channel_quantized_tensor(q_w, w_scale, zero_points, 0), bias)
-    layer.scale, layer.zero_point = 0.05, 100
+    layer, x = near_half_conv('onednn', in_channels=64, kernel_size=1, batch=batch)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        reference = layer(torch._make_per_tensor_quantized_tensor(q_x, 0.02, 9)).int_repr()
+        reference = layer(x).int_repr()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
-            ours = int_conv2d(q_x, 0.02, 9, q_w, w_scale, zero_points, bias, 0.05, 100, kernel='onednn-amx')
+            ours = packed_layer_codes(layer, x, 'onednn-amx')
     finally:
         torch.set_num_threads(threads_before)
     assert any('1×1' in str(w.message) for w in caught)
@@ -246,3 +234,42 @@ def test_an_avx512_cap_takes_avx_vnni_away_from_a_cpu_without_avx512():
         assert onednn_isa(alder_lake, {'ONEDNN_MAX_CPU_ISA': cap}) == 'avx2'
     for cap in ('AVX2_VNNI', 'AVX10_1_512', 'ALL'):
         assert onednn_isa(alder_lake, {'ONEDNN_MAX_CPU_ISA': cap}) == 'avx2_vnni'
+
+
+@pytest.mark.parametrize('engine', ['fbgemm', 'onednn'])
+def test_packed_layer_codes_follow_a_fused_relu(engine):
+    "A LinearReLU and a ConvReLU2d: quantnb's codes are PyTorch's, ReLU included."
+    import torch.ao.nn.intrinsic.quantized as nniq
+    from quantnb.ptq import quantized_engine
+    from quantnb.x86 import packed_layer_codes
+    g = torch.Generator().manual_seed(0)
+    with quantized_engine(engine):
+        linear = nniq.LinearReLU(20, 8)
+        linear.set_weight_bias(torch.quantize_per_tensor(torch.randn(8, 20, generator=g), 0.02, 0, torch.qint8),
+                               torch.randn(8, generator=g))
+        conv = nniq.ConvReLU2d(3, 8, 3, padding=1)
+        conv.set_weight_bias(torch.quantize_per_tensor(torch.randn(8, 3, 3, 3, generator=g), 0.02, 0, torch.qint8),
+                             torch.randn(8, generator=g))
+    for layer, shape in ((linear, (5, 20)), (conv, (2, 3, 6, 6))):
+        layer.scale, layer.zero_point = 0.05, 0
+        x = torch.quantize_per_tensor(torch.randn(*shape, generator=g), 0.05, 128, torch.quint8)
+        reference = layer(x).int_repr()
+        assert (reference == 0).any(), 'the ReLU must clip some outputs for the test to mean anything'
+        assert torch.equal(packed_layer_codes(layer, x), reference)
+
+
+def test_packed_layer_codes_refuse_what_int_conv2d_does_not_compute():
+    import torch.ao.nn.quantized as nnq
+    from quantnb.x86 import near_half_conv, near_half_linear, packed_layer_codes
+    layer, x = near_half_conv('fbgemm')
+    grouped = nnq.Conv2d(16, 256, 3, groups=2)
+    with pytest.raises(ValueError, match='groups=2'):
+        packed_layer_codes(grouped, x)
+    with pytest.raises(TypeError, match='per-tensor quint8'):
+        packed_layer_codes(layer, x.int_repr())
+    with pytest.raises(ValueError, match="engine='qnnpack'"):
+        near_half_linear('qnnpack')
+    with pytest.raises(ValueError, match='kernel_size=9'):
+        near_half_conv('onednn', kernel_size=9)
+    with pytest.raises(TypeError, match='seed'):
+        near_half_linear('fbgemm', seed=1.5)
