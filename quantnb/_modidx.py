@@ -727,6 +727,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'quantnb.qat._check_optimizer_owns': ('qat.html#_check_optimizer_owns', 'quantnb/qat.py'),
                              'quantnb.qat._check_runs_first': ('qat.html#_check_runs_first', 'quantnb/qat.py'),
                              'quantnb.qat._check_values': ('qat.html#_check_values', 'quantnb/qat.py'),
+                             'quantnb.qat._check_weight': ('qat.html#_check_weight', 'quantnb/qat.py'),
                              'quantnb.qat._check_weight_init': ('qat.html#_check_weight_init', 'quantnb/qat.py'),
                              'quantnb.qat._dataset_bytes': ('qat.html#_dataset_bytes', 'quantnb/qat.py'),
                              'quantnb.qat._fake_quants': ('qat.html#_fake_quants', 'quantnb/qat.py'),

@@ -557,6 +557,11 @@ def mse_scale(
     start QAT."""
     _check_values(x, 'x')
     check_bool(per_channel, 'per_channel')
+    check_int(grid, 'grid')
+    if per_channel:
+        _check_weight(x, 'x')
+    elif not x.is_floating_point():
+        raise ValueError(f'x must be float values to fit a step to, not {x.dtype}')
     x2 = x.reshape(len(x), -1) if per_channel else x.reshape(1, -1)
     absmax = x2.abs().amax(1).clamp(min=1e-8)
     best, best_err = absmax / qmax, torch.full_like(absmax, float('inf'))
@@ -573,11 +578,7 @@ def lsq_init_scale(w: torch.Tensor, qmax: int) -> torch.Tensor:
     `qmax`)."""
     _check_values(w, 'w')
     check_int(qmax, 'qmax')
-    if w.ndim < 2 or not w.is_floating_point():
-        raise ValueError(
-            f'w must be a float weight (out_channels, ...), not {w.dtype} of shape {tuple(w.shape)}: one step per '
-            'output channel'
-        )
+    _check_weight(w, 'w')
     return 2 * w.detach().reshape(len(w), -1).abs().mean(1).clamp(min=1e-8) / math.sqrt(qmax)
 
 
@@ -585,7 +586,16 @@ def absmean_scale(w: torch.Tensor) -> torch.Tensor:
     """BitNet b1.58's ternary step, per output channel: $\\gamma = \\mathrm{mean}|W|$, codes $\\mathrm{clamp}(\\lfloor
     W/\\gamma \\rceil, -1, 1)$."""
     _check_values(w, 'w')
+    _check_weight(w, 'w')
     return w.detach().reshape(len(w), -1).abs().mean(1).clamp(min=1e-8)
+
+
+def _check_weight(w, name):
+    if w.ndim < 2 or not w.is_floating_point():
+        raise ValueError(
+            f'{name} must be a float weight (out_channels, ...), not {w.dtype} of shape {tuple(w.shape)}: one step '
+            'per output channel'
+        )
 
 
 def _check_values(x, name):
