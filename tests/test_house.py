@@ -1,11 +1,13 @@
-"""House rules of the library (quantnb/*.py, written by nbdev from the notebooks): where a helper lives, and how
-long a line may be."""
+"""House rules of the library (quantnb/*.py, written by nbdev from the notebooks) and of the notebooks themselves:
+where a helper lives, how long a line may be, one statement per line."""
 import ast
+import json
 from pathlib import Path
 
 import pytest
 
 LIBRARY = sorted(p for p in (Path(__file__).parents[1] / 'quantnb').glob('*.py') if p.name != '_modidx.py')
+NOTEBOOKS = sorted((Path(__file__).parents[1] / 'nbs').glob('*.ipynb'))
 GUARDS = (ast.Return, ast.Raise, ast.Continue, ast.Break, ast.Pass)
 
 
@@ -85,3 +87,27 @@ def _shared_lines(tree):
 def test_one_statement_per_line(path):
     shared = _shared_lines(_tree(path))
     assert not shared, f'{path.name}: lines {shared[:20]} ({len(shared)} in all) hold two statements'
+
+
+def _cells(path, kind):
+    "`(cell id, source)` of every `kind` ('code' or 'markdown') cell of a notebook."
+    return [(c.get('id'), ''.join(c['source'])) for c in json.loads(path.read_text())['cells'] if c['cell_type'] == kind]
+
+
+def _is_table_row(line):
+    "A Markdown table row or a link definition: both must stay on one line."
+    stripped = line.lstrip()
+    return stripped.startswith('|') or (stripped.startswith('[') and ']: ' in stripped)
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_lines_fit_in_120_characters(path):
+    long = [cell for kind in ('code', 'markdown') for cell, source in _cells(path, kind)
+            for line in source.splitlines() if len(line) > 120 and not (kind == 'markdown' and _is_table_row(line))]
+    assert not long, f'{path.name}: cells {sorted(set(long))[:20]} hold lines longer than 120 characters'
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_code_has_one_statement_per_line(path):
+    shared = [cell for cell, source in _cells(path, 'code') if _shared_lines(ast.parse(source))]
+    assert not shared, f'{path.name}: cells {shared} hold two statements on one line (joined by ; or after a colon)'
