@@ -878,10 +878,11 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'quantnb.x86.emulated_onednn_order': ('x86.html#emulated_onednn_order', 'quantnb/x86.py'),
                              'quantnb.x86.int_conv2d': ('x86.html#int_conv2d', 'quantnb/x86.py'),
                              'quantnb.x86.int_linear': ('x86.html#int_linear', 'quantnb/x86.py'),
-                             'quantnb.x86.near_half_conv': ('x86.html#near_half_conv', 'quantnb/x86.py'),
-                             'quantnb.x86.near_half_linear': ('x86.html#near_half_linear', 'quantnb/x86.py'),
+                             'quantnb.x86.onednn_activation_scales': ('x86.html#onednn_activation_scales', 'quantnb/x86.py'),
                              'quantnb.x86.onednn_requantize': ('x86.html#onednn_requantize', 'quantnb/x86.py'),
                              'quantnb.x86.onednn_weight_scales': ('x86.html#onednn_weight_scales', 'quantnb/x86.py'),
                              'quantnb.x86.packed_layer_codes': ('x86.html#packed_layer_codes', 'quantnb/x86.py'),
+                             'quantnb.x86.packed_near_half_conv': ('x86.html#packed_near_half_conv', 'quantnb/x86.py'),
+                             'quantnb.x86.packed_near_half_linear': ('x86.html#packed_near_half_linear', 'quantnb/x86.py'),
                              'quantnb.x86.plot_half_code_distances': ('x86.html#plot_half_code_distances', 'quantnb/x86.py'),
                              'quantnb.x86.saturates_int16': ('x86.html#saturates_int16', 'quantnb/x86.py')}}}

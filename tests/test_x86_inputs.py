@@ -133,10 +133,10 @@ def test_onednn_amx_one_by_one_follows_the_measured_pattern_and_warns(batch, thr
     "1×1 convolutions oneDNN runs on AMX: one image on several threads takes s_x then s_w, else s_x·s_w (notebook 05b)."
     import warnings
     from quantnb.isa import onednn_isa
-    from quantnb.x86 import near_half_conv, packed_layer_codes
+    from quantnb.x86 import packed_layer_codes, packed_near_half_conv
     if onednn_isa() != 'avx512_core_amx':
         pytest.skip('oneDNN runs AMX kernels only on a CPU with AMX')
-    layer, x = near_half_conv('onednn', in_channels=64, kernel_size=1, batch=batch)
+    layer, x = packed_near_half_conv('onednn', in_channels=64, kernel_size=1, batch=batch)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -260,16 +260,58 @@ def test_packed_layer_codes_follow_a_fused_relu(engine):
 
 def test_packed_layer_codes_refuse_what_int_conv2d_does_not_compute():
     import torch.ao.nn.quantized as nnq
-    from quantnb.x86 import near_half_conv, near_half_linear, packed_layer_codes
-    layer, x = near_half_conv('fbgemm')
+    from quantnb.x86 import packed_layer_codes, packed_near_half_conv, packed_near_half_linear
+    layer, x = packed_near_half_conv('fbgemm')
     grouped = nnq.Conv2d(16, 256, 3, groups=2)
     with pytest.raises(ValueError, match='groups=2'):
         packed_layer_codes(grouped, x)
     with pytest.raises(TypeError, match='per-tensor quint8'):
         packed_layer_codes(layer, x.int_repr())
     with pytest.raises(ValueError, match="engine='qnnpack'"):
-        near_half_linear('qnnpack')
+        packed_near_half_linear('qnnpack')
     with pytest.raises(ValueError, match='kernel_size=9'):
-        near_half_conv('onednn', kernel_size=9)
+        packed_near_half_conv('onednn', kernel_size=9)
     with pytest.raises(TypeError, match='seed'):
-        near_half_linear('fbgemm', seed=1.5)
+        packed_near_half_linear('fbgemm', seed=1.5)
+
+
+def test_packed_layer_codes_refuse_layers_they_do_not_compute_even_with_a_kernel():
+    "A LeakyReLU, a Tanh, an add and a dynamic layer: refused, whatever `kernel` says (they were computed as plain)."
+    import torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.quantized.dynamic as nnqd
+    from quantnb.x86 import packed_layer_codes, packed_near_half_linear
+    _, x = packed_near_half_linear('fbgemm')
+    for layer in (nniq.LinearLeakyReLU(300, 256, 0.01), nniq.LinearTanh(300, 256), nnqd.Linear(300, 256)):
+        with pytest.raises(TypeError, match='other fused activations'):
+            packed_layer_codes(layer, x, kernel='onednn')
+
+
+def test_near_half_builders_keep_the_layer_and_first_input_at_any_batch():
+    from quantnb.x86 import packed_near_half_conv, packed_near_half_linear
+    for build in (packed_near_half_linear, lambda engine, batch: packed_near_half_conv(engine, batch=batch)):
+        one, x_one = build('fbgemm', 1)
+        many, x_many = build('fbgemm', 5)
+        assert torch.equal(one.weight().int_repr(), many.weight().int_repr())
+        assert torch.equal(one.bias(), many.bias())
+        assert torch.equal(x_one.int_repr()[0], x_many.int_repr()[0])
+        assert len(x_many) == 5
+
+
+def test_onednn_activation_scales_are_the_ones_onednn_requantize_multiplies_by():
+    from quantnb.requant import f32
+    from quantnb.x86 import onednn_activation_scales, onednn_requantize
+    src_scale, dst_inverse = onednn_activation_scales(0.0123, 0.0771)
+    acc = torch.tensor([[12345]])
+    expected = torch.round(acc.float() * src_scale * f32(0.01) * dst_inverse + 7).clamp(0, 255).to(torch.uint8)
+    assert torch.equal(onednn_requantize(acc, None, 0.0123, 0.01, 0.0771, 7, linear=False), expected)
+    with pytest.raises(ValueError, match='overflows'):
+        onednn_activation_scales(1e-39, 0.1)
+
+
+def test_small_refusals_of_the_layer_functions_and_the_plot():
+    from quantnb.x86 import int_linear, plot_half_code_distances
+    with pytest.raises(ValueError, match='N > 0'):
+        int_linear(torch.zeros(1, 2, dtype=torch.uint8), 0.1, 0, torch.zeros(0, 2, dtype=torch.int8), 0.1, 0, None,
+                   0.1, 0)
+    with pytest.raises(TypeError, match='matplotlib Axes'):
+        plot_half_code_distances(torch.rand(4) / 2, torch.zeros(4, dtype=torch.bool), ax='x')
