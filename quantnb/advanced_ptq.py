@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import check_int, check_model
+from .core import check_bool, check_int, check_model, check_number, check_seed, eval_mode
+from .observers import QuantnbObserver
 from .ptq import fusable_groups, take_batches, traced_graph
 from .qat import QATLayer, mse_scale, prepare_lowbit
 
@@ -43,25 +44,47 @@ def float_activations(model: nn.Module):
             m.act_fq = act_fq
 
 # %% ../nbs/09_advanced_ptq.ipynb #e9a934b0
+def _module_named(model, name, arg: str = 'name'):
+    "The submodule `name` of `model`, or an error naming `arg` and listing the layers `model` does have."
+    if not isinstance(name, str):
+        raise TypeError(f'{arg}: {name!r} must be a module name (a str such as "conv1")')
+    modules = dict(check_model(model).named_modules())
+    if name not in modules:
+        layers = [n for n, m in modules.items() if isinstance(m, (QATLayer, nn.Conv2d, nn.Linear))]
+        raise ValueError(f'{arg}: {name!r} is no module of model; its layers are {layers[:20]}')
+    return modules[name]
+
+
 @torch.no_grad()
 def captured_inputs(
-    model: nn.Module,  # a model holding the module `name`
+    model: nn.Module,  # a model holding the module `name`; run in eval mode, each module's training flag given back
     name: str,  # the module whose input we want
-    images: list,  # image batches
+    images,  # image batches: a list of image tensors or of `(images, labels)` pairs, or a DataLoader
     quantized: bool = True,  # False: with activation quantization off
 ) -> torch.Tensor:  # the inputs of every batch, concatenated
-    "What the module `name` of `model` receives on `images`."
+    "What the module `name` of `model` receives on `images`, in eval mode (BatchNorm statistics left as they are)."
+    module, batches = _module_named(model, name), take_batches(images, 10**9, 'images')
+    check_bool(quantized, 'quantized')
     seen = []
-    hook = model.get_submodule(name).register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach()))
+    hook = module.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach()))
     try:
-        with float_activations(model) if not quantized else contextlib.nullcontext():
-            for x in images:
+        with eval_mode(model), float_activations(model) if not quantized else contextlib.nullcontext():
+            for x in batches:
                 model(x)
     finally:
         hook.remove()
+    if not seen:
+        raise ValueError(f'name: module {name!r} never ran on images; choose a layer that forward() calls')
     return torch.cat(seen)
 
 # %% ../nbs/09_advanced_ptq.ipynb #840a9ce6
+def _check_observer(observer):
+    "`observer` if it is an observer class of notebook 02 (the class itself, not an instance or a name)."
+    if not (isinstance(observer, type) and issubclass(observer, QuantnbObserver)):
+        raise TypeError(f'observer must be an observer class of notebook 02, e.g. MinMaxObserver, not {observer!r:.80}')
+    return observer
+
+
 @torch.no_grad()
 def observe_act_steps(
     qmodel: nn.Module,  # a `quantize_nearest` model; changed in place
@@ -69,7 +92,8 @@ def observe_act_steps(
     observer,  # an observer class of notebook 02, e.g. `MinMaxObserver`
 ) -> nn.Module:
     "Set every activation step of `qmodel` from `observer`, fed the float layer inputs (zero point 0)."
-    for name, m in qat_layers(qmodel):
+    _check_observer(observer)
+    for name, m in qat_layers(check_model(qmodel, 'qmodel')):
         a = m.act_fq
         if a is None:
             continue
@@ -89,6 +113,9 @@ def quantize_nearest(
 ) -> nn.Module:  # BatchNorm folded, every Conv2d and Linear a `QATLayer`, in eval mode
     "A fake-quantized copy of `model` whose weights round to the nearest code: the baseline."
     check_int(weight_bits, 'weight_bits', 2, 8)
+    check_bool(per_channel, 'per_channel')
+    if observer is not None:
+        _check_observer(observer)
     images = take_batches(calibration, 10**9, 'calibration')
     qmodel = prepare_lowbit(model, weight_bits, act_bits, 'ste', images)
     for _, m in qat_layers(qmodel):
@@ -115,12 +142,25 @@ def _check_finite(model):
             raise ValueError(f'{n} holds NaN or inf values: fix the weights before quantizing')
 
 # %% ../nbs/09_advanced_ptq.ipynb #1e6c4ae6
+def _check_bn_of(layer, bn):
+    "Refuse a `layer` that is no convolution or Linear, or a `bn` that cannot be folded into it."
+    if not isinstance(layer, (nn.modules.conv._ConvNd, nn.Linear)):
+        raise TypeError(f'layer must be a convolution or an nn.Linear, not {type(layer).__name__}')
+    if not isinstance(bn, nn.modules.batchnorm._BatchNorm):
+        raise TypeError(f'bn must be a BatchNorm module, not {type(bn).__name__}')
+    _fold_checked(bn, 'bn')
+    if bn.num_features != layer.weight.shape[0]:
+        raise ValueError(f'bn normalises {bn.num_features} channels but layer has {layer.weight.shape[0]} outputs: '
+                         'pass the BatchNorm that follows layer')
+
+
 @torch.no_grad()
 def folded_layer(
     layer: nn.Module,  # a Conv2d or Linear
     bn: nn.Module,  # the BatchNorm after it, in eval mode
 ) -> nn.Module:  # a copy of `layer`; `output_stats` holds BN's (beta, |gamma|): its output's mean and spread
     "A copy of `layer` that computes `bn(layer(x))` on its own."
+    _check_bn_of(layer, bn)
     gain = bn.weight / (bn.running_var + bn.eps).sqrt()
     layer = copy.deepcopy(layer)
     bias = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
@@ -145,14 +185,27 @@ def fold_bn(model: nn.Module) -> nn.Module:
     return model
 
 # %% ../nbs/09_advanced_ptq.ipynb #667b3117
+_RANGE_KINDS = ('absmax', 'minmax')
+
+
+def _check_kind(kind):
+    "`kind` if it names a channel range, else a `ValueError` listing them."
+    if not isinstance(kind, str) or kind not in _RANGE_KINDS:
+        raise ValueError(f'kind={kind!r}: choose one of {_RANGE_KINDS}')
+    return kind
+
+
 def channel_ranges(
     w: torch.Tensor,  # a weight
-    axis: int,  # the channel axis
+    axis: int,  # the channel axis; negative counts from the last, as in PyTorch
     kind: str = 'absmax',  # 'absmax': max|w| (symmetric codes); 'minmax': max - min (torch's `_equalize`)
 ) -> torch.Tensor:
     "Each channel's range along `axis`."
+    if not torch.is_tensor(w) or w.ndim == 0:
+        raise TypeError(f'w must be a weight tensor with a channel axis, not {getattr(w, "shape", type(w).__name__)}')
+    axis = check_int(axis, 'axis', -w.ndim, w.ndim - 1) % w.ndim
     rest = [d for d in range(w.ndim) if d != axis]
-    if kind == 'absmax':
+    if _check_kind(kind) == 'absmax':
         return w.abs().amax(rest)
     return w.amax(rest) - w.amin(rest)
 
@@ -162,9 +215,24 @@ def _input_axis(layer):
     return 0 if isinstance(layer, nn.Conv2d) and layer.groups > 1 else 1
 
 
+def _check_pair(l1, l2, name1: str = 'layer1', name2: str = 'layer2'):
+    "`(l1, l2)` if they can be equalized, or an error that names them and says why not."
+    if type(l1) is not type(l2) or not isinstance(l1, (nn.Conv2d, nn.Linear)):
+        raise ValueError(f'({name1}, {name2}) is {type(l1).__name__} -> {type(l2).__name__}: '
+                         'only Conv2d -> Conv2d or Linear -> Linear pairs can be equalized')
+    for n, layer in ((name1, l1), (name2, l2)):
+        if isinstance(layer, nn.Conv2d) and layer.groups not in (1, layer.in_channels):
+            raise ValueError(f'{n} is a grouped convolution (groups={layer.groups}): only groups=1 or depthwise')
+    if l1.weight.shape[0] != l2.weight.shape[_input_axis(l2)]:
+        raise ValueError(f'{name1} has {l1.weight.shape[0]} output channels but {name2} takes '
+                         f'{l2.weight.shape[_input_axis(l2)]}: they are not neighbours')
+    return l1, l2
+
+
 @torch.no_grad()
 def equalize_pair(layer1, layer2, kind: str = 'absmax') -> torch.Tensor:
     "Divide `layer1`'s output channels by s and multiply `layer2`'s input channels by s; returns s."
+    _check_pair(layer1, layer2)
     r1 = channel_ranges(layer1.weight, 0, kind)
     r2 = channel_ranges(layer2.weight, _input_axis(layer2), kind)
     s = torch.where((r1 > 0) & (r2 > 0), (r1 * r2).sqrt() / r2, torch.ones_like(r1))
@@ -198,7 +266,7 @@ def _next_layer(node, modules):
 # %% ../nbs/09_advanced_ptq.ipynb #cbffe26d
 def equalization_pairs(model: nn.Module) -> list:
     "Names `[layer1, layer2]` of each pair of same-kind layers that only a ReLU, Dropout or Identity separates."
-    modules, graph = dict(model.named_modules()), traced_graph(model)
+    modules, graph = dict(check_model(model).named_modules()), traced_graph(model)
     pairs = []
     for node in graph.nodes if graph else []:
         if node.op == 'call_module' and isinstance(modules[node.target], (nn.Conv2d, nn.Linear)):
@@ -208,76 +276,117 @@ def equalization_pairs(model: nn.Module) -> list:
     return pairs
 
 # %% ../nbs/09_advanced_ptq.ipynb #1a475a38
-def _pair_layers(model, name1, name2):
-    "The two layers of a pair, or an error that says why they cannot be equalized."
-    l1, l2 = model.get_submodule(name1), model.get_submodule(name2)
-    if type(l1) is not type(l2) or not isinstance(l1, (nn.Conv2d, nn.Linear)):
-        raise ValueError(f'({name1}, {name2}) is {type(l1).__name__} -> {type(l2).__name__}: '
-                         'only Conv2d -> Conv2d or Linear -> Linear pairs can be equalized')
-    for n, layer in ((name1, l1), (name2, l2)):
-        if isinstance(layer, nn.Conv2d) and layer.groups not in (1, layer.in_channels):
-            raise ValueError(f'{n} is a grouped convolution (groups={layer.groups}): only groups=1 or depthwise')
-    if l1.weight.shape[0] != l2.weight.shape[_input_axis(l2)]:
-        raise ValueError(f'{name1} has {l1.weight.shape[0]} output channels but {name2} takes '
-                         f'{l2.weight.shape[_input_axis(l2)]}: they are not neighbours')
-    return l1, l2
+def _pair_layers(model, pair):
+    "The two layers of a `[name1, name2]` pair, or an error that says why they cannot be equalized."
+    if isinstance(pair, str) or not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        raise TypeError(f'pairs must be a list of [name1, name2] pairs, e.g. [["conv1", "conv2"]]; it holds {pair!r}')
+    l1, l2 = (_module_named(model, n, 'pairs') for n in pair)
+    return _check_pair(l1, l2, *pair)
+
+
+def _pairs_layers(model, pairs):
+    "The layers of every pair of `pairs`, checked."
+    if isinstance(pairs, str) or not isinstance(pairs, (list, tuple)):
+        raise TypeError(f'pairs must be a list of [name1, name2] pairs or None, not {type(pairs).__name__}')
+    return [_pair_layers(model, p) for p in pairs]
 
 # %% ../nbs/09_advanced_ptq.ipynb #e658099b
+def _equalize_sweep(layers, kind):
+    "Equalize every pair once; returns how far the weights moved (summed L2 norms)."
+    change = 0.0
+    for l1, l2 in layers:
+        before = l1.weight.clone(), l2.weight.clone()
+        equalize_pair(l1, l2, kind)
+        change += (l1.weight - before[0]).norm() + (l2.weight - before[1]).norm()
+    return change
+
+
 @torch.no_grad()
 def cross_layer_equalize(
     model: nn.Module,  # a float model in eval mode, BatchNorm folded (`fold_bn`)
     pairs: list | None = None,  # `[name1, name2]` pairs; None: `equalization_pairs(model)`
-    threshold: float = 1e-4,  # stop when a sweep moves the weights by less (summed L2 norms)
+    threshold: float = 1e-4,  # stop when a sweep moves the weights by less (summed L2 norms); > 0
     kind: str = 'absmax',  # the channel range: 'absmax' or 'minmax' (torch's)
-    max_sweeps: int = 1000,
+    max_sweeps: int = 1000,  # stop after this many sweeps in any case; >= 1
 ) -> nn.Module:  # `equalization_sweeps` says how many sweeps ran
     "A copy of `model` with every pair equalized, sweep after sweep, until the weights stop changing."
     _check_finite(check_model(model))
+    check_number(threshold, 'threshold', 0, low_open=True)
+    _check_kind(kind)
+    check_int(max_sweeps, 'max_sweeps')
     model = copy.deepcopy(model)
-    pairs = equalization_pairs(model) if pairs is None else pairs
-    layers = [_pair_layers(model, *p) for p in pairs]
+    layers = _pairs_layers(model, equalization_pairs(model) if pairs is None else pairs)
     for sweep in range(1, max_sweeps + 1):
-        change = 0.0
-        for l1, l2 in layers:
-            before = l1.weight.clone(), l2.weight.clone()
-            equalize_pair(l1, l2, kind)
-            change += (l1.weight - before[0]).norm() + (l2.weight - before[1]).norm()
-        if change < threshold:
+        if _equalize_sweep(layers, kind) < threshold:
             break
     model.equalization_sweeps = sweep
     return model
 
 # %% ../nbs/09_advanced_ptq.ipynb #bbb8f8a4
+def _check_absorbable(layer1, layer2, sigmas):
+    "Refuse a pair whose first layer carries no folded BatchNorm statistics or whose second has no bias."
+    _check_pair(layer1, layer2)
+    check_number(sigmas, 'sigmas', 0)
+    if not hasattr(layer1, 'output_stats'):
+        raise ValueError('layer1 carries no folded BatchNorm statistics (output_stats): fold its BatchNorm first '
+                         'with fold_bn')
+    if layer2.bias is None:
+        raise ValueError('layer2 has no bias to take the constant: give it one (zeros)')
+
+
+def _constant_through(layer, c):
+    "What `layer` adds to its output for a constant input c per channel: W c, a convolution's W summed over its kernel."
+    w = layer.weight
+    if _input_axis(layer) == 0:  # depthwise: channel i feeds output i only
+        return w.reshape(w.shape[0], -1).sum(1) * c
+    return w.reshape(w.shape[0], w.shape[1], -1).sum(2) @ c  # a Linear's (out, in) weight is its own kernel sum
+
+
 @torch.no_grad()
 def absorb_pair(layer1, layer2, sigmas: float = 3.0) -> torch.Tensor:
-    "Move c = max(0, beta - 3|gamma|) from `layer1`'s bias into `layer2`'s; returns c."
+    "Move c = max(0, beta - sigmas |gamma|) from `layer1`'s bias into `layer2`'s; returns c."
+    _check_absorbable(layer1, layer2, sigmas)
     beta, gamma = layer1.output_stats
     c = (beta - sigmas * gamma).clamp(min=0)
     layer1.bias.sub_(c)
     layer1.output_stats = (beta - c, gamma)
-    w2 = layer2.weight
-    if _input_axis(layer2) == 0:  # depthwise: channel i feeds output i only
-        layer2.bias.add_(w2.sum((1, 2, 3)) * c)
-    else:
-        layer2.bias.add_(w2.sum(tuple(range(2, w2.ndim))) @ c)
+    layer2.bias.add_(_constant_through(layer2, c))
     return c
 
 # %% ../nbs/09_advanced_ptq.ipynb #6b9a9f36
 def absorb_high_bias(
     model: nn.Module,  # a model after `fold_bn` (and usually `cross_layer_equalize`)
     pairs: list | None = None,  # `[name1, name2]` pairs with a ReLU between; None: `equalization_pairs(model)`
-    sigmas: float = 3.0,  # AIMET's rule: absorb beta - 3|gamma|
+    sigmas: float = 3.0,  # AIMET's rule: absorb beta - 3|gamma|; >= 0
 ) -> nn.Module:
     "A copy of `model` with each pair's high bias absorbed, where the first layer carries folded BN statistics."
+    check_number(sigmas, 'sigmas', 0)
     model = copy.deepcopy(check_model(model))
-    pairs = equalization_pairs(model) if pairs is None else pairs
-    for name1, name2 in pairs:
-        l1, l2 = _pair_layers(model, name1, name2)
+    layers = _pairs_layers(model, equalization_pairs(model) if pairs is None else pairs)
+    for l1, l2 in layers:
         if hasattr(l1, 'output_stats') and l2.bias is not None:
             absorb_pair(l1, l2, sigmas)
     return model
 
 # %% ../nbs/09_advanced_ptq.ipynb #bd483bba
+def _check_qat_layer(m):
+    "`m` if it is a `QATLayer`, else a `TypeError` saying where to get one."
+    if not isinstance(m, QATLayer):
+        raise TypeError(f'm must be a QATLayer (a layer of a quantize_nearest model), not {type(m).__name__}')
+    return m
+
+
+def _check_layer_batch(layer, x, name: str):
+    "`x` if `layer` (a Conv2d or Linear) takes it: a non-empty float batch of its input channels; else an error."
+    ndim, channels = (2, layer.in_features) if isinstance(layer, nn.Linear) else (4, layer.in_channels)
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise TypeError(f'{name} must be a float tensor, not {getattr(x, "dtype", type(x).__name__)}')
+    if x.ndim != ndim or x.shape[1] != channels or len(x) == 0:
+        raise ValueError(f'{name} has shape {tuple(x.shape)}; the {type(layer).__name__} takes a non-empty batch of '
+                         f'{ndim}-d inputs with {channels} channels')
+    return x
+
+
 @torch.no_grad()
 def mean_output_error(
     m: QATLayer,  # a quantized layer
@@ -285,6 +394,10 @@ def mean_output_error(
     w: torch.Tensor,  # the float weight it stands for
 ) -> torch.Tensor:  # one value per output channel
     "E[W~x] - E[Wx] per output channel, in float64: the mean shift the quantized weight causes."
+    _check_layer_batch(_check_qat_layer(m).layer, x, 'x')
+    if not torch.is_tensor(w) or w.shape != m.layer.weight.shape:
+        raise ValueError(f'w has shape {tuple(getattr(w, "shape", ()))} but the layer\'s weight has shape '
+                         f'{tuple(m.layer.weight.shape)}: pass the float weight of this layer')
     diff = m.weight_fq(m.layer.weight).double() - w.double()
     if isinstance(m.layer, nn.Linear):
         out = F.linear(x.double(), diff)
@@ -308,6 +421,7 @@ def correct_bias(
     "A copy of `qmodel` whose biases cancel, layer after layer, the mean output shift of the quantized weights."
     images = take_batches(images, 10**9, 'images')
     qmodel, fmodel = copy.deepcopy(_check_quantized(qmodel)).eval(), fold_bn(model)
+    _check_made_from(qmodel, fmodel)
     for name, m in qat_layers(qmodel):
         if m.layer.bias is None:
             m.layer.bias = nn.Parameter(torch.zeros(m.layer.weight.shape[0]))
@@ -318,9 +432,19 @@ def correct_bias(
 # %% ../nbs/09_advanced_ptq.ipynb #0add5b1d
 def _check_quantized(qmodel):
     "`qmodel` if it holds QATLayers, else an error saying how to make one."
-    if not qat_layers(check_model(qmodel)):
+    if not qat_layers(check_model(qmodel, 'qmodel')):
         raise ValueError(f'{type(qmodel).__name__} has no QATLayer: quantize it first with quantize_nearest')
     return qmodel
+
+
+def _check_made_from(qmodel, fmodel):
+    "Refuse a float model (BatchNorm folded) whose layers are not the ones `qmodel` quantized: same names and shapes."
+    layers = dict(fmodel.named_modules())
+    for name, m in qat_layers(qmodel):
+        twin = layers.get(name)
+        if not isinstance(twin, (nn.Conv2d, nn.Linear)) or twin.weight.shape != m.layer.weight.shape:
+            raise ValueError(f'model has no {type(m.layer).__name__} {name!r} of weight shape '
+                             f'{tuple(m.layer.weight.shape)}: pass the float model qmodel was made from')
 
 # %% ../nbs/09_advanced_ptq.ipynb #ee56392b
 ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch (Louizos et al. 2018), as AdaRound uses it
@@ -331,28 +455,52 @@ def rectified_sigmoid(v: torch.Tensor) -> torch.Tensor:
     return (torch.sigmoid(v) * (ZETA - GAMMA) + GAMMA).clamp(0, 1)
 
 # %% ../nbs/09_advanced_ptq.ipynb #b1168188
+def _check_steps(w, scale):
+    "Refuse a `w` that is no finite float tensor, or a step `scale` that is not finite and > 0."
+    if not torch.is_tensor(w) or not w.is_floating_point():
+        raise TypeError(f'w must be a float tensor of weights, not {getattr(w, "dtype", type(w).__name__)}')
+    if not torch.isfinite(w).all():
+        raise ValueError('w holds NaN or inf values: fix the weights before rounding them')
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.Tensor)):
+        raise TypeError(f'scale must be a number or a tensor, not {type(scale).__name__}')
+    s = torch.as_tensor(scale)
+    if not torch.isfinite(s).all() or (s <= 0).any():
+        raise ValueError(f'scale must be finite and > 0 (a weight step), got {s.flatten()[:8].tolist()}')
+
+
 def adaround_init(w: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     "The V with h(V) = w/scale - floor(w/scale): V = 2 atanh((r - 1/2) / 0.6), whose sign is exactly that of r - 1/2."
+    _check_steps(w, scale)
     r = (w / scale).double()
     r = r - r.floor()
     return (2 * torch.atanh((r - 0.5) / ((ZETA - GAMMA) / 2))).float()
 
 
 def harden(v: torch.Tensor) -> torch.Tensor:
-    "The rounding offset as 0 or 1: 1 (round up) where h(V) >= 0.5, that is V >= 0."
+    "The rounding offset as 0 or 1: 1 (round up) where h(V) >= 0.5, that is V >= 0; a NaN has no direction: refused."
+    if not torch.is_tensor(v):
+        raise TypeError(f'v must be a tensor, not {type(v).__name__}')
+    if v.isnan().any():
+        raise ValueError('v holds NaN: it rounds neither up nor down (did AdaRound diverge? lower lr)')
     return (v >= 0).float()
 
 # %% ../nbs/09_advanced_ptq.ipynb #e27da3b5
 def round_regularizer(v: torch.Tensor, beta: float) -> torch.Tensor:
     "sum(1 - |2 h(V) - 1|^beta): zero only when every h(V) is 0 or 1."
+    check_number(beta, 'beta', 0, low_open=True)
     return (1 - (2 * rectified_sigmoid(v) - 1).abs().pow(beta)).sum()
 
 
 def beta_at(step: int, iters: int, warmup: float = 0.2, start: float = 20.0, end: float = 2.0) -> float | None:
-    "The regulariser's beta at `step`: None (off) during the warm-up, then cosine-annealed from `start` to `end`."
+    "Beta at `step`: None (off) during the warm-up, then cosine-annealed from `start` to `end`, then `end`."
+    check_int(step, 'step', 0)
+    check_int(iters, 'iters')
+    check_number(warmup, 'warmup', 0, 1)
+    check_number(start, 'start', 0, low_open=True)
+    check_number(end, 'end', 0, low_open=True)
     if step < warmup * iters:
         return None
-    progress = (step - warmup * iters) / max(1.0, (1 - warmup) * iters)
+    progress = min(1.0, (step - warmup * iters) / max(1.0, (1 - warmup) * iters))
     return end + 0.5 * (start - end) * (1 + math.cos(math.pi * progress))
 
 # %% ../nbs/09_advanced_ptq.ipynb #a580babb
@@ -369,6 +517,26 @@ def _with_weight(layer, x, weight):
     return layer._conv_forward(x, weight, layer.bias)
 
 # %% ../nbs/09_advanced_ptq.ipynb #a51f2486
+def _check_reconstruction(m, x_q, target):
+    "Refuse inputs that `m` cannot take, or a `target` that is not shaped as `m`'s output on them."
+    _check_layer_batch(_check_qat_layer(m).layer, x_q, 'x_q')
+    with torch.no_grad():
+        want = (len(x_q), *m.layer(x_q[:1]).shape[1:])
+    if not torch.is_tensor(target) or tuple(target.shape) != want:
+        raise ValueError(f'target has shape {tuple(getattr(target, "shape", ()))} but the layer outputs {want} on x_q: '
+                         "pass the float layer's output on the same examples")
+
+
+def _check_settings(relu, iters, batch_size, lr, reg, seed):
+    "Refuse AdaRound settings that would crash or silently do something else."
+    check_bool(relu, 'relu')
+    check_int(iters, 'iters')
+    check_int(batch_size, 'batch_size')
+    check_number(lr, 'lr', 0, low_open=True)
+    check_number(reg, 'reg', 0)
+    check_seed(seed)
+
+
 def adaround_layer(
     m: QATLayer,  # a quantized layer; its weight becomes the learned rounding
     x_q: torch.Tensor,  # its inputs in the quantized model, activation quantization applied
@@ -381,6 +549,8 @@ def adaround_layer(
     seed: int = 0,  # seeds the batches
 ) -> dict:  # the last reconstruction loss and the share of weights rounded away from nearest
     "Learn the rounding of one layer's weights (AdaRound)."
+    _check_reconstruction(m, x_q, target)
+    _check_settings(relu, iters, batch_size, lr, reg, seed)
     w, fq = m.layer.weight.detach().clone(), m.weight_fq
     scale = fq.scale.reshape(-1, *[1] * (w.ndim - 1))
     v = nn.Parameter(adaround_init(w, scale))
@@ -425,6 +595,7 @@ def adaround(
     check_int(iters, 'iters')
     images = take_batches(images, 10**9, 'images')
     qmodel, fmodel = copy.deepcopy(_check_quantized(qmodel)).eval(), fold_bn(model).eval()
+    _check_made_from(qmodel, fmodel)
     start, layers = time.perf_counter(), {}
     for name, m in qat_layers(qmodel):
         relu = _relu_follows(fmodel, name)

@@ -56,11 +56,19 @@ def _tensor_arg(v, name:str) -> torch.Tensor:
         raise TypeError(f'{name} must be a number or a tensor, not {type(v).__name__}')
     return torch.as_tensor(v)
 
+def _check_qparam_shapes(scale:torch.Tensor, zero_point:torch.Tensor):
+    "Refuse an empty or many-dimensional scale, and zero points that are neither one nor one per scale."
+    if scale.numel() == 0 or scale.dim() > 1:
+        raise ValueError(f'scale has shape {tuple(scale.shape)}: give one scale, or one per channel (1-D)')
+    if zero_point.numel() != 1 and zero_point.shape != scale.shape:
+        raise ValueError(f'zero_point has shape {tuple(zero_point.shape)} but scale has shape {tuple(scale.shape)}: '
+                         'give one zero point per scale (or one for all)')
+
 def check_onnx_qparams(scale, # the scale(s): numbers or a tensor
                        zero_point, # the zero point(s): integers, of the codes' type when a tensor has one
                        dtype=torch.uint8 # the codes' type
                       ) -> tuple: # (float32 scale, int64 zero point)
-    "QuantizeLinear's scale and zero point, checked: finite scales > 0, zero points integers within `dtype`."
+    "QuantizeLinear's scale and zero point: finite scales > 0; integer zero points in `dtype`, one, or one per scale."
     if dtype not in CODE_DTYPES:
         raise ValueError(f'dtype={dtype}: choose torch.uint8 or torch.int8 codes')
     scale, zero_point = _tensor_arg(scale, 'scale').float(), _tensor_arg(zero_point, 'zero_point')
@@ -68,6 +76,7 @@ def check_onnx_qparams(scale, # the scale(s): numbers or a tensor
         raise ValueError(f'scale must be finite and > 0, got {scale.tolist()}')
     if zero_point.is_floating_point() or zero_point.dtype == torch.bool:
         raise TypeError(f'zero_point must be an integer, not {zero_point.dtype}')
+    _check_qparam_shapes(scale, zero_point)
     if zero_point.dtype in CODE_DTYPES and zero_point.dtype != dtype:
         raise ValueError(f'zero_point is {zero_point.dtype} but dtype={dtype}: in ONNX the zero point carries '
                          'the codes\' type; pass the same type for both')
@@ -166,6 +175,9 @@ def int32_bias(bias:np.ndarray, # float biases (N,)
         raise ValueError(f'rounding={rounding!r}: choose one of {BIAS_ROUNDINGS}')
     bias = _check_bias(bias)
     x_scale, w_scale = _check_scales(x_scale, w_scale)
+    if w_scale.size != 1 and w_scale.shape != bias.shape:
+        raise ValueError(f'w_scale has {w_scale.size} values but bias has {bias.size}: give one weight scale, or one '
+                         'per bias (per output channel)')
     step = x_scale * w_scale
     with np.errstate(divide='ignore', over='ignore'):  # a zero or tiny step: refused just below
         steps = bias / step if rounding == 'float32' else bias.astype(np.float64) / step.astype(np.float64)
@@ -227,7 +239,10 @@ def quantize_biases(proto, # an ONNX ModelProto in QDQ form, changed in place
                     rounding:str='half_even' # one of `BIAS_ROUNDINGS`, see `int32_bias`
                    ) -> int: # how many biases were quantized
     "Replace each float bias of a QDQ Conv/Gemm by an int32 initializer and its DequantizeLinear."
-    require_onnx()
+    onnx, _ = require_onnx()
+    if not isinstance(proto, onnx.ModelProto):
+        raise TypeError(f'proto must be an onnx.ModelProto (it is changed in place), not {type(proto).__name__}: '
+                        'load a file with load_proto(path), then write it back with onnx.save_model')
     if rounding not in BIAS_ROUNDINGS:
         raise ValueError(f'rounding={rounding!r}: choose one of {BIAS_ROUNDINGS}')
     graph = proto.graph
@@ -305,10 +320,23 @@ def export_onnx(model:nn.Module, # a PT2E static int8 model (a float model with 
     return atomic_write(Path(path), lambda tmp: onnx.save_model(proto, str(tmp), save_as_external_data=False))
 
 # %% ../nbs/10_deploy.ipynb #57a3c9bb
+def _read_onnx(path, name:str):
+    "The ModelProto in the file `path`, or a `ValueError` naming `name` when onnx reads no model from it."
+    onnx, _ = require_onnx()
+    try:
+        proto = onnx.load(str(path))
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ValueError(f'{name}: {path} is not an ONNX model onnx can read ({reason}); pass a file export_onnx '
+                         'wrote') from e
+    if not proto.HasField('graph'):
+        raise ValueError(f'{name}: {path} holds no ONNX graph; pass a file export_onnx wrote')
+    return proto
+
 def load_proto(model, # an .onnx path (str or Path) or a ModelProto
                name:str='model' # the argument's name, for the error
               ):
-    "`model` as an ONNX ModelProto: loaded from a path, or returned as it is; anything else a `TypeError`."
+    "`model` as an ONNX ModelProto: loaded from a path, or returned as it is; a file onnx cannot read a `ValueError`."
     onnx, _ = require_onnx()
     if isinstance(model, onnx.ModelProto):
         return model
@@ -316,7 +344,7 @@ def load_proto(model, # an .onnx path (str or Path) or a ModelProto
         raise TypeError(f'{name} must be an .onnx path or an onnx.ModelProto, not {type(model).__name__}')
     if not Path(model).is_file():
         raise FileNotFoundError(f'no ONNX file at {model}')
-    return onnx.load(str(model))
+    return _read_onnx(model, name)
 
 def op_types(model) -> Counter: # node type -> how many
     "The node types of an ONNX graph (a path or a ModelProto)."

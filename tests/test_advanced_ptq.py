@@ -1,13 +1,16 @@
 "Advanced PTQ (notebook 09): oracles, invariances and bad input, on tiny random models."
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn as nn
 from torch.ao.quantization._equalize import equalize as torch_equalize
 
-from quantnb.advanced_ptq import (adaround, adaround_init, correct_bias, cross_layer_equalize, equalization_pairs,
-                                  fold_bn, harden, mean_output_error, qat_layers, quantize_nearest, captured_inputs)
+from quantnb.advanced_ptq import (absorb_high_bias, absorb_pair, adaround, adaround_init, adaround_layer, beta_at,
+                                  captured_inputs, channel_ranges, correct_bias, cross_layer_equalize,
+                                  equalization_pairs, equalize_pair, fold_bn, folded_layer, harden, mean_output_error,
+                                  observe_act_steps, qat_layers, quantize_nearest, round_regularizer)
 
 
 class Tiny(nn.Module):
@@ -167,3 +170,129 @@ def test_float_model_is_refused_by_adaround():
     m = tiny(bn=False)
     with pytest.raises(ValueError, match='no QATLayer'):
         adaround(m, m, images(1))
+
+
+def _bn_pair(kind, seed=0):
+    "Linear-BN-ReLU-Linear or Conv-BN-ReLU-Conv whose BatchNorm puts every channel well above zero (beta >> |gamma|)."
+    torch.manual_seed(seed)
+    if kind == 'linear':
+        m = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    else:
+        m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 3))
+    m[1].weight.data.uniform_(0.05, 0.2)
+    m[1].bias.data.uniform_(1, 3)
+    return m.eval()
+
+
+@pytest.mark.parametrize('kind', ['linear', 'conv'])
+def test_absorb_high_bias_keeps_the_function_where_the_relu_passes(kind):
+    m = fold_bn(_bn_pair(kind))
+    x = 0.1 * (torch.rand(5, 8) if kind == 'linear' else torch.rand(5, 1, 8, 8))
+    beta, gamma = m[0].output_stats
+    c = (beta - 3 * gamma).clamp(min=0)
+    y = m[0](x).transpose(0, 1).reshape(len(c), -1)
+    assert (c > 0).all() and (y >= c[:, None]).all()  # so ReLU(y) = ReLU(y - c) + c on every value
+    absorbed = absorb_high_bias(m)
+    torch.testing.assert_close(absorbed[0].bias, m[0].bias - c)
+    assert not torch.equal(absorbed[3].bias, m[3].bias)
+    torch.testing.assert_close(absorbed(x), m(x), rtol=1e-5, atol=1e-5)
+
+
+def test_captured_inputs_leaves_a_training_model_as_it_was():
+    m, cal = tiny().train(), images(1)
+    before = copy.deepcopy(m.state_dict())
+    got = captured_inputs(m, 'fc1', cal)
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())  # BatchNorm running stats untouched
+    assert all(module.training for module in m.modules())
+    torch.testing.assert_close(got, captured_inputs(m.eval(), 'fc1', cal))
+
+
+def test_captured_inputs_takes_labelled_batches_too():
+    m, cal = tiny(bn=False), images(2)
+    labelled = [(x, torch.zeros(len(x), dtype=torch.long)) for x in cal]
+    assert torch.equal(captured_inputs(m, 'fc1', labelled), captured_inputs(m, 'fc1', cal))
+
+
+def test_channel_ranges_counts_a_negative_axis_from_the_end():
+    w = torch.randn(4, 3, 2, 5)
+    assert torch.equal(channel_ranges(w, -1), channel_ranges(w, 3))
+    assert torch.equal(channel_ranges(w, -4, 'minmax'), channel_ranges(w, 0, 'minmax'))
+
+
+def test_beta_stays_at_its_end_value_after_the_last_step():
+    assert beta_at(1, 10) is None
+    assert beta_at(2, 10) == 20.0
+    assert beta_at(10, 10) == 2.0
+    assert beta_at(20, 10) == 2.0
+
+
+@pytest.fixture(scope='module')
+def parts():
+    "A float model, its calibration images, its W4A8 copy, and one quantized layer's inputs and float target."
+    m, cal = tiny(bn=False), images(1)
+    q = quantize_nearest(m, 4, 8, cal)
+    x = q.fc2.act_fq(captured_inputs(q, 'fc2', cal))
+    other = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    return SimpleNamespace(m=m, cal=cal, q=q, layer=q.fc2, x=x, target=m.fc2(captured_inputs(m, 'fc2', cal)),
+                           other=other)
+
+
+NAN = float('nan')
+BAD = {
+    'per-channel-string': (lambda p: quantize_nearest(p.m, 4, 8, p.cal, per_channel='no'), TypeError, 'per_channel'),
+    'observer-string': (lambda p: quantize_nearest(p.m, 4, 8, p.cal, observer='minmax'), TypeError, 'observer'),
+    'observer-none': (lambda p: observe_act_steps(copy.deepcopy(p.q), p.cal, None), TypeError, 'observer'),
+    'unknown-layer': (lambda p: captured_inputs(p.q, 'nope', p.cal), ValueError, "'nope' is no module"),
+    'bare-tensor': (lambda p: captured_inputs(p.q, 'fc1', p.cal[0]), TypeError, 'images must be an iterable'),
+    'no-batches': (lambda p: captured_inputs(p.q, 'fc1', []), ValueError, 'images yielded no batches'),
+    'quantized-string': (lambda p: captured_inputs(p.q, 'fc1', p.cal, quantized='no'), TypeError, 'quantized'),
+    'bn-other-width': (lambda p: folded_layer(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(3).eval()), ValueError,
+                       'bn normalises 3 channels'),
+    'bn-not-affine': (lambda p: folded_layer(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4, affine=False).eval()), ValueError,
+                      'no affine'),
+    'bn-training': (lambda p: folded_layer(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)), ValueError, 'bn is in training'),
+    'ranges-of-list': (lambda p: channel_ranges([[1.0]], 0), TypeError, 'w must be'),
+    'ranges-axis': (lambda p: channel_ranges(torch.ones(2, 3), 2), ValueError, 'axis'),
+    'ranges-kind': (lambda p: channel_ranges(torch.ones(2, 3), 0, 'absMax'), ValueError, 'kind'),
+    'pair-mismatch': (lambda p: equalize_pair(nn.Linear(3, 4), nn.Linear(5, 2)), ValueError,
+                      'layer1 has 4 output channels but layer2 takes 5'),
+    'pairs-of-string': (lambda p: equalization_pairs('x'), TypeError, 'model'),
+    'sweeps-0': (lambda p: cross_layer_equalize(p.m, max_sweeps=0), ValueError, 'max_sweeps'),
+    'sweeps-float': (lambda p: cross_layer_equalize(p.m, max_sweeps=1.5), ValueError, 'max_sweeps'),
+    'threshold-nan': (lambda p: cross_layer_equalize(p.m, threshold=NAN), ValueError, 'threshold'),
+    'threshold-negative': (lambda p: cross_layer_equalize(p.m, threshold=-1.0), ValueError, 'threshold'),
+    'pairs-flat': (lambda p: cross_layer_equalize(p.m, pairs=['fc1', 'fc2']), TypeError, 'pairs must be a list'),
+    'pairs-unknown': (lambda p: cross_layer_equalize(p.m, pairs=[['fc1', 'nope']]), ValueError, "pairs: 'nope'"),
+    'pair-of-one': (lambda p: absorb_high_bias(p.m, pairs=[['fc1']]), TypeError, 'pairs'),
+    'sigmas-nan': (lambda p: absorb_high_bias(p.m, sigmas=NAN), ValueError, 'sigmas'),
+    'sigmas-negative': (lambda p: absorb_high_bias(p.m, sigmas=-3.0), ValueError, 'sigmas'),
+    'sigmas-string': (lambda p: absorb_high_bias(p.m, sigmas='3'), TypeError, 'sigmas'),
+    'absorb-unfolded': (lambda p: absorb_pair(nn.Linear(3, 4), nn.Linear(4, 2)), ValueError, 'output_stats'),
+    'error-x-width': (lambda p: mean_output_error(p.layer, torch.rand(2, 7), p.layer.layer.weight), ValueError,
+                      'x has shape'),
+    'error-w-shape': (lambda p: mean_output_error(p.layer, p.x, torch.rand(3, 3)), ValueError, 'w has shape'),
+    'correct-other-model': (lambda p: correct_bias(p.q, p.other, p.cal), ValueError, 'made from'),
+    'adaround-other-model': (lambda p: adaround(p.q, p.other, p.cal, iters=2), ValueError, 'made from'),
+    'init-zero-step': (lambda p: adaround_init(torch.tensor([0.3]), torch.tensor(0.0)), ValueError, 'scale'),
+    'init-negative-step': (lambda p: adaround_init(torch.tensor([0.3]), -0.1), ValueError, 'scale'),
+    'init-nan-step': (lambda p: adaround_init(torch.tensor([0.3]), torch.tensor(NAN)), ValueError, 'scale'),
+    'harden-nan': (lambda p: harden(torch.tensor([NAN, 1.0])), ValueError, 'NaN'),
+    'beta-nan': (lambda p: round_regularizer(torch.zeros(3), NAN), ValueError, 'beta'),
+    'beta-negative': (lambda p: round_regularizer(torch.zeros(3), -1.0), ValueError, 'beta'),
+    'step-string': (lambda p: beta_at('5', 10), ValueError, 'step'),
+    'no-iters': (lambda p: beta_at(0, 0), ValueError, 'iters'),
+    'warmup-nan': (lambda p: beta_at(5, 10, warmup=NAN), ValueError, 'warmup'),
+    'relu-string': (lambda p: adaround_layer(copy.deepcopy(p.layer), p.x, p.target, 'no', 2), TypeError, 'relu'),
+    'batch-size-0': (lambda p: adaround_layer(copy.deepcopy(p.layer), p.x, p.target, False, 2, batch_size=0),
+                     ValueError, 'batch_size'),
+    'iters-0': (lambda p: adaround_layer(copy.deepcopy(p.layer), p.x, p.target, False, 0), ValueError, 'iters'),
+    'lr-nan': (lambda p: adaround_layer(copy.deepcopy(p.layer), p.x, p.target, False, 2, lr=NAN), ValueError, 'lr'),
+    'target-shape': (lambda p: adaround_layer(copy.deepcopy(p.layer), p.x, torch.rand(6, 3), False, 2), ValueError,
+                     'target has shape'),
+}
+
+
+@pytest.mark.parametrize('call, error, match', BAD.values(), ids=BAD.keys())
+def test_bad_arguments_are_refused_by_name(parts, call, error, match):
+    with pytest.raises(error, match=match):
+        call(parts)

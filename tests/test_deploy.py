@@ -15,10 +15,12 @@ from quantnb.deploy import (
     BIAS_MODES,
     OrtClassifier,
     QdqReference,
+    check_onnx_qparams,
     check_pt2e_static,
     code_parity,
     export_onnx,
     int32_bias,
+    load_proto,
     onnx_quantize,
     op_types,
     optimized_op_types,
@@ -491,3 +493,49 @@ def test_prepared_models_and_signed_activations_are_refused():
     node.args = (*node.args[:3], -128, 127, torch.int8)  # as a quantizer with signed activations writes it
     with pytest.raises(ValueError, match='torch.int8 activations'):
         check_pt2e_static(model)
+
+
+@pytest.mark.parametrize('scale, zero_point, match', [
+    (torch.tensor([]), 0, r'scale has shape \(0,\)'),
+    (torch.full((2, 2), 0.1), 0, r'scale has shape \(2, 2\)'),
+    (torch.tensor([0.1, 0.2]), torch.tensor([0, 1, 2]), r'zero_point has shape \(3,\) but scale has shape \(2,\)'),
+    (torch.tensor(0.1), torch.tensor([0, 1]), r'zero_point has shape \(2,\) but scale has shape \(\)'),
+], ids=['empty-scale', '2d-scale', 'three-zero-points-two-scales', 'two-zero-points-one-scale'])
+def test_check_onnx_qparams_refuses_scales_and_zero_points_that_do_not_pair(scale, zero_point, match):
+    with pytest.raises(ValueError, match=match):
+        check_onnx_qparams(scale, zero_point)
+
+
+def test_check_onnx_qparams_takes_one_zero_point_or_one_per_scale():
+    scale, zero_point = check_onnx_qparams(torch.tensor([0.1, 0.2]), 3)
+    assert scale.shape == (2,) and zero_point.item() == 3
+    _, zero_point = check_onnx_qparams(torch.tensor([0.1, 0.2]), torch.tensor([1, 2], dtype=torch.uint8))
+    assert zero_point.tolist() == [1, 2]
+
+
+@pytest.mark.parametrize('bias, w_scale', [
+    (np.ones(1), np.array([0.1, 0.2, 0.4])),
+    (np.ones(3), np.array([0.1, 0.2])),
+], ids=['one-bias-three-scales', 'three-biases-two-scales'])
+def test_int32_bias_needs_one_weight_scale_or_one_per_bias(bias, w_scale):
+    with pytest.raises(ValueError, match='w_scale has .* values but bias has'):
+        int32_bias(bias, 1.0, w_scale)
+
+
+def test_int32_bias_spreads_one_weight_scale_or_pairs_one_per_bias():
+    assert int32_bias(np.ones(3), 1.0, np.array([0.5])).tolist() == [2, 2, 2]
+    assert int32_bias(np.ones(2), 1.0, np.array([0.5, 0.25])).tolist() == [2, 4]
+
+
+def test_load_proto_names_a_file_that_holds_no_onnx_model(tmp_path):
+    (tmp_path / 'junk.onnx').write_bytes(b'not a model')
+    with pytest.raises(ValueError, match='proto: .*junk.onnx is not an ONNX model'):
+        load_proto(tmp_path / 'junk.onnx', 'proto')
+    (tmp_path / 'empty.onnx').write_bytes(b'')
+    with pytest.raises(ValueError, match='holds no ONNX graph'):
+        op_types(tmp_path / 'empty.onnx')
+
+
+def test_quantize_biases_refuses_a_path_by_name(tmp_path):
+    with pytest.raises(TypeError, match='proto must be an onnx.ModelProto .*load_proto'):
+        quantize_biases(str(tmp_path / 'm.onnx'))
