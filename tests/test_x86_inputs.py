@@ -315,3 +315,24 @@ def test_small_refusals_of_the_layer_functions_and_the_plot():
                    0.1, 0)
     with pytest.raises(TypeError, match='matplotlib Axes'):
         plot_half_code_distances(torch.rand(4) / 2, torch.zeros(4, dtype=torch.bool), ax='x')
+
+
+def test_run_fresh_sets_caps_from_env_alone_and_stops_at_its_timeout(monkeypatch):
+    from quantnb.isa import run_fresh
+    monkeypatch.setenv('ONEDNN_MAX_CPU_ISA', 'AVX2')  # a cap of the process that calls run_fresh
+    script = 'import json, os\nprint(json.dumps(os.environ.get("ONEDNN_MAX_CPU_ISA")))'
+    assert run_fresh(script, {})[0] is None
+    assert run_fresh(script, {'ONEDNN_MAX_CPU_ISA': 'AVX512_CORE'})[0] == 'AVX512_CORE'
+    with pytest.raises(RuntimeError, match='timeout=1'):
+        run_fresh('import time\ntime.sleep(30)', {}, timeout=1)
+    with pytest.raises(ValueError, match='timeout'):
+        run_fresh(script, {}, timeout=0)
+
+
+def test_share_outside_int16_and_a_window_that_does_not_fit():
+    from quantnb.isa import onednn_conv_uses_amx, share_outside_int16
+    assert share_outside_int16(torch.tensor([0, 40_000, -40_000, 32_767])) == 0.5
+    with pytest.raises(TypeError, match='integer tensor'):
+        share_outside_int16(torch.tensor([0.5]))
+    with pytest.raises(ValueError, match='does not fit'):
+        onednn_conv_uses_amx(1, 1, 1, 5, (2, 2), (1, 1), 0)
