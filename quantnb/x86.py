@@ -148,6 +148,8 @@ def onednn_activation_scales(x_scale:float, # the input's scale
                              scale:float # the output's scale
                             ) -> tuple: # float32 `(s_x, 1/s_y)` as oneDNN multiplies by them
     "The input scale and the output scale's reciprocal as oneDNN holds them, after PyTorch's and ideep's reciprocals."
+    check_activation_scale(x_scale, 'x_scale')
+    check_activation_scale(scale, 'scale')
     _check_float32_reciprocal(x_scale, 'x_scale')
     _check_float32_reciprocal(scale, 'scale')
     one_f32 = f32(1.0)
@@ -201,8 +203,10 @@ def plot_half_code_distances(distance:torch.Tensor, # each output's distance fro
     "Histogram of every output's log10 distance from a half-code (grey), a red line per output that differs."
     if ax is not None and not isinstance(ax, plt.Axes):
         raise TypeError(f'ax must be a matplotlib Axes (or None for a new figure), not {type(ax).__name__}')
-    if not isinstance(distance, torch.Tensor) or not distance.is_floating_point() or not distance.numel():
-        raise TypeError('distance must be a non-empty float tensor of distances, in codes')
+    if not isinstance(distance, torch.Tensor) or not distance.is_floating_point():
+        raise TypeError('distance must be a float tensor of distances, in codes')
+    if not distance.numel():
+        raise ValueError('distance is empty: pass at least one output')
     if not isinstance(differ, torch.Tensor) or differ.dtype != torch.bool:
         raise TypeError('differ must be a bool tensor of the shape of distance')
     if differ.shape != distance.shape:
