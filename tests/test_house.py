@@ -2,6 +2,7 @@
 where a helper lives, how long a line may be, one statement per line."""
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,38 @@ def test_notebook_lines_fit_in_120_characters(path):
 def test_notebook_code_has_one_statement_per_line(path):
     shared = [cell for cell, source in _cells(path, 'code') if _shared_lines(ast.parse(source))]
     assert not shared, f'{path.name}: cells {shared} hold two statements on one line (joined by ; or after a colon)'
+
+
+# A measured number reaches a notebook's prose only through a cell's Markdown output. What prose may type: definitions,
+# figures cited with their source, and the thresholds its cells assert, each named here with why.
+TYPED_NUMBERS = {
+    '00_affine.ipynb': {'0.5%': 'the bound the next cell asserts', '6 dB': 'one bit: 20·log10(2) dB'},
+    '01_data.ipynb': {n: "Fashion-MNIST's README, cited" for n in ('99.7%', '99.2%', '99.3%', '92.5%', '92.2%')}
+    | {n: 'round figures of the argument' for n in ('99%', '1%', '92%')},
+    '01a_measure.ipynb': {'4×': '32 bits over 8'},
+    '02_observers.ipynb': {'99.99%': 'the default percentile', '0.2%': 'the 12 outliers of the data built above',
+                           '40 dB': 'the bound the cell asserts'},
+    '03_fakequant.ipynb': {'8×': '32 bits over 4'},
+    '04_ptq.ipynb': {'4×': '32 bits over 8'},
+    '05c_integer.ipynb': {'0.05 points': 'the bound the cell asserts', '99%': 'the bound the cell asserts'},
+    '07_analysis.ipynb': {'6 dB': 'one bit', '0 dB': 'the definition', '30 dB': 'the bound the cell asserts'},
+    '08_pipeline.ipynb': {'4×': '32 bits over 8'},
+    '09_advanced_ptq.ipynb': {'20%': "AdaRound's warm-up, cited"},
+    '10_deploy.ipynb': {'4×': '32 bits over 8'},
+}
+MEASURED = re.compile(r'(?<![\w.$^{/×-])\d[\d,]*(?:\.\d+)?\s?(?:%|×|ms|s|MiB|KiB|dB|pt|points)(?![\w×\d])')
+
+
+def _prose(source):
+    "Markdown without math, code spans and link targets, where numbers are not prose."
+    for pattern in (r'\$\$.*?\$\$', r'\$[^$]*\$', r'`[^`]*`', r'\]\([^)]*\)'):
+        source = re.sub(pattern, '', source, flags=re.S)
+    return source
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
+def test_measured_numbers_reach_the_prose_only_through_cell_outputs(path):
+    allowed = TYPED_NUMBERS.get(path.name, {})
+    typed = [(cell, number) for cell, source in _cells(path, 'markdown') for number in MEASURED.findall(_prose(source))
+             if number not in allowed]
+    assert not typed, f'{path.name}: numbers typed into markdown (compute them in a cell): {typed[:10]}'

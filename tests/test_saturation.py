@@ -142,7 +142,8 @@ def test_seven_bit_codes_exceed_127_outside_the_calibrated_range(samplenet_model
 def test_report_pairs_products_as_the_packing_library_does(samplenet_models, samplenet_reports):
     """oneDNN pads each tap's channels to groups of 4: a one-channel convolution pairs each product with a zero and
     cannot saturate, where fbgemm's im2col pairing of the same layer does."""
-    onednn = saturation_report(samplenet_models['8-bit onednn'], samplenet_models['images'])
+    with pytest.warns(UserWarning, match="packed for oneDNN.*backend='fbgemm'"):
+        onednn = saturation_report(samplenet_models['8-bit onednn'], samplenet_models['images'])
     fbgemm = {r['layer']: r for r in samplenet_reports['8-bit']}
     assert [r['library'] for r in onednn] == ['onednn', 'onednn', 'onednn', 'onednn']
     assert onednn[0]['saturated_pairs'] == 0 < fbgemm['conv1']['saturated_pairs']
