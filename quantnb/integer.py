@@ -11,6 +11,7 @@ __all__ = ['QCodes', 'quantize_codes', 'qparams_of', 'IntLayer', 'IntegerModel',
 # %% ../nbs/05c_integer.ipynb #49108867
 import copy
 import math
+import warnings
 
 import torch
 import torch.ao.nn.quantized as nnq
@@ -705,8 +706,14 @@ def _saturation_row(name:str, module, x) -> dict:
 def saturation_report(model:nn.Module, # converted by eager static quantization (e.g. `static_quantization`)
                       images:torch.Tensor # one batch of inputs
                      ) -> list: # a dict per quantized Conv2d/Linear
-    "Per quantized Conv2d/Linear on `images`: int16 pair sums a CPU without VNNI would saturate; accumulator SQNR."
-    return [_saturation_row(name, m, x) for name, (m, x) in layer_inputs(model, images).items()]
+    "Per quantized Conv2d/Linear on `images`: int16 pair sums its library would saturate without VNNI; SQNR."
+    rows = [_saturation_row(name, m, x) for name, (m, x) in layer_inputs(model, images).items()]
+    onednn_layers = [row['layer'] for row in rows if row['library'] == 'onednn']
+    if onednn_layers:
+        warnings.warn(f"{', '.join(onednn_layers)} packed for oneDNN: counted in oneDNN's pairing. Under the x86 "
+                      'engine a CPU without AVX-512 VNNI packs every layer for fbgemm, whose pairing differs: convert '
+                      "with backend='fbgemm' to count what such a CPU computes")
+    return rows
 
 # %% ../nbs/05c_integer.ipynb #d201ff25
 @torch.no_grad()
