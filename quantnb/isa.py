@@ -51,8 +51,9 @@ INT16_MIN, INT16_MAX = -2**15, 2**15 - 1
 def share_outside_int16(sums:torch.Tensor # integer sums, before any clamping
                        ) -> float: # the share of them beyond int16's range
     "The share of `sums` that int16 cannot hold: the pair sums a CPU without VNNI clips."
-    if not isinstance(sums, torch.Tensor) or sums.is_floating_point() or sums.dtype == torch.bool or not sums.numel():
-        raise TypeError('sums must be a non-empty integer tensor of sums before clamping')
+    if not isinstance(sums, torch.Tensor) or sums.dtype not in (torch.int32, torch.int64) or not sums.numel():
+        raise TypeError('sums must be a non-empty int32 or int64 tensor of sums before clamping (a narrower dtype '
+                        'would already have wrapped or clipped them)')
     return ((sums < INT16_MIN) | (sums > INT16_MAX)).float().mean().item()
 
 # %% ../nbs/05a_isa.ipynb #d7201152
@@ -64,6 +65,8 @@ def plot_pair_sums(pair_sums:dict, # {activation bits: tensor of unclamped pair 
             isinstance(s, torch.Tensor) and s.dim() == 1 and s.numel() and not s.is_floating_point()
             and s.dtype != torch.bool for s in pair_sums.values()):
         raise TypeError('pair_sums must be a non-empty dict of activation bits -> a 1-D integer tensor of pair sums')
+    if ax is not None and not isinstance(ax, plt.Axes):
+        raise TypeError(f'ax must be a matplotlib Axes (or None for a new figure), not {type(ax).__name__}')
     ax = ax or plt.subplots(figsize=(7, 2.6))[1]
     low = min(s.min().item() for s in pair_sums.values())
     high = max(max(s.max().item() for s in pair_sums.values()), low + 1)  # one value: one bin of width 1

@@ -332,7 +332,9 @@ def test_run_fresh_sets_caps_from_env_alone_and_stops_at_its_timeout(monkeypatch
 def test_share_outside_int16_and_a_window_that_does_not_fit():
     from quantnb.isa import onednn_conv_uses_amx, share_outside_int16
     assert share_outside_int16(torch.tensor([0, 40_000, -40_000, 32_767])) == 0.5
-    with pytest.raises(TypeError, match='integer tensor'):
+    with pytest.raises(TypeError, match='int32 or int64'):
         share_outside_int16(torch.tensor([0.5]))
+    with pytest.raises(TypeError, match='would already have wrapped'):
+        share_outside_int16(torch.tensor([255], dtype=torch.int16) * 127 * 2)
     with pytest.raises(ValueError, match='does not fit'):
         onednn_conv_uses_amx(1, 1, 1, 5, (2, 2), (1, 1), 0)
