@@ -450,7 +450,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'quantnb.integer._cannot_count': ('integer.html#_cannot_count', 'quantnb/integer.py'),
                                  'quantnb.integer._check_batches': ('integer.html#_check_batches', 'quantnb/integer.py'),
                                  'quantnb.integer._check_float_batch': ('integer.html#_check_float_batch', 'quantnb/integer.py'),
-                                 'quantnb.integer._check_image_batch': ('integer.html#_check_image_batch', 'quantnb/integer.py'),
                                  'quantnb.integer._check_layer_input': ('integer.html#_check_layer_input', 'quantnb/integer.py'),
                                  'quantnb.integer._check_swapped': ('integer.html#_check_swapped', 'quantnb/integer.py'),
                                  'quantnb.integer._check_twin_options': ('integer.html#_check_twin_options', 'quantnb/integer.py'),

@@ -107,12 +107,26 @@ def _param_map(model, optimizer) -> dict:
     return mapping
 
 
+def _check_rebuild(optimizer, mapping):
+    "Raise unless `optimizer` is a torch optimizer and `mapping` maps each parameter it holds to a tensor."
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f'optimizer must be a torch.optim.Optimizer, not {type(optimizer).__name__}')
+    if not isinstance(mapping, dict):
+        raise TypeError(f'mapping must be a dict (old parameter -> new parameter), not {type(mapping).__name__}')
+    missing = sum(p not in mapping for g in optimizer.param_groups for p in g['params'])
+    if missing:
+        raise ValueError(f'mapping lacks {missing} of the parameters optimizer holds: map each one to its new one')
+    if not all(isinstance(p, torch.Tensor) for p in mapping.values()):
+        raise TypeError('mapping must map each old parameter to its new parameter (a tensor)')
+
+
 def rebuild_optimizer(
     optimizer: torch.optim.Optimizer,  # the user's optimizer, over the parameters in `mapping`
     mapping: dict,  # old parameter -> new parameter
 ) -> torch.optim.Optimizer:
     """An optimizer of `optimizer`'s class over the new parameters, built through its constructor: every param group
     keeps every hyper-parameter, and each parameter its state (momentum, Adam moments)."""
+    _check_rebuild(optimizer, mapping)
     cls = type(optimizer)
     accepted = set(inspect.signature(cls.__init__).parameters) - {'self', 'params'}
     groups = [
@@ -167,8 +181,9 @@ def int8_missing_ops(model: nn.Module # a model with its QuantStub/DeQuantStub (
                     ) -> list: # `(operation, node name)` pairs; empty also when the model cannot be traced
     """The functional operations in `model`'s forward that receive an activation which is int8 after eager-mode
     conversion (between a QuantStub and a DeQuantStub) and that the int8 kernels lack."""
+    check_model(model)  # outside the try: a wrong argument is an error, not an untraceable model
     try:
-        graph = _StubTracer().trace(check_model(model))
+        graph = _StubTracer().trace(model)
     except Exception:  # not traceable: convert_to_quantized checks the converted model on a training image instead
         return []
     modules, int8, found = dict(model.named_modules()), set(), []
@@ -532,16 +547,39 @@ def _grad_scale(x, g):
     return (x - x * g).detach() + x * g  # x forward, gradient times g backward
 
 
-def fake_quant(x, scale, qmin, qmax):
-    """$\\hat x = s\\,\\mathrm{clamp}(\\lfloor x/s \\rceil, q_{min}, q_{max})$ with a straight-through round: LSQ's
-    gradients for `x` and `scale`."""
+def _check_code_range(qmin, qmax):
+    "Raise unless `qmin < qmax` are ints: the codes' range, as `lowbit_range(bits)` gives it."
+    for v, name in ((qmin, 'qmin'), (qmax, 'qmax')):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f'{name}={v!r} must be an int: use lowbit_range(bits)')
     if not qmin < qmax:
         raise ValueError(f'qmin={qmin} must be below qmax={qmax}: use lowbit_range(bits)')
-    scale_t = torch.as_tensor(scale)
-    if not bool(((scale_t > 0) & torch.isfinite(scale_t)).all()):
+
+
+def _check_step(scale):
+    "Raise unless `scale` is a number or a real tensor, each step positive and finite."
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.Tensor)):
+        raise TypeError(f'scale must be a float or a float tensor (one step, or one per channel), '
+                        f'not {type(scale).__name__}')
+    if isinstance(scale, torch.Tensor) and (scale.is_complex() or scale.is_quantized or scale.dtype == torch.bool):
+        raise TypeError(f'scale must hold real steps, not {scale.dtype}')
+    if isinstance(scale, torch.Tensor):
+        positive = bool(((scale > 0) & torch.isfinite(scale)).all())
+    else:
+        positive = 0 < scale <= 2**128  # compared as Python numbers: False for NaN, inf and an int beyond float32
+    if not positive:
         raise ValueError(
             'scale must be positive and finite (a zero, NaN or infinite step gives NaN): set it with mse_scale'
         )
+
+
+def fake_quant(x, scale, qmin, qmax):
+    """$\\hat x = s\\,\\mathrm{clamp}(\\lfloor x/s \\rceil, q_{min}, q_{max})$ with a straight-through round: LSQ's
+    gradients for `x` and `scale`."""
+    if not torch.is_tensor(x):
+        raise TypeError(f'x must be a tensor, not {type(x).__name__}')
+    _check_code_range(qmin, qmax)
+    _check_step(scale)
     return _round_ste((x / scale).clamp(qmin, qmax)) * scale
 
 # %% ../nbs/06_qat.ipynb #fdb9840f
@@ -556,6 +594,8 @@ def mse_scale(
     """The step minimising the squared error of `fake_quant` (per channel or per tensor): PTQ's range setting, used to
     start QAT."""
     _check_values(x, 'x')
+    check_int(qmax, 'qmax')  # the candidate steps are fractions of max|x| / qmax
+    _check_code_range(qmin, qmax)
     check_bool(per_channel, 'per_channel')
     check_int(grid, 'grid')
     if per_channel:

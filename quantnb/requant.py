@@ -49,10 +49,19 @@ def _act_times_w_scale(x_scale:float, w_scale:torch.Tensor) -> torch.Tensor:
     return f32(x_scale) * w_scale.float()
 
 # %% ../nbs/05_requant.ipynb #4dfc5a8f
-def fma_f32(a:torch.Tensor, b:torch.Tensor, c:torch.Tensor) -> torch.Tensor:
-    "float32(a·b + c) rounded once, as an FMA instruction computes it (a, b, c float32)."
+def _check_fma_operands(a, b, c):
+    "Raise unless `a`, `b` and `c` are float32 tensors whose shapes broadcast together."
     if not all(isinstance(t, torch.Tensor) and t.dtype == torch.float32 for t in (a, b, c)):
         raise TypeError('a, b and c must be float32 tensors: an FMA rounds float32 operands once')
+    try:
+        torch.broadcast_shapes(a.shape, b.shape, c.shape)
+    except RuntimeError:
+        raise ValueError(f'a, b and c have shapes {tuple(a.shape)}, {tuple(b.shape)} and {tuple(c.shape)}, which do '
+                         'not broadcast together: pass equal shapes, or ones that broadcast (e.g. a 0-d b)') from None
+
+def fma_f32(a:torch.Tensor, b:torch.Tensor, c:torch.Tensor) -> torch.Tensor:
+    "float32(a·b + c) rounded once, as an FMA instruction computes it (a, b, c float32)."
+    _check_fma_operands(a, b, c)
     p = a.double() * b.double()  # the product is exact in float64 (24 + 24 bits)
     q = c.double()
     s = p + q
@@ -90,6 +99,10 @@ def _requant_fbgemm(acc, bias, x_scale, w_scale, scale, fma=True):
 # %% ../nbs/05_requant.ipynb #624bd91e
 # Reference: the argument checks that the functions below share.
 
+def _shown(v) -> str:
+    "`v` for a message: an int beyond float32 by its size only (its digits could run to thousands)."
+    return f'an int of {v.bit_length()} bits' if isinstance(v, int) and abs(v) > 2**128 else str(v)
+
 def _check_integer_tensor(t, name:str, what:str):
     "Raise unless `t` is a tensor of an integer dtype whose min and max PyTorch computes (not bool, not uint16..64)."
     integer = isinstance(t, torch.Tensor) and not (t.is_floating_point() or t.is_complex() or t.is_quantized)
@@ -115,6 +128,9 @@ def check_scale(scale, name):
     if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.Tensor)):
         raise TypeError(f'{name} must be a Python float or a tensor of floats (float(v) converts a NumPy number), '
                         f'not {type(scale).__name__}')
+    if isinstance(scale, int) and abs(scale) > 2**128:  # beyond float32; beyond float64, float() overflows
+        raise ValueError(f'{name} must be finite, > 0 and within float32 (about 3.4e38), in which the kernels hold '
+                         f'scales; got {_shown(scale)}')
     if isinstance(scale, torch.Tensor):
         if scale.is_complex() or not (scale.is_floating_point() or scale.dtype in (torch.int32, torch.int64)):
             raise TypeError(f'{name} must hold floats, not {scale.dtype}')
@@ -148,6 +164,8 @@ def check_zero_point(zero_point, name, lo, hi):
             raise ValueError(f'{name} has shape {tuple(zero_point.shape)}: pass an int or a 1-D tensor')
         z = zero_point.long().flatten()
     elif isinstance(zero_point, int) and not isinstance(zero_point, bool):
+        if not lo <= zero_point <= hi:  # compared as Python ints: one beyond int64 does not fit a tensor
+            raise ValueError(f'{name}={_shown(zero_point)} is outside {lo}..{hi}, the range of its codes')
         z = torch.tensor([zero_point])
     else:
         raise TypeError(f'{name} must be an int or an integer tensor, not {type(zero_point).__name__}')
@@ -209,6 +227,9 @@ def _check_multiplier(M) -> torch.Tensor:
         raise TypeError(f'M must be a float or a float tensor, not {type(M).__name__}')
     if isinstance(M, torch.Tensor) and (M.is_complex() or M.dtype == torch.bool):
         raise TypeError(f'M must hold real numbers, not {M.dtype}')
+    if isinstance(M, int) and abs(M) > 2**128:  # no scale ratio is this large; beyond float64, float() overflows
+        raise ValueError(f'M is {_shown(M)}: the integer-only path takes 0 < M < 1 (a scale ratio s_x*s_w/s_y); '
+                         'check the scales, or use requant="float"')
     M = torch.as_tensor(M, dtype=torch.float64)
     if not torch.isfinite(M).all() or (M <= 0).any():
         raise ValueError(f'M must be finite and > 0 (a scale ratio s_x*s_w/s_y); got min {M.min().item()}: '

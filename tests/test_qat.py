@@ -12,6 +12,7 @@ from quantnb.fakequant import state_size_bytes
 from quantnb.models import SampleNet, SampleNetBN
 from quantnb.qat import (ActFakeQuant, QATLayer, QATProcessor, WeightFakeQuant, _observers_paused, _param_map, absmean_scale, bn_frozen, fake_quant, lowbit_qat,
                          lowbit_range, lsq_init_scale, mse_scale, observers_enabled, packed_lowbit_state, plot_qat_history, prepare_lowbit, qat_qconfig)
+from quantnb.qat import int8_missing_ops, rebuild_optimizer
 
 warnings.filterwarnings('ignore', category=UserWarning)
 warnings.filterwarnings('ignore', category=DeprecationWarning)
@@ -187,6 +188,25 @@ BAD = {
     'packed state without QAT layers': (lambda m: packed_lowbit_state(m), ValueError, 'no QATLayer'),
     'qconfig per_channel string': (lambda m: qat_qconfig(per_channel='no'), TypeError, 'per_channel='),
     'qconfig reduce_range int': (lambda m: qat_qconfig(reduce_range=1), TypeError, 'reduce_range='),
+    'fake_quant string scale': (lambda m: fake_quant(torch.rand(3), '0.1', -8, 7), TypeError, 'scale must be a float'),
+    'fake_quant complex scale': (lambda m: fake_quant(torch.rand(3), torch.tensor(0.1j), -8, 7), TypeError,
+                                 'scale must hold real steps'),
+    'fake_quant huge int scale': (lambda m: fake_quant(torch.rand(3), 10**400, -8, 7), ValueError,
+                                  'scale must be positive'),
+    'fake_quant float qmin': (lambda m: fake_quant(torch.rand(3), 0.1, -8.0, 7), TypeError, 'qmin=-8.0 must be an int'),
+    'fake_quant list x': (lambda m: fake_quant([0.1, 0.2], 0.1, -8, 7), TypeError, 'x must be a tensor'),
+    'mse_scale qmax 0': (lambda m: mse_scale(torch.rand(4, 3), -8, 0), ValueError, 'qmax=0'),
+    'mse_scale qmin above qmax': (lambda m: mse_scale(torch.rand(4, 3), 8, 7), ValueError, 'qmin=8 must be below'),
+    'mse_scale string qmin': (lambda m: mse_scale(torch.rand(4, 3), '-8', 7), TypeError, "qmin='-8' must be an int"),
+    'rebuild_optimizer not an optimizer': (lambda m: rebuild_optimizer(m, None), TypeError, 'optimizer must be'),
+    'rebuild_optimizer mapping None': (lambda m: rebuild_optimizer(torch.optim.SGD(m.parameters(), lr=0.1), None),
+                                       TypeError, 'mapping must be a dict'),
+    'rebuild_optimizer mapping short': (lambda m: rebuild_optimizer(torch.optim.SGD(m.parameters(), lr=0.1), {}),
+                                        ValueError, 'mapping lacks'),
+    'rebuild_optimizer mapping to str': (lambda m: rebuild_optimizer(torch.optim.SGD(m.parameters(), lr=0.1),
+                                                                     {p: 'p' for p in m.parameters()}),
+                                         TypeError, 'new parameter'),
+    'int8_missing_ops not a model': (lambda m: int8_missing_ops('x'), TypeError, 'model must be'),
     'history without train_acc': (lambda m: plot_qat_history({'val_acc': []}), TypeError, 'train_acc'),
     'history without epochs': (lambda m: plot_qat_history({'val_acc': [], 'train_acc': []}), ValueError, 'no epochs'),
 }
@@ -425,3 +445,19 @@ def test_int8_missing_ops_follow_the_stubs():
 
     assert int8_missing_ops(Head(True)) == []
     assert [op for op, _ in int8_missing_ops(Head(False))] == ['log_softmax', 'mul']
+
+
+def test_int8_missing_ops_still_passes_over_an_untraceable_model():
+    "Only tracing failures are swallowed (the model is checked at conversion); a wrong argument is an error."
+    from quantnb.qat import int8_missing_ops
+
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant, self.fc = tq.QuantStub(), nn.Linear(4, 4)
+
+        def forward(self, x):
+            y = self.fc(self.quant(x))
+            return y if y.sum() > 0 else -y  # control flow on a value: torch.fx cannot trace it
+
+    assert int8_missing_ops(Branchy()) == []

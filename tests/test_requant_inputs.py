@@ -8,10 +8,13 @@ from quantnb.requant import (
     check_accumulator,
     check_codes,
     check_scale,
+    check_zero_point,
     f32,
+    fma_f32,
     int_flatten,
     near_half_bias,
     near_half_linear,
+    quantize_multiplier,
     requantize,
     rounding_right_shift,
     saturating_rounding_doubling_high_mul,
@@ -114,3 +117,31 @@ def test_complex_and_quantized_zero_points_are_refused():
         int_gemm(q_x, 0, q_w, torch.tensor([1 + 5j, 0, 0]))
     with pytest.raises(TypeError, match='w_zero_point must hold integers'):
         int_gemm(q_x, 0, q_w, torch.quantize_per_tensor(torch.zeros(3), 1.0, 0, torch.qint8))
+
+
+@pytest.mark.parametrize('call,error,match', [
+    (lambda: fma_f32(torch.ones(3), torch.ones(2), torch.ones(1)), ValueError,
+     r'a, b and c have shapes \(3,\), \(2,\)'),
+    (lambda: fma_f32(torch.ones(2, 3), torch.ones(()), torch.ones(2)), ValueError, 'do not broadcast'),
+    (lambda: check_scale(10**400, 'x_scale'), ValueError, 'x_scale must be finite, > 0 and within float32'),
+    (lambda: check_scale(-10**400, 'x_scale'), ValueError, 'x_scale must be finite, > 0'),
+    (lambda: requantize(torch.tensor([[1, 2]]), None, 10**400, 0.5, 1.0, 0), ValueError, 'x_scale'),
+    (lambda: requantize(torch.tensor([[1, 2]]), None, 0.5, 0.5, 10**400, 0, requant='integer'), ValueError, '^scale must'),
+    (lambda: check_zero_point(10**30, 'zero_point', 0, 255), ValueError, rf'zero_point={10**30} is outside 0\.\.255'),
+    (lambda: check_zero_point(-10**30, 'zero_point', 0, 255), ValueError, f'zero_point={-10**30} is outside'),
+    (lambda: check_zero_point(10**5000, 'zero_point', 0, 255), ValueError, 'zero_point=an int of 16610 bits'),
+    (lambda: quantize_multiplier(10**400), ValueError, 'M is an int of 1329 bits'),
+    (lambda: quantize_multiplier(-10**400), ValueError, '0 < M < 1'),
+], ids=['fma (3,) (2,) (1,)', 'fma (2, 3) () (2,)', 'scale 10**400', 'scale -10**400', 'requantize x_scale 10**400',
+        'requantize scale 10**400', 'zero point 10**30', 'zero point -10**30', 'zero point 10**5000',
+        'multiplier 10**400', 'multiplier -10**400'])
+def test_huge_ints_and_mismatched_shapes_are_refused_by_name(call, error, match):
+    "Python ints beyond int64 or float64, and FMA operands whose shapes do not broadcast, were PyTorch's errors."
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_fma_f32_still_broadcasts_a_one_value_operand():
+    "The per-tensor bias step passes a 0-d reciprocal and an (N,) bias with a (rows, N) accumulator."
+    y = fma_f32(torch.tensor([1.0, 2.0]), torch.tensor(0.5), torch.ones(3, 2))
+    assert torch.equal(y, torch.tensor([[1.5, 2.0]] * 3))
