@@ -629,6 +629,7 @@ def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a gr
                          l1_bytes:int|None=None # L1 data cache per core; default: this CPU's (Linux's /sys files)
                         ) -> bool: # True where oneDNN runs it on AMX tiles (on a CPU with AMX)
     "Whether oneDNN 3.12 runs an int8 convolution of this shape on AMX, by the rules quantnb follows (not all of them)."
+    # the rules were checked against oneDNN's log at stride 1 and dilation 1 only
     _check_positive_ints(batch=batch, in_channels=in_channels, out_channels=out_channels)
     kernel_size, input_hw, output_hw, padding = _check_conv_shape(kernel_size, input_hw, output_hw, padding)
     if l1_bytes is not None:
