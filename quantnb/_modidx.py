@@ -469,6 +469,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'quantnb.integer._op_name': ('integer.html#_op_name', 'quantnb/integer.py'),
                                  'quantnb.integer._parity_counts': ('integer.html#_parity_counts', 'quantnb/integer.py'),
                                  'quantnb.integer._quantize_stub': ('integer.html#_quantize_stub', 'quantnb/integer.py'),
+                                 'quantnb.integer._refuse_arithmetic': ('integer.html#_refuse_arithmetic', 'quantnb/integer.py'),
                                  'quantnb.integer._refuse_tensor_method': ('integer.html#_refuse_tensor_method', 'quantnb/integer.py'),
                                  'quantnb.integer._refuse_torch_function': ('integer.html#_refuse_torch_function', 'quantnb/integer.py'),
                                  'quantnb.integer._replacement': ('integer.html#_replacement', 'quantnb/integer.py'),

@@ -116,33 +116,35 @@ def packed_near_half_conv(engine:str, # 'x86', 'fbgemm' or 'onednn': the engine 
 
 # %% ../nbs/05b_x86.ipynb #501d3549
 REQUANT_STEPS = {  # each library's steps from the int32 accumulator to the output code (oneDNN: s_x then s_w)
-    'fbgemm': ('acc', r'$+\ b\,/\,(s_x s_w)$', r'$\times\ M$', 'round', r'$+\ z_y$', 'clamp'),
-    'oneDNN': ('acc', r'$\times\ s_x$', r'$\times\ s_w$', r'$+\ b$', r'$\times\ 1/s_y$', r'$+\ z_y$', 'round', 'clamp'),
+    'fbgemm': ('float32(acc)', r'$+ b/(s_x s_w)$', r'$\times\ M$', 'round', r'$+\ z_y$', 'clamp'),
+    'oneDNN': ('float32(acc)', r'$\times\ s_x$', r'$\times\ s_w$', r'$+\ b$', r'$\times\ 1/s_y$', r'$+\ z_y$', 'round',
+               'clamp'),
 }
 
 def _is_float_step(library:str, step:str) -> bool:
-    "Whether the step rounds its result to float32 (fbgemm adds z_y to an integer, after rounding)."
-    return step not in ('acc', 'round', 'clamp') and not (library == 'fbgemm' and 'z_y' in step)
+    "Whether the step rounds to float32: all but round, clamp and fbgemm's z_y (added to an integer, after rounding)."
+    return step not in ('round', 'clamp') and not (library == 'fbgemm' and 'z_y' in step)
 
 def plot_requant_orders(ax=None # an Axes to draw on; default: a new figure
                        ) -> plt.Axes:
     "Each library's steps from the accumulator to the output code, one row each; float32 steps in orange."
     if ax is not None and not isinstance(ax, plt.Axes):
         raise TypeError(f'ax must be a matplotlib Axes (or None for a new figure), not {type(ax).__name__}')
-    ax = ax or plt.subplots(figsize=(11, 2.4))[1]
-    spacing = 1.5
+    ax = ax or plt.subplots(figsize=(13, 2.4))[1]
+    spacing = 2.0
     for row, (library, steps) in enumerate(REQUANT_STEPS.items()):
-        ax.text(-0.7, -row, library, ha='right', va='center', fontsize=11, fontweight='bold')
+        ax.text(-1.0, -row, library, ha='right', va='center', fontsize=11, fontweight='bold')
         for i, step in enumerate(steps):
             colour = '#fde9d9' if _is_float_step(library, step) else '#e8eef7'
             ax.text(spacing * i, -row, step, ha='center', va='center', fontsize=10,
                     bbox=dict(boxstyle='round,pad=0.4', fc=colour, ec='grey'))
             if i:
-                ax.annotate('', xy=(spacing * (i - 0.35), -row), xytext=(spacing * (i - 0.65), -row),
+                ax.annotate('', xy=(spacing * (i - 0.38), -row), xytext=(spacing * (i - 0.62), -row),
                             arrowprops=dict(arrowstyle='->', color='grey'))
-    ax.set(xlim=(-1.8, spacing * 7.6), ylim=(-1.6, 0.6))
+    ax.set(xlim=(-2.4, spacing * 7.5), ylim=(-1.6, 0.6))
     ax.axis('off')
-    ax.set_title('From accumulator to code: orange steps round to float32, blue ones are exact', fontsize=10)
+    ax.set_title('From accumulator to code: orange steps round to float32 (float32(acc) only beyond 2^24), blue '
+                 'ones are exact', fontsize=10)
     return ax
 
 # %% ../nbs/05b_x86.ipynb #4571bd59
@@ -151,7 +153,8 @@ def onednn_weight_scales(w_scale, # float64 weight scale(s): a float or 0-d tens
                         ) -> torch.Tensor: # the float32 scale(s) oneDNN multiplies by
     "The float32 weight scales of a layer packed by PyTorch's oneDNN path: a linear layer's go through 1/(1/s)."
     check_flag(linear, 'linear')
-    w_scale = check_scale(w_scale, 'w_scale').reshape(torch.as_tensor(w_scale).shape)
+    shape = torch.as_tensor(w_scale).shape
+    w_scale = check_scale(w_scale, 'w_scale').reshape(shape)
     if not linear:
         return w_scale.float()  # qconv_prepack.cpp: item<float>()
     one_f32 = f32(1.0)
@@ -288,7 +291,9 @@ def _amx_matmul_order(rows:int, in_features:int, out_features:int) -> str:
 # %% ../nbs/05b_x86.ipynb #8499a1ed
 def _amx_conv_order(batch:int, # images in the call
                     q_w:torch.Tensor, # weight codes (O, C, kh, kw)
-                    input_hw, output_hw, padding, # the call's geometry, as for onednn_conv_uses_amx
+                    input_hw, # (height, width) of the input
+                    output_hw, # (height, width) of the output
+                    padding, # (ph, pw)
                     l1_bytes:int|None # the AMX CPU's L1 data cache per core; None: this CPU's
                    ) -> str: # 'onednn' or 'onednn-combined'
     "The order oneDNN takes for an int8 convolution on a CPU with AMX: its rules, and a measured 1×1 pattern."

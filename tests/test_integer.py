@@ -253,10 +253,11 @@ def test_requantization_orders_differ_only_near_half_codes():
     bias = near_half_bias(acc[0], 0.01, w_scale, 0.08, g)
     orders = ('fbgemm', 'onednn', 'onednn-combined')
     codes = {
-        'fbgemm': requantize(acc, bias, 0.01, w_scale, 0.08, 7).long(),
-        'onednn': onednn_requantize(acc, bias, 0.01, w_scale, 0.08, 7, linear=False).long(),
-        'onednn-combined': onednn_requantize(acc, bias, 0.01, w_scale, 0.08, 7, combined=True, linear=False).long(),
+        'fbgemm': requantize(acc, bias, 0.01, w_scale, 0.08, 128).long(),
+        'onednn': onednn_requantize(acc, bias, 0.01, w_scale, 0.08, 128, linear=False).long(),
+        'onednn-combined': onednn_requantize(acc, bias, 0.01, w_scale, 0.08, 128, combined=True, linear=False).long(),
     }
+    assert 0 < codes['fbgemm'].min() and codes['fbgemm'].max() < 255  # no output clamped: every code compared
     for k in orders:
         assert (codes[k] - codes['fbgemm']).abs().max() <= 1
     assert (codes['fbgemm'] != codes['onednn']).any() and (codes['onednn'] != codes['onednn-combined']).any()
