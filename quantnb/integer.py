@@ -132,19 +132,31 @@ def _refuse_torch_function(cls, func, types, args=(), kwargs=None):
     raise TypeError(f"{name}() was called on QCodes: the model's forward calls it directly, and IntegerModel "
                     f'runs modules only ({_SUPPORTED}); replace the call by a module, e.g. nn.Flatten or nn.ReLU')
 
+def _refuse_arithmetic(self, *args):
+    "`x + y`, `x * 2` and the like on codes: refused, since codes are not the values they stand for."
+    raise TypeError("arithmetic was done on QCodes: the model's forward adds or scales activations directly, and "
+                    f'IntegerModel runs modules only ({_SUPPORTED}); quantize such a model as floats, or keep the '
+                    'operation out of the quantized part')
+
 QCodes.__getattr__ = _refuse_tensor_method
 QCodes.__torch_function__ = classmethod(_refuse_torch_function)
+QCodes.__add__ = QCodes.__radd__ = QCodes.__sub__ = QCodes.__rsub__ = _refuse_arithmetic
+QCodes.__mul__ = QCodes.__rmul__ = QCodes.__truediv__ = QCodes.__rtruediv__ = QCodes.__neg__ = _refuse_arithmetic
 
 # %% ../nbs/05c_integer.ipynb #b2ad4e3a
-def _check_float_batch(x):
-    "One batch tensor of float32 values, as PyTorch quantizes."
+def _check_float_batch(x, name:str='x'):
+    "One float32 batch without NaN, as PyTorch quantizes it (infinities and an empty batch are taken)."
     if isinstance(x, (tuple, list)):
-        raise TypeError(f'x must be one batch tensor, not a {type(x).__name__}: pass images, not (images, labels)')
+        raise TypeError(f'{name} must be one batch tensor, not a {type(x).__name__}: pass images, not (images, labels) '
+                        'or [images]')
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f'x must be one batch tensor of float32 values, not a {type(x).__name__}')
+        raise TypeError(f'{name} must be one batch tensor of float32 values, not a {type(x).__name__}')
     if x.dtype != torch.float32:
-        raise TypeError(f'x must be a float32 tensor, as PyTorch quantizes only those, '
-                        f'not {getattr(x, "dtype", type(x).__name__)}: convert it with x.float()')
+        raise TypeError(f'{name} must be a float32 tensor, as PyTorch quantizes only those, '
+                        f'not {getattr(x, "dtype", type(x).__name__)}: convert it with .float()')
+    if torch.isnan(x).any():
+        raise ValueError(f"{name} holds NaN, which is no value: PyTorch's x86 kernels give it +inf's code, a code that "
+                         'passes on as a real value; clean the input first')
 
 # %% ../nbs/05c_integer.ipynb #e4067ced
 def quantize_codes(x:torch.Tensor, # a float32 batch
@@ -155,10 +167,6 @@ def quantize_codes(x:torch.Tensor, # a float32 batch
     _check_float_batch(x)
     check_activation_scale(scale, 'scale')
     check_activation_zero_point(zero_point, 'zero_point')
-    if torch.isnan(x).any():
-        raise ValueError("x holds NaN, which is no value: PyTorch's x86 kernels give it +inf's code (255, or 0 "
-                         'where the zero point is 128 or more), a code that passes on as a real value; '
-                         'clean the input first')
     inverse = 1 / torch.tensor(scale, dtype=torch.float32)  # PyTorch multiplies by the float32 reciprocal
     if torch.isinf(inverse):
         raise ValueError(f'scale={scale} is too small: its float32 reciprocal overflows, so no code is right')
@@ -474,19 +482,6 @@ def static_layers(model) -> dict:
                          'pass a model converted by static quantization')
     return layers
 
-# %% ../nbs/05c_integer.ipynb #10941a02
-def _check_image_batch(images):
-    "One float32 batch of images without NaN (infinities and an empty batch are taken, as PyTorch's model takes them)."
-    if isinstance(images, (tuple, list)):
-        raise TypeError(f'images must be one batch tensor, not a {type(images).__name__}: '
-                        'pass images, not (images, labels) or [images]')
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.float32:
-        raise TypeError(f'images must be a float32 tensor (what a quantized model takes), '
-                        f'not {getattr(images, "dtype", type(images).__name__)}')
-    if torch.isnan(images).any():
-        raise ValueError("images holds NaN, which is no value: PyTorch's x86 kernels give it +inf's code, a code "
-                         'that passes on as a real value; clean the input first')
-
 # %% ../nbs/05c_integer.ipynb #75925331
 def _largest(t:torch.Tensor) -> int|float:
     "The largest value of `t` (differences or codes, all >= 0); 0 for an empty `t`."
@@ -498,7 +493,7 @@ def layer_inputs(model, # converted by eager static quantization
                  images # one batch of float images
                 ) -> dict:
     "`{name: (layer, quantized input)}` for every static Conv2d/Linear of `model` on `images`."
-    _check_image_batch(images)
+    _check_float_batch(images, 'images')
     layers = static_layers(model)
     inputs = {}
 
@@ -512,6 +507,9 @@ def layer_inputs(model, # converted by eager static quantization
     handles = [m.register_forward_pre_hook(record(name)) for name, m in layers.items()]
     try:
         model(images)
+    except RuntimeError as error:
+        raise ValueError(f'model failed on images of shape {tuple(images.shape)} ({str(error).splitlines()[0]}): '
+                         'pass images of the shape the model was quantized for') from error
     finally:
         for h in handles:
             h.remove()

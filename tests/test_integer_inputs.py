@@ -508,3 +508,19 @@ def test_a_qint8_quantize_stub_is_refused_not_read_as_quint8():
         converted = tq.convert(prepared)
     with pytest.raises(ValueError, match='dtype=torch.quint8'):
         IntegerModel.from_quantized(converted)
+
+
+def test_arithmetic_on_codes_and_images_of_the_wrong_shape_are_refused_by_name():
+    import torch.ao.quantization as tq
+    from quantnb.integer import QCodes, layer_inputs
+    codes = QCodes(torch.tensor([1, 2], dtype=torch.uint8), 0.1, 0)
+    for operation in (lambda: codes + codes, lambda: codes * 2, lambda: 1 - codes, lambda: -codes):
+        with pytest.raises(TypeError, match='arithmetic was done on QCodes'):
+            operation()
+    model = torch.nn.Sequential(tq.QuantStub(), torch.nn.Conv2d(3, 4, 3), tq.DeQuantStub()).eval()
+    model.qconfig = tq.get_default_qconfig('x86')
+    tq.prepare(model, inplace=True)
+    model(torch.rand(2, 3, 8, 8))
+    tq.convert(model, inplace=True)
+    with pytest.raises(ValueError, match=r'model failed on images of shape \(2, 5, 8, 8\)'):
+        layer_inputs(model, torch.rand(2, 5, 8, 8))
