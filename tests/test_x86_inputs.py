@@ -338,3 +338,17 @@ def test_share_outside_int16_and_a_window_that_does_not_fit():
         share_outside_int16(torch.tensor([255], dtype=torch.int16) * 127 * 2)
     with pytest.raises(ValueError, match='does not fit'):
         onednn_conv_uses_amx(1, 1, 1, 5, (2, 2), (1, 1), 0)
+
+
+def test_groupwise_emulation_counts_the_zero_point_its_padding_holds(monkeypatch):
+    "fbgemm's groupwise routine pads with the zero point's code: a zero point above 127 can saturate it, so refused."
+    import quantnb.isa as isa
+    from quantnb.isa import UnreproducedPairing, saturating_conv_accumulator
+    monkeypatch.setattr(isa, 'cpu_flags', lambda: {'avx2'})  # a CPU without VNNI, where the routine pairs
+    monkeypatch.setattr(isa, '_this_process', lambda library: 'avx2')
+    codes = torch.zeros(1, 8, 4, 4, dtype=torch.long)
+    weights = torch.full((8, 8, 3, 3), -128)
+    with pytest.raises(UnreproducedPairing, match='zero point'):
+        saturating_conv_accumulator(codes, 255, weights, 0, padding=1, library='fbgemm')
+    acc, saturated = saturating_conv_accumulator(codes, 100, weights, 0, padding=1, library='fbgemm')
+    assert saturated == 0
