@@ -116,7 +116,8 @@ def _codes_hint(name:str) -> str:
         return ('converting codes would turn them into other numbers; for float values use x.dequantize(), '
                 'or move the call after the DeQuantStub')
     if name in _RESHAPES:
-        return f'replace x.{name}(...) in forward by nn.Flatten, the reshaping module IntegerModel runs'
+        return (f'IntegerModel reshapes codes only with nn.Flatten: replace x.{name}(...) in forward by nn.Flatten '
+                'where it flattens, or move it after the DeQuantStub, on floats')
     return (f'IntegerModel runs modules only ({_SUPPORTED}): replace x.{name}(...) in forward by one of them, '
             'or move it after the DeQuantStub, on floats')
 
@@ -264,7 +265,8 @@ class IntLayer(nn.Module):
         "The weight codes with their qparams, the float bias, the output qparams, the ReLU and the geometry."
         self.q_w = module.weight().int_repr()
         self.w_scale, self.w_zero_point = qparams_of(module.weight())
-        self.bias = module.bias()
+        bias = module.bias()
+        self.bias = None if bias is None else bias.detach().clone()  # its own tensor, not a parameter of `module`'s
         self.scale = float(module.scale)
         self.zero_point = int(module.zero_point)
         self.relu = 'ReLU' in type(module).__name__
@@ -488,6 +490,17 @@ def _largest(t:torch.Tensor) -> int|float:
     return t.max().item() if t.numel() else 0
 
 # %% ../nbs/05c_integer.ipynb #f37a6bee
+class _CalledTwice(ValueError):
+    "A layer that `forward` calls more than once, which the per-layer checks cannot attribute."
+
+def _input_recorder(inputs:dict, name:str):
+    "A forward pre-hook that stores layer `name`'s input in `inputs`, refusing a second call."
+    def hook(module, args):
+        if name in inputs:
+            raise _CalledTwice(f'forward calls {name} twice: the per-layer checks need one call per layer')
+        inputs[name] = args[0]
+    return hook
+
 @torch.no_grad()
 def layer_inputs(model, # converted by eager static quantization
                  images # one batch of float images
@@ -496,18 +509,12 @@ def layer_inputs(model, # converted by eager static quantization
     _check_float_batch(images, 'images')
     layers = static_layers(model)
     inputs = {}
-
-    def record(name):
-        def hook(module, args):
-            if name in inputs:
-                raise ValueError(f'forward calls {name} twice: the per-layer checks need one call per layer')
-            inputs[name] = args[0]
-        return hook
-
-    handles = [m.register_forward_pre_hook(record(name)) for name, m in layers.items()]
+    handles = [m.register_forward_pre_hook(_input_recorder(inputs, name)) for name, m in layers.items()]
     try:
         model(images)
-    except RuntimeError as error:
+    except _CalledTwice:
+        raise
+    except (RuntimeError, ValueError) as error:  # PyTorch's own complaint about the batch's shape
         raise ValueError(f'model failed on images of shape {tuple(images.shape)} ({str(error).splitlines()[0]}): '
                          'pass images of the shape the model was quantized for') from error
     finally:

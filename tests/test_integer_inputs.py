@@ -524,3 +524,23 @@ def test_arithmetic_on_codes_and_images_of_the_wrong_shape_are_refused_by_name()
     tq.convert(model, inplace=True)
     with pytest.raises(ValueError, match=r'model failed on images of shape \(2, 5, 8, 8\)'):
         layer_inputs(model, torch.rand(2, 5, 8, 8))
+
+
+def test_the_integer_model_owns_its_numbers():
+    "Changing the converted model's bias leaves the twin alone, and the twin holds no trainable parameters."
+    import torch.ao.quantization as tq
+    from quantnb.integer import IntegerModel, layer_inputs
+    model = torch.nn.Sequential(tq.QuantStub(), torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), tq.DeQuantStub()).eval()
+    model.qconfig = tq.get_default_qconfig('x86')
+    tq.prepare(model, inplace=True)
+    model(torch.rand(2, 3, 8, 8))
+    tq.convert(model, inplace=True)
+    twin = IntegerModel.from_quantized(model)
+    images = torch.rand(2, 3, 8, 8)
+    before = twin(images)
+    with torch.no_grad():
+        model[1].bias().add_(1.0)
+    assert torch.equal(twin(images), before)
+    assert not list(twin.parameters())
+    with pytest.raises(ValueError, match=r'model failed on images of shape \(3, 8, 8\)'):
+        layer_inputs(model, torch.rand(3, 8, 8))
