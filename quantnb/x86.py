@@ -144,8 +144,9 @@ def plot_requant_orders(ax=None # an Axes to draw on; default: a new figure
                             arrowprops=dict(arrowstyle='->', color='grey'))
     ax.set(xlim=(-2.4, spacing * 7.5), ylim=(-1.6, 0.6))
     ax.axis('off')
-    ax.set_title('From accumulator to code: orange steps round to float32 (float32(acc) only beyond 2^24), blue '
-                 'ones are exact', fontsize=10)
+    ax.set_title('From accumulator to code, simplified (the scales themselves are float32 products and '
+                 'reciprocals): orange steps round to float32 (float32(acc) only beyond 2^24), blue ones are exact',
+                 fontsize=10)
     return ax
 
 # %% ../nbs/05b_x86.ipynb #4571bd59
