@@ -471,6 +471,11 @@ class IntegerModel(nn.Module):
         _check_swapped(kernels, _swap_modules(model, requant, saturate_int16, kernels))
         return cls(model)
 
+# %% ../nbs/05c_integer.ipynb #75925331
+def _largest(t:torch.Tensor) -> int|float:
+    "The largest value of `t` (differences or codes, all >= 0); 0 for an empty `t`."
+    return t.max().item() if t.numel() else 0
+
 # %% ../nbs/05c_integer.ipynb #e5b58a9f
 def static_layers(model) -> dict:
     "The statically quantized Conv2d/Linear layers of `model` (fused ReLU included) by name."
@@ -483,11 +488,6 @@ def static_layers(model) -> dict:
         raise ValueError('model has no statically quantized Conv2d or Linear: '
                          'pass a model converted by static quantization')
     return layers
-
-# %% ../nbs/05c_integer.ipynb #75925331
-def _largest(t:torch.Tensor) -> int|float:
-    "The largest value of `t` (differences or codes, all >= 0); 0 for an empty `t`."
-    return t.max().item() if t.numel() else 0
 
 # %% ../nbs/05c_integer.ipynb #f37a6bee
 class _CalledTwice(ValueError):
