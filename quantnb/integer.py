@@ -32,13 +32,8 @@ from quantnb.requant import (
     int_gemm,
     int_max_pool2d,
 )
-from quantnb.isa import (
-    QUANTIZED_GEMMS,
-    UnreproducedPairing,
-    packed_library,
-    saturating_conv_accumulator,
-    saturating_linear_accumulator,
-)
+from .isa import QUANTIZED_GEMMS, packed_library
+from .kernels import UnreproducedPairing, saturating_conv_accumulator, saturating_linear_accumulator
 from quantnb.x86 import (
     check_kernel,
     default_kernel,
@@ -684,7 +679,7 @@ def _accumulators(module, x) -> tuple:
 
 # %% ../nbs/05c_integer.ipynb #dbb99fb7
 def _cannot_count(name:str, module, error:UnreproducedPairing) -> ValueError:
-    "The error for a layer whose pairing quantnb does not reproduce: notebook 05a's reason, with the layer's name."
+    "The error for a layer whose pairing quantnb does not reproduce: the emulation's reason, with the layer's name."
     library = packed_library(module)
     reason = error.reason  # its way out (exact sums) is the layer functions', not the report's
     fix = " Convert the model for fbgemm (backend='fbgemm') to count fbgemm's pairing." if library == 'onednn' else ''

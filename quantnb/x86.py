@@ -20,16 +20,13 @@ import torch.ao.nn.quantized as nnq
 import torch.nn as nn
 
 from .core import check_int, check_seed
-from quantnb.isa import (
+from .isa import VNNI_ISAS, fbgemm_isa, onednn_isa, packed_library
+from quantnb.kernels import (
     ONEDNN_RULES_VERSION,
-    VNNI_ISAS,
     emulated_onednn_isa,
-    fbgemm_isa,
     onednn_conv_uses_amx,
-    onednn_isa,
     onednn_matmul_uses_amx,
     onednn_version,
-    packed_library,
     saturating_conv_accumulator,
     saturating_linear_accumulator,
 )

@@ -41,18 +41,8 @@ from quantnb.requant import (
     saturating_rounding_doubling_high_mul,
 )
 import quantnb.isa as isa
-from quantnb.isa import (
-    fbgemm_groupwise,
-    fbgemm_isa,
-    onednn_conv_uses_amx,
-    onednn_isa,
-    onednn_matmul_uses_amx,
-    packed_library,
-    saturating_conv_accumulator,
-    saturating_gemm,
-    vpmaddubsw_matmul,
-    x86_library,
-)
+from quantnb.isa import fbgemm_isa, onednn_isa, packed_library, saturating_gemm, vpmaddubsw_matmul, x86_library
+from quantnb.kernels import fbgemm_groupwise, onednn_conv_uses_amx, onednn_matmul_uses_amx, saturating_conv_accumulator
 from quantnb.x86 import (
     KERNELS,
     default_kernel,

@@ -27,7 +27,7 @@ def test_layer_functions_refuse_choices_no_cpu_runs():
     q_x, q_w = torch.zeros(1, 2, dtype=torch.uint8), torch.zeros(1, 2, dtype=torch.int8)
     with pytest.raises(ValueError, match='never saturates'):
         int_linear(q_x, 0.1, 0, q_w, 0.1, 0, None, 0.1, 0, saturate_int16=True, kernel='onednn-amx')
-    from quantnb.isa import emulated_onednn_isa
+    from quantnb.kernels import emulated_onednn_isa
     imitated = 'onednn-combined' if emulated_onednn_isa() == 'avx2' else 'onednn'
     with pytest.raises(ValueError, match=f"kernel='{imitated}'"):  # the advice names the imitated CPU's order
         int_linear(q_x, 0.1, 0, q_w, 0.1, 0, None, 0.1, 0, saturate_int16=True, kernel='onednn-amx')
@@ -67,7 +67,7 @@ def test_x86_library_refuses_an_unknown_system_name():
 
 
 def test_onednn_conv_uses_amx_refuses_an_output_larger_than_the_input_allows():
-    from quantnb.isa import onednn_conv_uses_amx
+    from quantnb.kernels import onednn_conv_uses_amx
     with pytest.raises(ValueError, match='output_hw'):
         onednn_conv_uses_amx(1, 16, 32, (3, 3), (4, 4), (100, 100), (0, 0), 48 * 1024)
 
@@ -92,17 +92,19 @@ def test_x86_library_refuses_flags_it_cannot_read():
 def test_fbgemm_groupwise_layers_are_exact_only_where_the_routine_has_vnni(monkeypatch):
     "fbgemm's groupwise routine reads the CPU: exact under a cap on a VNNI CPU; elsewhere its pairing is unknown."
     import quantnb.isa as isa
-    from quantnb.isa import saturating_conv_accumulator
+    import quantnb.kernels as kernels
+    from quantnb.isa import AVX512_FLAGS
+    from quantnb.kernels import saturating_conv_accumulator
     from quantnb.requant import conv_accumulator
     g = torch.Generator().manual_seed(0)
     q_x = torch.randint(200, 256, (1, 8, 6, 6), generator=g)
     q_w = torch.where(torch.rand(8, 8, 3, 3, generator=g) < 0.5, -127, 127)
     exact = conv_accumulator(q_x, 0, q_w, 0, 1, 1, 1)
     monkeypatch.setattr(isa, '_this_process', lambda library: {'fbgemm': 'avx2', 'onednn': 'avx2'}[library])
-    monkeypatch.setattr(isa, 'cpu_flags', lambda: {'avx2', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl', 'avx512_vnni'})
+    monkeypatch.setattr(kernels, 'cpu_flags', lambda: {'avx2', *AVX512_FLAGS, 'avx512_vnni'})
     acc, saturated = saturating_conv_accumulator(q_x, 0, q_w, 0, padding=1, library='fbgemm')  # capped, VNNI CPU
     assert torch.equal(acc, exact) and saturated == 0
-    monkeypatch.setattr(isa, 'cpu_flags', lambda: {'avx2'})  # a CPU without VNNI
+    monkeypatch.setattr(kernels, 'cpu_flags', lambda: {'avx2'})  # a CPU without VNNI
     with pytest.raises(ValueError, match='groupwise'):
         saturating_conv_accumulator(q_x, 0, q_w, 0, padding=1, library='fbgemm')
     low = q_x - 128
@@ -153,7 +155,7 @@ def test_onednn_amx_one_by_one_follows_the_measured_pattern_and_warns(batch, thr
 
 def test_int_conv2d_takes_the_l1_size_of_the_amx_cpu_it_imitates():
     "A 16→2048 3×3 conv with a 2×2 output is on AMX with a 32 KiB L1 and off it with 48 KiB: the order follows l1_bytes."
-    from quantnb.isa import onednn_conv_uses_amx
+    from quantnb.kernels import onednn_conv_uses_amx
     from quantnb.x86 import int_conv2d
     assert onednn_conv_uses_amx(1, 16, 2048, (3, 3), (4, 4), (2, 2), (0, 0), 32 * 1024)
     assert not onednn_conv_uses_amx(1, 16, 2048, (3, 3), (4, 4), (2, 2), (0, 0), 48 * 1024)
@@ -170,7 +172,7 @@ def test_int_conv2d_takes_the_l1_size_of_the_amx_cpu_it_imitates():
 
 def test_one_by_one_convolutions_with_padding_or_unaligned_channels_stay_off_amx():
     "Measured with oneDNN's log: a 1×1 window with padding, or input channels not a multiple of 4, runs off AMX."
-    from quantnb.isa import onednn_conv_uses_amx
+    from quantnb.kernels import onednn_conv_uses_amx
     l1 = 48 * 1024
     assert onednn_conv_uses_amx(1, 16, 32, 1, (28, 28), (28, 28), 0, l1)
     assert not onednn_conv_uses_amx(1, 16, 32, 1, (28, 28), (30, 30), 1, l1)  # padded
@@ -186,7 +188,7 @@ def test_amx_rules_agree_with_onednns_log():
     script = """import itertools, json
 import torch
 import torch.ao.nn.quantized as nnq
-from quantnb.isa import onednn_conv_uses_amx
+from quantnb.kernels import onednn_conv_uses_amx
 from quantnb.ptq import quantized_engine
 predicted = []
 for k, c, p, size, b in itertools.product((1, 3), (3, 4, 6, 16), (0, 1), (2, 8), (1, 4)):
@@ -330,7 +332,8 @@ def test_run_fresh_sets_caps_from_env_alone_and_stops_at_its_timeout(monkeypatch
 
 
 def test_share_outside_int16_and_a_window_that_does_not_fit():
-    from quantnb.isa import onednn_conv_uses_amx, share_outside_int16
+    from quantnb.isa import share_outside_int16
+    from quantnb.kernels import onednn_conv_uses_amx
     assert share_outside_int16(torch.tensor([0, 40_000, -40_000, 32_767])) == 0.5
     with pytest.raises(TypeError, match='int32 or int64'):
         share_outside_int16(torch.tensor([0.5]))
@@ -343,8 +346,9 @@ def test_share_outside_int16_and_a_window_that_does_not_fit():
 def test_groupwise_emulation_counts_the_zero_point_its_padding_holds(monkeypatch):
     "fbgemm's groupwise routine pads with the zero point's code: a zero point above 127 can saturate it, so refused."
     import quantnb.isa as isa
-    from quantnb.isa import UnreproducedPairing, saturating_conv_accumulator
-    monkeypatch.setattr(isa, 'cpu_flags', lambda: {'avx2'})  # a CPU without VNNI, where the routine pairs
+    import quantnb.kernels as kernels
+    from quantnb.kernels import UnreproducedPairing, saturating_conv_accumulator
+    monkeypatch.setattr(kernels, 'cpu_flags', lambda: {'avx2'})
     monkeypatch.setattr(isa, '_this_process', lambda library: 'avx2')
     codes = torch.zeros(1, 8, 4, 4, dtype=torch.long)
     weights = torch.full((8, 8, 3, 3), -128)
