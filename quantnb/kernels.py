@@ -12,6 +12,7 @@ __all__ = ['LIBRARIES', 'ONEDNN_RULES_VERSION', 'plot_conv_pairings', 'emulated_
 # %% ../nbs/05a_kernels.ipynb #1473442e
 import itertools
 import re
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -50,28 +51,38 @@ def _draw_pairs(ax, labels:list, y:float):
     "One row of products at height `y`, each outlined pair one int16 pair sum; zero padding in grey."
     for i, label in enumerate(labels):
         colour = 'lightgrey' if label == '0' else _PAIR_COLOURS[(i // 2) % len(_PAIR_COLOURS)]
+        if label == 'z':
+            colour = 'white'  # a padded tap's zero-point code, which fbgemm pairs
         ax.add_patch(plt.Rectangle((i + 0.05, y), 0.9, 0.8, color=colour, alpha=0.6))
         ax.text(i + 0.5, y + 0.4, label, ha='center', va='center', fontsize=8)
     for pair in range(0, len(labels), 2):
         ax.add_patch(plt.Rectangle((pair, y - 0.08), 2, 0.96, fill=False, edgecolor='black', linewidth=1.2))
 
+def _pairing_rows(taps:int, channels:int, padded_taps:int) -> tuple:
+    "The labels of one im2col row as fbgemm pairs it (zero-point codes z on padded taps) and as oneDNN does."
+    fbgemm_row = ['z' if t < padded_taps else f't{t}c{c}' for t in range(taps) for c in range(channels)]
+    onednn_row = [label for t in range(padded_taps, taps)
+                  for label in [f't{t}c{c}' for c in range(channels)] + ['0'] * (-channels % 4)]
+    return fbgemm_row, onednn_row
+
 def plot_conv_pairings(taps:int, # window positions in the im2col row
                        channels:int, # input channels per tap
+                       padded_taps:int=0, # how many of the taps (the first ones) fall on the padding
                        ax=None # an Axes to draw on; default: a new figure
                       ) -> plt.Axes:
     "fbgemm's and oneDNN's int16 pairings of one im2col row without VNNI: t = tap, c = channel, 0 = padding."
     check_int(taps, 'taps')
     check_int(channels, 'channels')
+    check_int(padded_taps, 'padded_taps', 0, taps - 1)
     if ax is not None and not isinstance(ax, plt.Axes):
         raise TypeError(f'ax must be a matplotlib Axes (or None for a new figure), not {type(ax).__name__}')
     ax = ax or plt.subplots(figsize=(9, 2))[1]
-    fbgemm_row = [f't{t}c{c}' for t in range(taps) for c in range(channels)]
-    onednn_row = [label for t in range(taps) for label in [f't{t}c{c}' for c in range(channels)]
-                  + ['0'] * (-channels % 4)]
+    fbgemm_row, onednn_row = _pairing_rows(taps, channels, padded_taps)
     _draw_pairs(ax, fbgemm_row, 1.2)
     _draw_pairs(ax, onednn_row, 0)
-    ax.set(xlim=(-0.1, len(onednn_row) + 0.1), ylim=(-0.3, 2.2), yticks=[0.4, 1.6],
-           yticklabels=['oneDNN', 'fbgemm'], xticks=[], title='int16 pair sums without VNNI: t = tap, c = channel')
+    ax.set(xlim=(-0.1, max(len(fbgemm_row), len(onednn_row)) + 0.1), ylim=(-0.3, 2.2), yticks=[0.4, 1.6],
+           yticklabels=['oneDNN', 'fbgemm'], xticks=[],
+           title='int16 pair sums without VNNI: t = tap, c = channel, z = a padded tap (zero-point code)')
     ax.spines[:].set_visible(False)
     return ax
 
@@ -83,11 +94,10 @@ def _pad_taps(codes, q_w):
 
 # %% ../nbs/05a_kernels.ipynb #cc0abe23
 def _onednn_isa_or_none():
-    "This process's oneDNN instructions, or None where the CPU's flags cannot be read."
-    try:
-        return onednn_isa()
-    except ValueError:
+    "This process's oneDNN instructions, or None where the CPU's flags cannot be read (no AVX2 among them)."
+    if 'avx2' not in cpu_flags():
         return None
+    return onednn_isa()
 
 def emulated_onednn_isa() -> str: # 'avx512_core' or 'avx2'
     "The oneDNN instructions the int16 emulation imitates: this process's where they lack VNNI, else AVX2's."
@@ -100,7 +110,7 @@ LIBRARIES = ('fbgemm', 'onednn')  # the int8 kernel libraries of PyTorch's x86 e
 def check_library(library # a name to check: one of LIBRARIES
                  ):
     "Raise unless `library` names one of LIBRARIES."
-    if library not in LIBRARIES:
+    if not isinstance(library, str) or library not in LIBRARIES:
         raise ValueError(f"library={library!r}: choose 'fbgemm' or 'onednn'")
 
 def _check_onednn_weights(library:str, w_zero_point, out_channels:int):
@@ -111,10 +121,13 @@ def _check_onednn_weights(library:str, w_zero_point, out_channels:int):
 # %% ../nbs/05a_kernels.ipynb #966c979c
 class UnreproducedPairing(ValueError):
     "A layout whose int16 pairing quantnb does not reproduce, given input codes above 127 that could saturate it."
-    def __init__(self, reason:str, fix:str=''):
-        self.reason = reason  # what the layout is, without the way out
-        super().__init__(f'{reason}: use exact int32 sums instead (conv_accumulator or int_gemm; saturate_int16=False '
-                         f"in quantnb.x86's layer functions), which differ where pair sums saturate{fix}")
+    def __init__(self, reason:str, # what the layout is and why it could saturate, without the way out
+                 alternative:str=''): # another way out, before exact sums: such as packing the layer for fbgemm
+        self.reason = reason
+        other = f'{alternative}, or ' if alternative else ''
+        super().__init__(f'{reason}: {other}use exact int32 sums instead (conv_accumulator or int_gemm; '
+                         "saturate_int16=False in quantnb.x86's layer functions), which differ where pair sums "
+                         'saturate')
 
 # %% ../nbs/05a_kernels.ipynb #5f1f6ef6
 def _one_channel_sums_exactly(q_x, in_channels:int, library:str) -> bool:
@@ -124,7 +137,7 @@ def _one_channel_sums_exactly(q_x, in_channels:int, library:str) -> bool:
     if q_x.numel() and q_x.max().item() > 127:
         raise UnreproducedPairing("oneDNN's AVX-512 kernel without VNNI pairs a one-channel convolution's products "
                                   'in an order quantnb does not reproduce, and input codes above 127 could saturate '
-                                  'it', ', or pack for fbgemm')
+                                  'it', 'pack the layer for fbgemm')
     return True  # codes <= 127 cannot saturate a pair (2·127·128 < 2^15), whatever the order
 
 # %% ../nbs/05a_kernels.ipynb #35421b5b
@@ -136,7 +149,7 @@ def _long_matmul_sums_exactly(x_rows, library:str) -> bool:
     if x_rows.numel() and x_rows.max().item() > 127:
         raise UnreproducedPairing(f"oneDNN's AVX2 matmul pairs a reduction of K={K} (over 256, not a multiple of 4) "
                                   'in blocks quantnb does not reproduce, and input codes above 127 could saturate it',
-                                  ', or pack for fbgemm')
+                                  'pack the layer for fbgemm')
     return True
 
 # %% ../nbs/05a_kernels.ipynb #15c43302
@@ -205,6 +218,16 @@ def _onednn_conv_pairs(q_x, x_zero_point, q_w, geometry) -> tuple:
     raw, saturated = vpmaddubsw_matmul(_pad_taps(x_rows, q_w), _pad_taps(w_rows, q_w))
     return raw - x_zero_point * (real_taps.long() @ w_rows.long().T), saturated
 
+def _check_conv_operands(q_x, x_zero_point:int, q_w, w_zero_point, geometry:tuple, library:str) -> tuple:
+    "Codes in range, a known library, weights it takes; the checked `(stride, padding, dilation)`."
+    check_codes(q_x, 'q_x', 0, 255)
+    check_codes(q_w, 'q_w', -128, 127)
+    check_library(library)
+    check_activation_zero_point(x_zero_point, 'x_zero_point')
+    geometry = check_conv_geometry(q_x, q_w, *geometry)
+    _check_onednn_weights(library, w_zero_point, q_w.shape[0])
+    return geometry
+
 def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W), uint8 range
                                 x_zero_point:int, # the input's zero point (fbgemm pads with it)
                                 q_w:torch.Tensor, # weight codes (O, C, kh, kw), int8 range
@@ -213,12 +236,7 @@ def saturating_conv_accumulator(q_x:torch.Tensor, # activation codes (B, C, H, W
                                 library:str='fbgemm' # 'fbgemm', or 'onednn': this process's oneDNN kernels, or AVX2's
                                ) -> tuple: # `(acc, saturated)`: int64 (B·H'·W', O), and the pair sums clipped
     "A convolution's accumulator without VNNI, in `library`'s pairing (fbgemm's groupwise layers: see its docs)."
-    check_codes(q_x, 'q_x', 0, 255)
-    check_codes(q_w, 'q_w', -128, 127)
-    check_library(library)
-    check_activation_zero_point(x_zero_point, 'x_zero_point')
-    geometry = check_conv_geometry(q_x, q_w, stride, padding, dilation)
-    _check_onednn_weights(library, w_zero_point, q_w.shape[0])
+    geometry = _check_conv_operands(q_x, x_zero_point, q_w, w_zero_point, (stride, padding, dilation), library)
     groupwise = fbgemm_groupwise(q_w.shape[1], q_w.shape[0], q_w.shape[2:], *geometry)
     exact = _groupwise_sums_exactly(q_x, x_zero_point, groupwise, library)
     if exact or _one_channel_sums_exactly(q_x, q_w.shape[1], library):
@@ -235,6 +253,7 @@ def _power_of_two_codes(acc:torch.Tensor, scale:float) -> list:
 
 def _pytorch_codes(engine:str, layer, q_x, x_zero_point:int, q_w, scale:float) -> list:
     "PyTorch's codes of `layer` packed under `engine`, in the order of the emulation's sums (channels last)."
+    # torch._make_per_tensor_quantized_tensor (private) wraps chosen codes; quantize_per_tensor would round floats
     with quantized_engine(engine):
         layer.set_weight_bias(torch._make_per_tensor_quantized_tensor(q_w, 1.0, 0), None)
     layer.scale = scale
@@ -243,11 +262,11 @@ def _pytorch_codes(engine:str, layer, q_x, x_zero_point:int, q_w, scale:float) -
     return (out.permute(0, 2, 3, 1) if out.dim() == 4 else out).flatten().tolist()
 
 # %% ../nbs/05a_kernels.ipynb #7f1a698f
-def _conv_sums(q_x, x_zero_point:int, q_w, padding:int=0) -> dict:
+def _conv_sums(q_x, x_zero_point:int, q_w, geometry:dict) -> dict:
     "A convolution's three sums, each a function: exact, and in each library's int16 pairing."
     def paired(library):
-        return saturating_conv_accumulator(q_x, x_zero_point, q_w, 0, padding=padding, library=library)[0]
-    return {'exact': lambda: conv_accumulator(q_x, x_zero_point, q_w, 0, padding=padding),
+        return saturating_conv_accumulator(q_x, x_zero_point, q_w, 0, **geometry, library=library)[0]
+    return {'exact': lambda: conv_accumulator(q_x, x_zero_point, q_w, 0, **geometry),
             'fbgemm pairing': lambda: paired('fbgemm'), 'oneDNN pairing': lambda: paired('onednn')}
 
 def _linear_sums(q_x, q_w) -> dict:
@@ -272,44 +291,51 @@ def _codes(shape:tuple, low:int, high:int, dtype, g) -> torch.Tensor:
     "Random codes in low…high-1 (seeded by `g`)."
     return torch.randint(low, high, shape, generator=g).to(dtype)
 
-def _pairing_cases() -> dict:
-    "Layer name -> (a function making the layer, input codes, input zero point, weight codes, power-of-two scale)."
+def _pairing_codes() -> dict:
+    "The input and weight codes of the check's layers, by name: `(q_x, q_w)`, the random ones seeded."
     g = torch.Generator().manual_seed(0)
-    full_x = torch.full((1, 3, 4, 4), 255, dtype=torch.uint8)
-    full_w = torch.full((1, 3, 3, 3), 127, dtype=torch.int8)
-    long_x = _codes((4, 301), 128, 256, torch.uint8, g)
-    long_w = _codes((8, 301), -128, 128, torch.int8, g)
-    one_x = _codes((8, 1, 28, 28), 128, 256, torch.uint8, g)
-    one_w = _codes((32, 1, 3, 3), -128, 128, torch.int8, g)
-    pad_x = torch.zeros(1, 2, 4, 4, dtype=torch.uint8)
-    pad_w = torch.full((2, 2, 3, 3), -128, dtype=torch.int8)
-    group_x = _codes((2, 8, 6, 6), 128, 256, torch.uint8, g)
-    group_w = _codes((8, 8, 3, 3), -128, 128, torch.int8, g)
-    short_x, short_w = long_x[:, :64].contiguous(), long_w[:, :64].contiguous()  # the first 64 of each row
-    aligned_x, aligned_w = long_x[:, :300].contiguous(), long_w[:, :300].contiguous()
+    codes = {'full': (torch.full((1, 3, 4, 4), 255, dtype=torch.uint8),
+                      torch.full((1, 3, 3, 3), 127, dtype=torch.int8)),
+             'padded': (torch.zeros(1, 2, 4, 4, dtype=torch.uint8), torch.full((2, 2, 3, 3), -128, dtype=torch.int8))}
+    shapes = {'long': ((4, 301), (8, 301)), 'one channel': ((8, 1, 28, 28), (32, 1, 3, 3)),
+              'groupwise': ((2, 8, 6, 6), (8, 8, 3, 3)), 'strided': ((2, 4, 9, 9), (8, 4, 3, 3))}
+    for name, (x_shape, w_shape) in shapes.items():
+        codes[name] = (_codes(x_shape, 128, 256, torch.uint8, g), _codes(w_shape, -128, 128, torch.int8, g))
+    long_x, long_w = codes['long']
+    for k in (64, 130, 300):  # the first k codes of each row
+        codes[f'K = {k}'] = (long_x[:, :k].contiguous(), long_w[:, :k].contiguous())
+    return codes
+
+def _pairing_cases() -> dict:
+    "Layer name -> (a function making the layer, input codes, weight codes, input zero point, power-of-two scale)."
+    c = _pairing_codes()
     return {
-        'Conv2d, 3 channels, codes 255 and 127': (lambda: nnq.Conv2d(3, 1, 3), full_x, 0, full_w, 2.0 ** 13),
-        'Linear, K = 64': (lambda: nnq.Linear(64, 8), short_x, 0, short_w, 2.0 ** 12),
-        'Linear, K = 300': (lambda: nnq.Linear(300, 8), aligned_x, 0, aligned_w, 2.0 ** 13),
-        'Linear, K = 301': (lambda: nnq.Linear(301, 8), long_x, 0, long_w, 2.0 ** 13),
-        'Conv2d, one input channel': (lambda: nnq.Conv2d(1, 32, 3), one_x, 0, one_w, 2.0 ** 12),
-        'Conv2d, padding, zero point 255': (lambda: nnq.Conv2d(2, 2, 3, padding=1), pad_x, 255, pad_w, 2.0 ** 13),
-        'Conv2d, 8 channels, groupwise': (lambda: nnq.Conv2d(8, 8, 3, padding=1), group_x, 0, group_w, 2.0 ** 14),
+        'Conv2d, 3 channels, codes 255 and 127': (lambda: nnq.Conv2d(3, 1, 3), *c['full'], 0, 2.0 ** 13),
+        'Linear, K = 64': (lambda: nnq.Linear(64, 8), *c['K = 64'], 0, 2.0 ** 12),
+        'Linear, K = 130': (lambda: nnq.Linear(130, 8), *c['K = 130'], 0, 2.0 ** 13),
+        'Linear, K = 300': (lambda: nnq.Linear(300, 8), *c['K = 300'], 0, 2.0 ** 13),
+        'Linear, K = 301': (lambda: nnq.Linear(301, 8), *c['long'], 0, 2.0 ** 13),
+        'Conv2d, one input channel': (lambda: nnq.Conv2d(1, 32, 3), *c['one channel'], 0, 2.0 ** 12),
+        'Conv2d, padding, zero point 255': (lambda: nnq.Conv2d(2, 2, 3, padding=1), *c['padded'], 255, 2.0 ** 13),
+        'Conv2d, 8 channels, groupwise': (lambda: nnq.Conv2d(8, 8, 3, padding=1), *c['groupwise'], 0, 2.0 ** 14),
+        'Conv2d, stride 2, dilation 2': (lambda: nnq.Conv2d(4, 8, 3, stride=2, dilation=2), *c['strided'], 0,
+                                         2.0 ** 13),
     }
 
 # %% ../nbs/05a_kernels.ipynb #f9b85a33
-def _sums_of(layer, q_x, x_zero_point:int, q_w) -> dict:
+def _sums_of(layer, q_x, q_w, x_zero_point:int) -> dict:
     "The three sums of `layer` (a quantized Linear or Conv2d) on these codes."
     if isinstance(layer, nnq.Linear):
         return _linear_sums(q_x, q_w)
-    return _conv_sums(q_x, x_zero_point, q_w, padding=layer.padding[0])
+    geometry = {'stride': layer.stride, 'padding': layer.padding, 'dilation': layer.dilation}
+    return _conv_sums(q_x, x_zero_point, q_w, geometry)
 
 # %% ../nbs/05a_kernels.ipynb #dba10516
 def pairing_check() -> dict:
-    "For seven layers packed under each engine: which of the three sums give PyTorch's codes, and the instructions."
+    "For nine layers packed under each engine: which of the three sums give PyTorch's codes, and the instructions."
     rows = []
-    for case, (make_layer, q_x, x_zero_point, q_w, scale) in _pairing_cases().items():
-        found = _candidate_codes(_sums_of(make_layer(), q_x, x_zero_point, q_w), scale)
+    for case, (make_layer, q_x, q_w, x_zero_point, scale) in _pairing_cases().items():
+        found = _candidate_codes(_sums_of(make_layer(), q_x, q_w, x_zero_point), scale)
         if not 0 < min(found['exact']) <= max(found['exact']) < 255:
             raise RuntimeError(f'{case}: an exact code reached 0 or 255, where clamping could hide a clipped pair')
         for engine in ('fbgemm', 'onednn'):
@@ -339,9 +365,16 @@ def onednn_version() -> str:
     found = re.search(r'(?:oneDNN|MKL-DNN) v(\d+(?:\.\d+)*)', torch.__config__.show())
     return found[1] if found else ''
 
+def _warn_if_other_onednn():
+    "Warn where this PyTorch's oneDNN is not the one whose AMX rules quantnb follows."
+    here = onednn_version()
+    if here.split('.')[:2] != ONEDNN_RULES_VERSION.split('.'):
+        warnings.warn(f"this PyTorch has oneDNN {here or '(unknown)'}; quantnb follows oneDNN "
+                      f"{ONEDNN_RULES_VERSION}'s AMX rules, which may have changed")
+
 # %% ../nbs/05a_kernels.ipynb #0c0605c1
 def _l1_data_bytes() -> int:
-    "The first core's L1 data cache as Linux reports it; 32 KiB, a common size, where Linux does not say."
+    "The first core's L1 data cache as Linux reports it; 48 KiB, with a warning, where Linux does not say."
     for index in sorted(Path('/sys/devices/system/cpu/cpu0/cache').glob('index*')):
         try:
             level, kind, size = ((index / f).read_text().strip() for f in ('level', 'type', 'size'))
@@ -349,17 +382,19 @@ def _l1_data_bytes() -> int:
             continue
         if (level, kind) == ('1', 'Data') and size.endswith('K'):
             return int(size[:-1]) * 1024
-    return 32 * 1024
+    warnings.warn('Linux does not report the L1 data cache here: assuming 48 KiB, that of every Xeon with AMX so far; '
+                  'pass l1_bytes= to onednn_conv_uses_amx to name it')
+    return 48 * 1024
 
 # %% ../nbs/05a_kernels.ipynb #7a671968
 def _small_conv(batch, in_channels, out_channels, kernel_size, padding, output_hw, l1) -> bool:
     "oneDNN's small shape: at most 4 outputs, at most 512 inputs, B·C·O within 7/8 of L1 (half for an unpadded 1×1)."
     unpadded_1x1 = tuple(kernel_size) == (1, 1) and not any(padding)
-    fits_l1 = batch * in_channels * out_channels <= (l1 * 7 // 8) // (2 if unpadded_1x1 else 1)  # brg_blocking_t::L1
+    fits_l1 = batch * in_channels * out_channels <= (l1 * 7 // 8) // (2 if unpadded_1x1 else 1)  # fitted share
     return output_hw[0] * output_hw[1] <= 4 and in_channels <= 512 and fits_l1
 
 def _small_ic_640(in_channels, out_channels, kernel_size, input_hw, output_hw) -> bool:
-    "oneDNN's `is_int8_small_ic`: a 3×3 convolution with 32 outputs and fewer than 8 inputs on a 640×640 image."
+    "A 3×3 convolution with 32 outputs and fewer than 8 inputs on a 640×640 image (measured with 3 inputs)."
     return (out_channels == 32 and in_channels < 8 and tuple(kernel_size) == (3, 3)
             and set(input_hw) | set(output_hw) == {640})
 
@@ -396,6 +431,7 @@ def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a gr
     if l1_bytes is not None:
         _check_positive_ints(l1_bytes=l1_bytes)
     l1 = _l1_data_bytes() if l1_bytes is None else l1_bytes
+    _warn_if_other_onednn()
     return not (_small_conv(batch, in_channels, out_channels, kernel_size, padding, output_hw, l1)
                 or _small_ic_640(in_channels, out_channels, kernel_size, input_hw, output_hw)
                 or _unaligned_1x1(in_channels, kernel_size, padding))
@@ -406,6 +442,7 @@ def onednn_matmul_uses_amx(rows:int, # M: the input's rows (all leading dimensio
                           ) -> bool:
     "Whether oneDNN 3.12 runs an int8 matmul of this shape on AMX (brgemm_matmul_utils.cpp: small shapes go to VNNI)."
     _check_positive_ints(rows=rows, in_features=in_features, out_features=out_features)
+    _warn_if_other_onednn()
     small = (rows == 1 and in_features == 256) or (rows <= 32 and rows * out_features <= 256) or in_features <= 16
     return not small
 

@@ -125,6 +125,7 @@ TYPED_NUMBERS = {
                            '40 dB': 'the bound the cell asserts'},
     '03_fakequant.ipynb': {'8×': '32 bits over 4'},
     '04_ptq.ipynb': {'4×': '32 bits over 8'},
+    '05a_kernels.ipynb': {'48 KiB': 'the default the code assumes where Linux does not report L1'},
     '05c_integer.ipynb': {'0.05 points': 'the bound the cell asserts', '99%': 'the bound the cell asserts'},
     '07_analysis.ipynb': {'6 dB': 'one bit', '0 dB': 'the definition', '30 dB': 'the bound the cell asserts'},
     '08_pipeline.ipynb': {'4×': '32 bits over 8'},

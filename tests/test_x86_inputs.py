@@ -356,3 +356,40 @@ def test_groupwise_emulation_counts_the_zero_point_its_padding_holds(monkeypatch
         saturating_conv_accumulator(codes, 255, weights, 0, padding=1, library='fbgemm')
     acc, saturated = saturating_conv_accumulator(codes, 100, weights, 0, padding=1, library='fbgemm')
     assert saturated == 0
+
+
+def test_emulated_onednn_isa_refuses_a_cap_below_avx2_instead_of_imitating_avx2(monkeypatch):
+    "Only unreadable flags fall back to AVX2; a cap that keeps oneDNN below AVX2 is refused, as onednn_isa refuses it."
+    import quantnb.isa as isa
+    import quantnb.kernels as kernels
+    from quantnb.kernels import emulated_onednn_isa
+
+    def below_avx2(library):
+        raise ValueError('ONEDNN_MAX_CPU_ISA=SSE41 keeps oneDNN below AVX2')
+    monkeypatch.setattr(isa, '_this_process', below_avx2)
+    with pytest.raises(ValueError, match='below AVX2'):
+        emulated_onednn_isa()
+    monkeypatch.setattr(kernels, 'cpu_flags', lambda: set())  # flags not read
+    assert emulated_onednn_isa() == 'avx2'
+
+
+def test_l1_size_falls_back_to_48_kib_with_a_warning(monkeypatch, tmp_path):
+    import quantnb.kernels as kernels
+    monkeypatch.setattr(kernels, 'Path', lambda _: tmp_path)  # a /sys without cache files
+    with pytest.warns(UserWarning, match='48 KiB'):
+        assert kernels._l1_data_bytes() == 48 * 1024
+
+
+def test_check_library_names_the_argument_for_any_type():
+    import numpy as np
+    from quantnb.kernels import check_library
+    for library in (np.array(['fbgemm']), None, 3, ('fbgemm',)):
+        with pytest.raises(ValueError, match='library='):
+            check_library(library)
+
+
+def test_unreproduced_pairing_puts_the_alternative_before_exact_sums():
+    from quantnb.kernels import UnreproducedPairing
+    message = str(UnreproducedPairing('a layout', 'pack the layer for fbgemm'))
+    assert message.startswith('a layout: pack the layer for fbgemm, or use exact int32 sums instead')
+    assert str(UnreproducedPairing('a layout')).startswith('a layout: use exact int32 sums instead')
