@@ -16,6 +16,7 @@ import os
 import platform
 import subprocess
 import sys
+import warnings
 
 import matplotlib.pyplot as plt
 import torch
@@ -46,14 +47,20 @@ def share_outside_int16(sums:torch.Tensor # integer sums, before any clamping
     return ((sums < INT16_MIN) | (sums > INT16_MAX)).float().mean().item()
 
 # %% ../nbs/05a_isa.ipynb #d7201152
+def _check_pair_sums(pair_sums):
+    "A non-empty dict of int bits -> 1-D int32/int64 tensors of pair sums before clamping."
+    def is_sums(s):
+        return isinstance(s, torch.Tensor) and s.dim() == 1 and s.numel() and s.dtype in (torch.int32, torch.int64)
+    if not isinstance(pair_sums, dict) or not pair_sums or not all(
+            isinstance(bits, int) and not isinstance(bits, bool) and is_sums(s) for bits, s in pair_sums.items()):
+        raise TypeError('pair_sums must be a non-empty dict of activation bits (an int) -> a 1-D int32 or int64 '
+                        'tensor of pair sums before clamping')
+
 def plot_pair_sums(pair_sums:dict, # {activation bits: tensor of unclamped pair sums}
                    ax=None # an Axes to draw on; default: a new figure
                   ) -> plt.Axes:
     "Histograms of pair sums before int16 clamping, with int16's limits dashed and the share outside them."
-    if not isinstance(pair_sums, dict) or not pair_sums or not all(
-            isinstance(s, torch.Tensor) and s.dim() == 1 and s.numel() and not s.is_floating_point()
-            and s.dtype != torch.bool for s in pair_sums.values()):
-        raise TypeError('pair_sums must be a non-empty dict of activation bits -> a 1-D integer tensor of pair sums')
+    _check_pair_sums(pair_sums)
     if ax is not None and not isinstance(ax, plt.Axes):
         raise TypeError(f'ax must be a matplotlib Axes (or None for a new figure), not {type(ax).__name__}')
     ax = ax or plt.subplots(figsize=(7, 2.6))[1]
@@ -129,19 +136,18 @@ def _last_json_line(stdout:str):
 
 def _int8_primitives(stdout:str) -> list:
     "The int8 matmuls and convolutions in oneDNN's log, in order: `[(primitive, implementation), ...]`."
-    fields = [line.split(',') for line in stdout.splitlines() if line.startswith('onednn_verbose,v1,primitive,exec,')]
+    log = [line for line in stdout.splitlines() if line.startswith('onednn_verbose')]
+    if log and not any(line.startswith('onednn_verbose,v1,') for line in log):
+        warnings.warn("oneDNN's log is not in the v1 format quantnb reads: its primitives are not listed")
+    fields = [line.split(',') for line in log if line.startswith('onednn_verbose,v1,primitive,exec,')]
     int8 = [f for f in fields if f[8].startswith(('src:u8', 'src:s8'))]  # the operands' data types
     return [(f[5], f[6]) for f in int8 if f[5] in ('matmul', 'convolution')]
 
 # %% ../nbs/05a_isa.ipynb #658145ec
 CAP_VARIABLES = ('ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA', 'FBGEMM_ENABLE_INSTRUCTIONS')  # what caps the libraries
 
-def run_fresh(script:str, # Python source; its last printed line must be a JSON value
-              env:dict, # environment variables to add, e.g. {'ONEDNN_MAX_CPU_ISA': 'AVX2'}; caps only from here
-              *args:str, # command-line arguments for the script (sys.argv[1:])
-              timeout:float=600 # seconds before the process is stopped
-             ) -> tuple: # `(result, [(primitive, implementation), ...])`
-    "Run `script` in a fresh Python with `env` added and oneDNN's log on: its JSON result, and the int8 primitives."
+def _check_fresh_args(script, env, args, timeout):
+    "Source as a str, str arguments, a dict of str variables, and a positive finite timeout."
     if not isinstance(script, str):
         raise TypeError(f'script must be Python source as a str, not {type(script).__name__}')
     if not all(isinstance(arg, str) for arg in args):
@@ -150,6 +156,14 @@ def run_fresh(script:str, # Python source; its last printed line must be a JSON 
         raise TypeError("env must be a dict of variable names to str values, such as {'ONEDNN_MAX_CPU_ISA': 'AVX2'}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float('inf'):
         raise ValueError(f'timeout={timeout!r} must be a positive number of seconds')
+
+def run_fresh(script:str, # Python source; its last printed line must be a JSON value
+              env:dict, # environment variables to add, e.g. {'ONEDNN_MAX_CPU_ISA': 'AVX2'}; caps only from here
+              *args:str, # command-line arguments for the script (sys.argv[1:])
+              timeout:float=600 # seconds before the process is stopped
+             ) -> tuple: # `(result, [(primitive, implementation), ...])`
+    "Run `script` in a fresh Python with `env` added and oneDNN's log on: its JSON result, and the int8 primitives."
+    _check_fresh_args(script, env, args, timeout)
     log_format = {'ONEDNN_VERBOSE': '1', 'ONEDNN_VERBOSE_TIMESTAMP': '0'}  # the log lines _int8_primitives reads
     inherited = {k: v for k, v in os.environ.items() if k not in CAP_VARIABLES}
     try:
@@ -209,6 +223,9 @@ def _fbgemm_isa(flags, env) -> str:
     if not isinstance(value, str):
         raise TypeError(f"FBGEMM_ENABLE_INSTRUCTIONS must be a name such as 'AVX2', not {type(value).__name__}")
     forced = _FBGEMM_FORCED.get(value.upper())
+    if value and not forced:
+        warnings.warn(f'FBGEMM_ENABLE_INSTRUCTIONS={value!r} is not a name fbgemm knows; it ignores it, and so does '
+                      f'quantnb: use one of {sorted(_FBGEMM_FORCED)}')
     if forced and _FBGEMM_LEVELS.index(forced) <= _FBGEMM_LEVELS.index(detected):
         return forced
     return detected
@@ -236,6 +253,9 @@ def _onednn_cap(env) -> int:
     if cap.startswith('avx10_2'):  # oneDNN compares AVX10 versions apart from its other feature bits
         raise ValueError(f'ONEDNN_MAX_CPU_ISA={cap.upper()}: quantnb does not model how oneDNN caps at AVX10.2 (it '
                          f'runs AVX10.1 kernels, not AMX): use another cap, {_OR_PASS_KERNEL}')
+    if cap not in _ONEDNN_CAPS and cap != 'all':
+        warnings.warn(f'ONEDNN_MAX_CPU_ISA={cap.upper()} is not a cap quantnb knows; it reads it as no cap: use one of '
+                      f'{[name.upper() for name in _ONEDNN_CAPS]}')
     return _ONEDNN_CAPS.index(cap) if cap in _ONEDNN_CAPS else len(_ONEDNN_CAPS)
 
 def _onednn_isa(flags, env, this_cpu=False) -> str:
@@ -302,6 +322,17 @@ def _check_system(system) -> str:
         raise ValueError(f'system={system!r}: choose a name platform.system() returns, such as {sorted(KNOWN_SYSTEMS)}')
     return system.lower()
 
+# %% ../nbs/05a_isa.ipynb #b61ba069
+def _check_layer_question(layer, system, symmetric, groups) -> str:
+    "A known layer kind, system and groups (a Linear has none): the system's name in lower case."
+    if layer not in ('conv', 'linear'):
+        raise ValueError(f"layer={layer!r}: choose 'conv' or 'linear'")
+    check_flag(symmetric, 'symmetric')
+    check_int(groups, 'groups')
+    if layer == 'linear' and groups != 1:
+        raise ValueError(f'groups={groups}: a Linear layer has no groups; pass groups only with layer=\'conv\'')
+    return _check_system(system)
+
 def x86_library(layer:str, # 'conv' or 'linear'
                 flags:set|None=None, # CPU flags; default: this CPU's
                 system:str|None=None, # operating system; default: this one's (platform.system())
@@ -309,13 +340,7 @@ def x86_library(layer:str, # 'conv' or 'linear'
                 groups:int=1 # the convolution's groups
                ) -> str: # 'fbgemm' or 'onednn'
     "The library PyTorch's `x86` engine packs a layer for (`should_use_onednn_quant` for convolutions)."
-    if layer not in ('conv', 'linear'):
-        raise ValueError(f"layer={layer!r}: choose 'conv' or 'linear'")
-    system = _check_system(system)
-    check_flag(symmetric, 'symmetric')
-    check_int(groups, 'groups')
-    if layer == 'linear' and groups != 1:
-        raise ValueError(f'groups={groups}: a Linear layer has no groups; pass groups only with layer=\'conv\'')
+    system = _check_layer_question(layer, system, symmetric, groups)
     flags = None if flags is None else _check_flags(flags)
     if layer == 'linear' or system != 'linux' or not symmetric or groups > 100:
         return 'fbgemm'  # whatever the CPU

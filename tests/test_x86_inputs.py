@@ -393,3 +393,19 @@ def test_unreproduced_pairing_puts_the_alternative_before_exact_sums():
     message = str(UnreproducedPairing('a layout', 'pack the layer for fbgemm'))
     assert message.startswith('a layout: pack the layer for fbgemm, or use exact int32 sums instead')
     assert str(UnreproducedPairing('a layout')).startswith('a layout: use exact int32 sums instead')
+
+
+def test_unknown_cap_names_warn_and_read_as_no_cap():
+    from quantnb.isa import AVX512_FLAGS, fbgemm_isa, onednn_isa
+    flags = {'avx2', *AVX512_FLAGS, 'avx512_vnni'}
+    with pytest.warns(UserWarning, match='not a cap quantnb knows'):
+        assert onednn_isa(flags, {'ONEDNN_MAX_CPU_ISA': 'AVX_2'}) == 'avx512_core_vnni'
+    with pytest.warns(UserWarning, match='not a name fbgemm knows'):
+        assert fbgemm_isa(flags, {'FBGEMM_ENABLE_INSTRUCTIONS': 'AVX_2'}) == 'avx512_vnni'
+
+
+def test_plot_pair_sums_takes_int_bits_and_int32_or_int64_sums():
+    from quantnb.isa import plot_pair_sums
+    for bad in ({8: torch.tensor([1], dtype=torch.int16)}, {'8': torch.tensor([1])}, {True: torch.tensor([1])}):
+        with pytest.raises(TypeError, match='pair_sums'):
+            plot_pair_sums(bad)
