@@ -939,6 +939,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'quantnb.x86.check_kernel': ('x86.html#check_kernel', 'quantnb/x86.py'),
                              'quantnb.x86.default_kernel': ('x86.html#default_kernel', 'quantnb/x86.py'),
                              'quantnb.x86.emulated_onednn_order': ('x86.html#emulated_onednn_order', 'quantnb/x86.py'),
+                             'quantnb.x86.first_output': ('x86.html#first_output', 'quantnb/x86.py'),
                              'quantnb.x86.int_conv2d': ('x86.html#int_conv2d', 'quantnb/x86.py'),
                              'quantnb.x86.int_linear': ('x86.html#int_linear', 'quantnb/x86.py'),
                              'quantnb.x86.onednn_activation_scales': ('x86.html#onednn_activation_scales', 'quantnb/x86.py'),
@@ -949,4 +950,11 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'quantnb.x86.packed_near_half_linear': ('x86.html#packed_near_half_linear', 'quantnb/x86.py'),
                              'quantnb.x86.plot_half_code_distances': ('x86.html#plot_half_code_distances', 'quantnb/x86.py'),
                              'quantnb.x86.plot_requant_orders': ('x86.html#plot_requant_orders', 'quantnb/x86.py'),
-                             'quantnb.x86.saturates_int16': ('x86.html#saturates_int16', 'quantnb/x86.py')}}}
+                             'quantnb.x86.saturates_int16': ('x86.html#saturates_int16', 'quantnb/x86.py'),
+                             'quantnb.x86.wrong_codes': ('x86.html#wrong_codes', 'quantnb/x86.py')},
+            'quantnb.x86_proof': { 'quantnb.x86_proof._full_range': ('x86_proof.html#_full_range', 'quantnb/x86_proof.py'),
+                                   'quantnb.x86_proof._packed': ('x86_proof.html#_packed', 'quantnb/x86_proof.py'),
+                                   'quantnb.x86_proof._saturating_layers': ('x86_proof.html#_saturating_layers', 'quantnb/x86_proof.py'),
+                                   'quantnb.x86_proof._sums_row': ('x86_proof.html#_sums_row', 'quantnb/x86_proof.py'),
+                                   'quantnb.x86_proof._wrong': ('x86_proof.html#_wrong', 'quantnb/x86_proof.py'),
+                                   'quantnb.x86_proof.sums_check': ('x86_proof.html#sums_check', 'quantnb/x86_proof.py')}}}

@@ -8,7 +8,7 @@ code."""
 __all__ = ['X86_ENGINES', 'REQUANT_STEPS', 'KERNELS', 'PACKED_LAYERS', 'packed_near_half_linear', 'packed_near_half_conv',
            'plot_requant_orders', 'onednn_weight_scales', 'onednn_activation_scales', 'onednn_requantize',
            'check_kernel', 'plot_half_code_distances', 'default_kernel', 'saturates_int16', 'emulated_onednn_order',
-           'int_linear', 'int_conv2d', 'packed_layer_codes']
+           'int_linear', 'int_conv2d', 'packed_layer_codes', 'first_output', 'wrong_codes']
 
 # %% ../nbs/05b_x86.ipynb #82ab4766
 import warnings
@@ -495,3 +495,21 @@ def packed_layer_codes(layer:nn.Module, # a packed nnq.Linear or nnq.Conv2d, fus
     if isinstance(layer, nnq.Conv2d):
         return int_conv2d(x.int_repr(), **args, stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
     return int_linear(x.int_repr(), **args)
+
+# %% ../nbs/05b_x86.ipynb #46c29a99
+def first_output(codes:torch.Tensor) -> torch.Tensor:
+    "The first row of a Linear layer's codes, or the first position of a convolution's first image."
+    if not isinstance(codes, torch.Tensor) or codes.dim() not in (2, 4) or not len(codes):
+        raise ValueError("codes must be a Linear layer's (rows, N) or a convolution's (B, C, H, W) output codes, "
+                         'with at least one row or image')
+    return codes[0] if codes.dim() == 2 else codes[0, :, 0, 0]
+
+def wrong_codes(layer, x, kernel:str, first_only:bool=False) -> int:
+    "How many of `layer`'s output codes on `x` `packed_layer_codes` gets wrong with `kernel` (pairs as this CPU adds)."
+    check_flag(first_only, 'first_only')
+    ours = packed_layer_codes(layer, x, kernel)
+    reference = layer(x).int_repr()
+    if first_only:
+        ours = first_output(ours)
+        reference = first_output(reference)
+    return (ours != reference).sum().item()
