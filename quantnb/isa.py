@@ -125,7 +125,7 @@ def saturating_gemm(q_x:torch.Tensor, # activation codes (M, K), uint8 range
 # %% ../nbs/05a_isa.ipynb #1c933b23
 def _last_json_line(stdout:str):
     "The JSON value a script printed last, or a RuntimeError saying what it printed instead."
-    lines = [line for line in stdout.splitlines() if not line.startswith('onednn_verbose')]
+    lines = [line for line in stdout.splitlines() if line.strip() and not line.startswith('onednn_verbose')]
     if not lines:
         raise RuntimeError('the script printed nothing: its last printed line must be a JSON value '
                            '(print(json.dumps(...)))')
@@ -158,7 +158,7 @@ def _check_fresh_args(script, env, args, timeout):
         raise ValueError(f'timeout={timeout!r} must be a positive number of seconds')
 
 def run_fresh(script:str, # Python source; its last printed line must be a JSON value
-              env:dict, # environment variables to add, e.g. {'ONEDNN_MAX_CPU_ISA': 'AVX2'}; caps only from here
+              env:dict, # variables to add, e.g. {'ONEDNN_MAX_CPU_ISA': 'AVX2'}; caps only from here; the log stays on
               *args:str, # command-line arguments for the script (sys.argv[1:])
               timeout:float=600 # seconds before the process is stopped
              ) -> tuple: # `(result, [(primitive, implementation), ...])`
@@ -209,16 +209,19 @@ def _check_flags(flags) -> set:
     return flags
 
 # %% ../nbs/05a_isa.ipynb #ac674174
+def _fbgemm_detected(flags) -> str:
+    "The best level fbgemm finds on a CPU with these flags."
+    if 'avx512_vnni' in flags:
+        return 'avx512_vnni'
+    if AVX512_FLAGS <= flags:
+        return 'avx512'
+    if 'avx2' in flags:
+        return 'avx2'
+    raise _no_avx2(flags)
+
 def _fbgemm_isa(flags, env) -> str:
     "fbgemm's `fbgemmInstructionSet`: AVX-512 VNNI, AVX-512 or AVX2, lowered by FBGEMM_ENABLE_INSTRUCTIONS."
-    if 'avx512_vnni' in flags:
-        detected = 'avx512_vnni'
-    elif AVX512_FLAGS <= flags:
-        detected = 'avx512'
-    elif 'avx2' in flags:
-        detected = 'avx2'
-    else:
-        raise _no_avx2(flags)
+    detected = _fbgemm_detected(flags)
     value = env.get('FBGEMM_ENABLE_INSTRUCTIONS', '')
     if not isinstance(value, str):
         raise TypeError(f"FBGEMM_ENABLE_INSTRUCTIONS must be a name such as 'AVX2', not {type(value).__name__}")
@@ -240,7 +243,8 @@ def _amx_usable(flags, this_cpu) -> bool:
     "AMX as oneDNN requires it (cpu_isa_traits.hpp) and, on this CPU, Linux's permission to use its tiles."
     if not AMX_FLAGS <= flags:
         return False
-    # on this CPU, ask Linux for the tiles as PyTorch does at start-up (granted once; asking again changes nothing)
+    # on this CPU, ask Linux for the tiles as PyTorch does at start-up (granted once; asking again changes nothing);
+    # torch._C._cpu._init_amx is PyTorch's private call for it
     return not this_cpu or bool(getattr(torch._C._cpu, '_init_amx', lambda: True)())
 
 # %% ../nbs/05a_isa.ipynb #7562e0d6
@@ -258,12 +262,17 @@ def _onednn_cap(env) -> int:
                       f'{[name.upper() for name in _ONEDNN_CAPS]}')
     return _ONEDNN_CAPS.index(cap) if cap in _ONEDNN_CAPS else len(_ONEDNN_CAPS)
 
-def _onednn_isa(flags, env, this_cpu=False) -> str:
-    "oneDNN's choice: the best instructions the CPU has, up to the environment's cap."
-    cap = _onednn_cap(env)
+def _allowed_levels(cap:int) -> set:
+    "The levels a cap (an index into _ONEDNN_CAPS) lets oneDNN use."
     allowed = {isa for i, isa in enumerate(_ONEDNN_CAPS) if i <= cap}
     if _ONEDNN_CAPS[min(cap, len(_ONEDNN_CAPS) - 1)] in ('avx512_core', 'avx512_core_vnni', 'avx512_core_bf16'):
         allowed.discard('avx2_vnni')  # oneDNN's caps are bit masks: these three hold no avx_vnni bit
+    return allowed
+
+def _onednn_isa(flags, env, this_cpu=False) -> str:
+    "oneDNN's choice: the best instructions the CPU has, up to the environment's cap."
+    cap = _onednn_cap(env)
+    allowed = _allowed_levels(cap)
     if AVX512_FLAGS <= flags and 'avx512_core' in allowed:
         if _amx_usable(flags, this_cpu) and 'avx10_1_512_amx' in allowed:
             return 'avx512_core_amx'
@@ -352,6 +361,7 @@ def x86_library(layer:str, # 'conv' or 'linear'
 # %% ../nbs/05a_isa.ipynb #dd0305ae
 def _signed_probe(shape) -> torch.Tensor:
     "Zeros as a signed (qint8) quantized tensor: an input neither library's kernel accepts for these layers."
+    # torch._make_per_tensor_quantized_tensor (private) wraps integer codes as a quantized tensor without rounding
     return torch._make_per_tensor_quantized_tensor(torch.zeros(*shape, dtype=torch.int8), 1.0, 0)
 
 def _probe_error(fn) -> str:
@@ -376,7 +386,8 @@ def _ask_packed_conv(module) -> tuple:
 def _ask_packed_linear(module) -> tuple:
     "`(library, message)` from a signed input: fbgemm refuses it, oneDNN's matmul takes it."
     x = _signed_probe((1, module.in_features))
-    message = _probe_error(lambda: torch.ops.quantized.linear(x, module._packed_params._packed_params, 1.0, 0))
+    packed = module._packed_params._packed_params  # private: the packed object nnq.Linear keeps for the operator
+    message = _probe_error(lambda: torch.ops.quantized.linear(x, packed, 1.0, 0))
     if message == '':
         return 'onednn', message
     if message.startswith('Expected input data type QUInt8'):

@@ -409,3 +409,39 @@ def test_plot_pair_sums_takes_int_bits_and_int32_or_int64_sums():
     for bad in ({8: torch.tensor([1], dtype=torch.int16)}, {'8': torch.tensor([1])}, {True: torch.tensor([1])}):
         with pytest.raises(TypeError, match='pair_sums'):
             plot_pair_sums(bad)
+
+
+def test_run_fresh_skips_blank_lines_after_the_json_result():
+    from quantnb.isa import run_fresh
+    result, _ = run_fresh('import json\nprint(json.dumps(7))\nprint()', {})
+    assert result == 7
+
+
+def test_saturating_gemm_equals_pytorch_capped_at_avx2_on_random_full_range_codes():
+    "PyTorch's Linear under both libraries, capped at AVX2 in a fresh process, against the emulation."
+    from quantnb.isa import run_fresh, saturating_gemm
+    script = '''import json
+import torch
+import torch.ao.nn.quantized as nnq
+from quantnb.ptq import quantized_engine
+g = torch.Generator().manual_seed(0)
+q_x = torch.randint(0, 256, (16, 64), generator=g).to(torch.uint8)
+q_w = torch.randint(-128, 128, (8, 64), generator=g).to(torch.int8)
+codes = {}
+for engine in ('fbgemm', 'onednn'):
+    with quantized_engine(engine):
+        layer = nnq.Linear(64, 8)
+        layer.set_weight_bias(torch._make_per_tensor_quantized_tensor(q_w, 1.0, 0), None)
+    layer.scale = 2.0 ** 12
+    layer.zero_point = 128
+    codes[engine] = layer(torch._make_per_tensor_quantized_tensor(q_x, 1.0, 100)).int_repr().tolist()
+print(json.dumps(codes))
+'''
+    codes, _ = run_fresh(script, {'FBGEMM_ENABLE_INSTRUCTIONS': 'AVX2', 'ONEDNN_MAX_CPU_ISA': 'AVX2'})
+    g = torch.Generator().manual_seed(0)
+    q_x = torch.randint(0, 256, (16, 64), generator=g)
+    q_w = torch.randint(-128, 128, (8, 64), generator=g)
+    acc, saturated = saturating_gemm(q_x, 100, q_w, 0)
+    assert saturated > 0
+    expected = (torch.round(acc.double() / 2 ** 12) + 128).clamp(0, 255).long().tolist()
+    assert codes == {'fbgemm': expected, 'onednn': expected}
