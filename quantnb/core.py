@@ -39,7 +39,8 @@ def check_int(v, # the value to check
     "`v` as an int in `[low, high]`, or a `ValueError` naming `name`."
     if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
         allowed = f'>= {low}' if high is None else f'between {low} and {high}'
-        raise ValueError(f'{name}={v!r} must be an int {allowed}')
+        kind = '' if isinstance(v, int) else f' (a Python int, not {type(v).__name__})'
+        raise ValueError(f'{name}={v!r} must be an int {allowed}{kind}')
     return v
 
 def check_number(v, # the value to check

@@ -302,23 +302,24 @@ def _pairing_codes() -> dict:
     for name, (x_shape, w_shape) in shapes.items():
         codes[name] = (_codes(x_shape, 128, 256, torch.uint8, g), _codes(w_shape, -128, 128, torch.int8, g))
     long_x, long_w = codes['long']
-    for k in (64, 130, 300):  # the first k codes of each row
+    for k in (64, 130, 259, 300):  # the first k codes of each row
         codes[f'K = {k}'] = (long_x[:, :k].contiguous(), long_w[:, :k].contiguous())
     return codes
 
 def _pairing_cases() -> dict:
     "Layer name -> (a function making the layer, input codes, weight codes, input zero point, power-of-two scale)."
-    c = _pairing_codes()
+    codes = _pairing_codes()
     return {
-        'Conv2d, 3 channels, codes 255 and 127': (lambda: nnq.Conv2d(3, 1, 3), *c['full'], 0, 2.0 ** 13),
-        'Linear, K = 64': (lambda: nnq.Linear(64, 8), *c['K = 64'], 0, 2.0 ** 12),
-        'Linear, K = 130': (lambda: nnq.Linear(130, 8), *c['K = 130'], 0, 2.0 ** 13),
-        'Linear, K = 300': (lambda: nnq.Linear(300, 8), *c['K = 300'], 0, 2.0 ** 13),
-        'Linear, K = 301': (lambda: nnq.Linear(301, 8), *c['long'], 0, 2.0 ** 13),
-        'Conv2d, one input channel': (lambda: nnq.Conv2d(1, 32, 3), *c['one channel'], 0, 2.0 ** 12),
-        'Conv2d, padding, zero point 255': (lambda: nnq.Conv2d(2, 2, 3, padding=1), *c['padded'], 255, 2.0 ** 13),
-        'Conv2d, 8 channels, groupwise': (lambda: nnq.Conv2d(8, 8, 3, padding=1), *c['groupwise'], 0, 2.0 ** 14),
-        'Conv2d, stride 2, dilation 2': (lambda: nnq.Conv2d(4, 8, 3, stride=2, dilation=2), *c['strided'], 0,
+        'Conv2d, 3 channels, codes 255 and 127': (lambda: nnq.Conv2d(3, 1, 3), *codes['full'], 0, 2.0 ** 13),
+        'Linear, K = 64': (lambda: nnq.Linear(64, 8), *codes['K = 64'], 0, 2.0 ** 12),
+        'Linear, K = 130': (lambda: nnq.Linear(130, 8), *codes['K = 130'], 0, 2.0 ** 13),
+        'Linear, K = 259': (lambda: nnq.Linear(259, 8), *codes['K = 259'], 0, 2.0 ** 13),
+        'Linear, K = 300': (lambda: nnq.Linear(300, 8), *codes['K = 300'], 0, 2.0 ** 13),
+        'Linear, K = 301': (lambda: nnq.Linear(301, 8), *codes['long'], 0, 2.0 ** 13),
+        'Conv2d, one input channel': (lambda: nnq.Conv2d(1, 32, 3), *codes['one channel'], 0, 2.0 ** 12),
+        'Conv2d, padding, zero point 255': (lambda: nnq.Conv2d(2, 2, 3, padding=1), *codes['padded'], 255, 2.0 ** 13),
+        'Conv2d, 8 channels, groupwise': (lambda: nnq.Conv2d(8, 8, 3, padding=1), *codes['groupwise'], 0, 2.0 ** 14),
+        'Conv2d, stride 2, dilation 2': (lambda: nnq.Conv2d(4, 8, 3, stride=2, dilation=2), *codes['strided'], 0,
                                          2.0 ** 13),
     }
 
@@ -332,7 +333,7 @@ def _sums_of(layer, q_x, q_w, x_zero_point:int) -> dict:
 
 # %% ../nbs/05a_kernels.ipynb #dba10516
 def pairing_check() -> dict:
-    "For nine layers packed under each engine: which of the three sums give PyTorch's codes, and the instructions."
+    "For ten layers packed under each engine: which of the three sums give PyTorch's codes, and the instructions."
     rows = []
     for case, (make_layer, q_x, q_w, x_zero_point, scale) in _pairing_cases().items():
         found = _candidate_codes(_sums_of(make_layer(), q_x, q_w, x_zero_point), scale)
@@ -394,8 +395,8 @@ def _small_conv(batch, in_channels, out_channels, kernel_size, padding, output_h
     return output_hw[0] * output_hw[1] <= 4 and in_channels <= 512 and fits_l1
 
 def _small_ic_640(in_channels, out_channels, kernel_size, input_hw, output_hw) -> bool:
-    "A 3×3 convolution with 32 outputs and fewer than 8 inputs on a 640×640 image (measured with 3 inputs)."
-    return (out_channels == 32 and in_channels < 8 and tuple(kernel_size) == (3, 3)
+    "A 3×3 convolution with 32 outputs and fewer than 16 inputs on a 640×640 image: off AMX in oneDNN's log."
+    return (out_channels == 32 and in_channels < 16 and tuple(kernel_size) == (3, 3)
             and set(input_hw) | set(output_hw) == {640})
 
 def _unaligned_1x1(in_channels, kernel_size, padding) -> bool:
@@ -424,8 +425,7 @@ def onednn_conv_uses_amx(batch:int, in_channels:int, out_channels:int, # of a gr
                          padding:tuple, # (ph, pw), or an int
                          l1_bytes:int|None=None # L1 data cache per core; default: this CPU's (Linux's /sys files)
                         ) -> bool: # True where oneDNN runs it on AMX tiles (on a CPU with AMX)
-    "Whether oneDNN 3.12 runs an int8 convolution of this shape on AMX, by the rules quantnb follows (not all of them)."
-    # the rules were checked against oneDNN's log at stride 1 and dilation 1 only
+    "Whether oneDNN 3.12 runs an int8 convolution on AMX, by quantnb's rules (checked at stride 1, dilation 1)."
     _check_positive_ints(batch=batch, in_channels=in_channels, out_channels=out_channels)
     kernel_size, input_hw, output_hw, padding = _check_conv_shape(kernel_size, input_hw, output_hw, padding)
     if l1_bytes is not None:
@@ -476,7 +476,8 @@ def _conv_grid() -> list:
     shapes = [(k, c, p, size, b, 32) for k, c, p, size, b in grid if k <= size + 2 * p]  # the window must fit
     shapes += [(3, c, 0, 4, 1, o) for c in (64, 90, 96, 128, 256) for o in (128, 256, 512)]  # around L1
     shapes += [(1, c, 0, 2, 1, o) for c in (32, 64, 128) for o in (128, 256)]
-    return shapes + [(3, 520, 0, 4, 1, 8), (3, 3, 1, 640, 1, 32), (3, 3, 1, 640, 1, 16)]
+    shapes += [(3, c, 1, 640, 1, 32) for c in (3, 8, 12, 16)] + [(3, 3, 1, 640, 1, 16)]  # around the 640 point
+    return shapes + [(3, 3, 1, size, 1, 32) for size in (608, 672)] + [(3, 520, 0, 4, 1, 8)]
 
 def _linear_grid() -> list:
     "`(rows, in_features, out_features)` of the Linear layers the dispatch check runs."
