@@ -346,6 +346,15 @@ def pairing_check() -> dict:
     return {'fbgemm': fbgemm_isa(), 'oneDNN': onednn_isa(), 'rows': rows}
 
 # %% ../nbs/05a_kernels.ipynb #935fe712
+def _warn_unknown_caps(env):
+    "Warn, as fbgemm_isa and onednn_isa do, about cap values neither library knows (both ignore them)."
+    if isinstance(env, dict) and 'avx2' in cpu_flags():
+        try:
+            fbgemm_isa(cpu_flags(), env)
+            onednn_isa(cpu_flags(), env)
+        except (TypeError, ValueError):
+            pass  # run_fresh names a malformed env, and the called function a cap it cannot serve
+
 def run_fresh_call(function:str, # full name of a quantnb function that takes no arguments and returns JSON data
                    env:dict, # environment variables to add, e.g. {'ONEDNN_MAX_CPU_ISA': 'AVX2'}
                    timeout:float=600 # seconds before the process is stopped
@@ -356,6 +365,7 @@ def run_fresh_call(function:str, # full name of a quantnb function that takes no
         raise TypeError("function must be the full name of a quantnb function, such as 'quantnb.kernels."
                         f"pairing_check', not {function!r}; for other code, pass its source to run_fresh")
     module, name = '.'.join(parts[:-1]), parts[-1]
+    _warn_unknown_caps(env)
     return run_fresh(f'import json\nfrom {module} import {name}\nprint(json.dumps({name}()))', env, timeout=timeout)
 
 # %% ../nbs/05a_kernels.ipynb #3fd4e843

@@ -141,9 +141,7 @@ def plot_requant_orders(ax=None # an Axes to draw on; default: a new figure
                             arrowprops=dict(arrowstyle='->', color='grey'))
     ax.set(xlim=(-2.4, spacing * 7.5), ylim=(-1.6, 0.6))
     ax.axis('off')
-    ax.set_title('From accumulator to code, simplified (the scales themselves are float32 products and '
-                 'reciprocals): orange steps round to float32 (float32(acc) only beyond 2^24), blue ones are exact',
-                 fontsize=10)
+    ax.set_title('From accumulator to code: orange steps round to float32, blue ones are exact', fontsize=11)
     return ax
 
 # %% ../nbs/05b_x86.ipynb #4571bd59
@@ -162,7 +160,7 @@ def onednn_weight_scales(w_scale, # float64 weight scale(s): a float or 0-d tens
         held_scales = one_f32 / (1.0 / w_scale).float()
     else:
         held_scales = one_f32 / (one_f32 / w_scale.float())  # per channel: 1.0f/item<float>(); ideep: 1/s
-    if not torch.isfinite(held_scales).all() or (held_scales == 0).any():
+    if not torch.isfinite(held_scales).all() or (held_scales.abs() < torch.finfo(torch.float32).tiny).any():
         raise ValueError(f'w_scale={w_scale.min().item():.3g} does not survive the float32 round trip 1/(1/s): '
                          'too small')
     return held_scales
@@ -224,6 +222,8 @@ KERNELS = ('fbgemm', 'onednn', 'onednn-combined', 'onednn-amx')  # whose arithme
 def check_kernel(kernel # a name to check: one of KERNELS
                 ):
     "Raise unless `kernel` names one of KERNELS."
+    if not isinstance(kernel, str):
+        raise TypeError(f'kernel must be a name, one of {KERNELS}, not {type(kernel).__name__}')
     if kernel not in KERNELS:
         raise ValueError(f"kernel={kernel!r}: choose 'fbgemm', 'onednn', 'onednn-combined' (s_x·s_w first) or "
                          "'onednn-amx' (oneDNN on a CPU with AMX: the order each call's shape gets)")
@@ -439,7 +439,7 @@ def int_conv2d(q_x:torch.Tensor, # uint8 activation codes (B, C, H, W)
                requant:str='float', # 'float' (the kernel library's float arithmetic) or 'integer' (fixed point)
                saturate_int16:bool=False, # int16 pair sums as without VNNI; oneDNN's pairing: emulated_onednn_isa()'s
                kernel:str='fbgemm', # one of KERNELS; 'onednn-amx' on a 1×1 window reads torch.get_num_threads()
-               l1_bytes:int|None=None # with 'onednn-amx': the AMX CPU's L1 data cache per core; default: this CPU's
+               l1_bytes:int|None=None # with 'onednn-amx': the imitated AMX CPU's L1 data cache; default: this CPU's
               ) -> torch.Tensor: # uint8 output codes (B, O, H', W')
     "`quantized::conv2d` on plain integer tensors, as fbgemm or oneDNN computes it on an x86 CPU."
     _check_choices(requant, kernel, relu, saturate_int16)
@@ -482,6 +482,9 @@ def packed_layer_codes(layer:nn.Module, # a packed nnq.Linear or nnq.Conv2d, fus
                       ) -> torch.Tensor: # uint8 output codes, the shape of layer(x)
     "quantnb's codes for `layer(x)`: `int_linear` or `int_conv2d` on the layer's own codes and qparams."
     _check_packed_layer(layer, x)
+    if layer.bias() is not None and layer.bias().dtype != torch.float32:
+        raise ValueError(f'layer has a {layer.bias().dtype} bias: PyTorch keeps a float32 one (its oneDNN path runs a '
+                         'float64 bias wrongly, its fbgemm path refuses it); set the bias as float32')
     kernel = default_kernel(layer) if kernel is None else kernel
     saturate_int16 = saturates_int16(kernel) if saturate_int16 is None else saturate_int16
     weight = layer.weight()
@@ -497,15 +500,22 @@ def packed_layer_codes(layer:nn.Module, # a packed nnq.Linear or nnq.Conv2d, fus
     return int_linear(x.int_repr(), **args)
 
 # %% ../nbs/05b_x86.ipynb #46c29a99
-def first_output(codes:torch.Tensor) -> torch.Tensor:
+def first_output(codes:torch.Tensor # a Linear layer's (rows, N) or a convolution's (B, C, H, W) output codes
+                ) -> torch.Tensor: # the first row, or the first position of the first image: (N,) or (C,)
     "The first row of a Linear layer's codes, or the first position of a convolution's first image."
-    if not isinstance(codes, torch.Tensor) or codes.dim() not in (2, 4) or not len(codes):
-        raise ValueError("codes must be a Linear layer's (rows, N) or a convolution's (B, C, H, W) output codes, "
-                         'with at least one row or image')
+    if not isinstance(codes, torch.Tensor) or codes.dim() not in (2, 4):
+        raise TypeError("codes must be a Linear layer's (rows, N) or a convolution's (B, C, H, W) output codes")
+    if not codes.numel():
+        raise ValueError(f'codes has shape {tuple(codes.shape)}: pass at least one row or image, and one position')
     return codes[0] if codes.dim() == 2 else codes[0, :, 0, 0]
 
-def wrong_codes(layer, x, kernel:str, first_only:bool=False) -> int:
+def wrong_codes(layer:nn.Module, # a packed nnq.Linear or nnq.Conv2d, fused ReLU included
+                x:torch.Tensor, # its input: a per-tensor quint8 tensor
+                kernel:str, # the arithmetic to reproduce it with: one of KERNELS
+                first_only:bool=False # count only the first output (`first_output`)
+               ) -> int: # how many of quantnb's codes differ from PyTorch's
     "How many of `layer`'s output codes on `x` `packed_layer_codes` gets wrong with `kernel` (pairs as this CPU adds)."
+    check_kernel(kernel)
     check_flag(first_only, 'first_only')
     ours = packed_layer_codes(layer, x, kernel)
     reference = layer(x).int_repr()
