@@ -13,7 +13,7 @@ NOTEBOOKS := $(filter-out nbs/_%,$(wildcard nbs/*.ipynb))
 NB_JOBS ?= 2
 # The tests of `make test`: this many worker processes (pytest-xdist), each on one torch thread.
 PYTEST_JOBS ?= 2
-SLOW_FIRST := $(wildcard nbs/04_ptq.ipynb nbs/06_qat.ipynb nbs/03_fakequant.ipynb nbs/09_advanced_ptq.ipynb nbs/05c_integer.ipynb nbs/10_deploy.ipynb nbs/08_pipeline.ipynb nbs/07a_sensitivity.ipynb nbs/05a_isa.ipynb nbs/05a_kernels.ipynb nbs/05b_x86.ipynb nbs/05b_x86_proof.ipynb nbs/02_observers.ipynb nbs/07_analysis.ipynb)
+SLOW_FIRST := $(wildcard nbs/04_ptq.ipynb nbs/06_qat.ipynb nbs/03_fakequant.ipynb nbs/09_advanced_ptq.ipynb nbs/05c_integer.ipynb nbs/05c_integer_proof.ipynb nbs/10_deploy.ipynb nbs/08_pipeline.ipynb nbs/07a_sensitivity.ipynb nbs/05a_isa.ipynb nbs/05a_kernels.ipynb nbs/05b_x86.ipynb nbs/05b_x86_proof.ipynb nbs/02_observers.ipynb nbs/07_analysis.ipynb)
 
 # The install stamp is named after pyproject.toml's content, not its date: nbdev-export rewrites the file unchanged.
 INSTALLED := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)

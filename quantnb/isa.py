@@ -36,7 +36,8 @@ from quantnb.requant import (
 )
 
 # %% ../nbs/05a_isa.ipynb #3e92f201
-INT16_MIN, INT16_MAX = -2**15, 2**15 - 1
+INT16_MIN = -2**15
+INT16_MAX = 2**15 - 1
 
 def share_outside_int16(sums:torch.Tensor # integer sums, before any clamping
                        ) -> float: # the share of them beyond int16's range
@@ -74,7 +75,8 @@ def plot_pair_sums(pair_sums:dict, # {activation bits: tensor of unclamped pair 
         ax.axvline(limit, color='black', linestyle='--', linewidth=1)
     ax.set(xlabel='pair sum  q_x1·q_w1 + q_x2·q_w2, before clamping', ylabel='pairs',
            title='Sums of two u8×s8 products against int16')
-    ax.legend(fontsize=8)
+    ax.set_yscale('log')  # the tails beyond int16 hold few pairs
+    ax.legend(fontsize=8, loc='lower center')
     return ax
 
 # %% ../nbs/05a_isa.ipynb #89125ef7
@@ -84,7 +86,8 @@ def _pairwise_saturated(q_x, q_w, max_elements):
     x = F.pad(q_x.to(torch.int32), (0, pad)).unflatten(1, (-1, 2))
     w = F.pad(q_w.to(torch.int32), (0, pad)).unflatten(1, (-1, 2))
     rows_per_chunk = max(1, max_elements // (w.shape[0] * w.shape[1]))
-    acc, saturated = [], 0
+    acc = []
+    saturated = 0
     for chunk in x.split(rows_per_chunk):
         pairs = (chunk[:, None] * w[None]).sum(-1)  # (rows, N, K/2): what vpmaddubsw writes into int16 lanes
         saturated += ((pairs < INT16_MIN) | (pairs > INT16_MAX)).sum().item()

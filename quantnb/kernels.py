@@ -405,13 +405,14 @@ def _small_conv(batch, in_channels, out_channels, kernel_size, padding, output_h
     return output_hw[0] * output_hw[1] <= 4 and in_channels <= 512 and fits_l1
 
 def _small_ic_640(in_channels, out_channels, kernel_size, input_hw, output_hw) -> bool:
-    "A 3×3 convolution with 32 outputs and fewer than 16 inputs on a 640×640 image: off AMX in oneDNN's log."
-    return (out_channels == 32 and in_channels < 16 and tuple(kernel_size) == (3, 3)
+    "A 3×3 convolution with 32 outputs and at most 12 inputs on a 640×640 image: off AMX in oneDNN's log."
+    return (out_channels == 32 and in_channels <= 12 and tuple(kernel_size) == (3, 3)
             and set(input_hw) | set(output_hw) == {640})
 
 def _unaligned_1x1(in_channels, kernel_size, padding) -> bool:
-    "A 1×1 window with padding, or with input channels not a multiple of 4: off AMX (measured with oneDNN's log)."
-    return tuple(kernel_size) == (1, 1) and (any(padding) or in_channels % 4 != 0)
+    "A padded 1×1 window, or one with fewer than 32 inputs, not a multiple of 4: off AMX (fitted to oneDNN's log)."
+    unaligned = in_channels % 4 != 0 and in_channels < 32
+    return tuple(kernel_size) == (1, 1) and (any(padding) or unaligned)
 
 # %% ../nbs/05a_kernels.ipynb #3ec4447e
 def _check_conv_shape(kernel_size, input_hw, output_hw, padding) -> tuple:
@@ -486,8 +487,10 @@ def _conv_grid() -> list:
     shapes = [(k, c, p, size, b, 32) for k, c, p, size, b in grid if k <= size + 2 * p]  # the window must fit
     shapes += [(3, c, 0, 4, 1, o) for c in (64, 90, 96, 128, 256) for o in (128, 256, 512)]  # around L1
     shapes += [(1, c, 0, 2, 1, o) for c in (32, 64, 128) for o in (128, 256)]
-    shapes += [(3, c, 1, 640, 1, 32) for c in (3, 8, 12, 16)] + [(3, 3, 1, 640, 1, 16)]  # around the 640 point
-    return shapes + [(3, 3, 1, size, 1, 32) for size in (608, 672)] + [(3, 520, 0, 4, 1, 8)]
+    shapes += [(3, c, 1, 640, 1, 32) for c in (3, 8, 12, 13, 16)] + [(3, 3, 1, 640, 1, 16)]  # around the 640 point
+    shapes += [(3, 3, 1, size, 1, 32) for size in (608, 672)]
+    shapes += [(1, c, 0, 8, 1, 32) for c in (31, 33, 34, 66)] + [(1, c, 1, 8, 1, 32) for c in (33, 64)]  # 1×1
+    return shapes + [(3, 520, 0, 4, 1, 8)]
 
 def _linear_grid() -> list:
     "`(rows, in_features, out_features)` of the Linear layers the dispatch check runs."

@@ -23,6 +23,7 @@ from onnx import TensorProto, helper
 from quantnb import advanced_ptq as A
 from quantnb import deploy as D
 from quantnb import integer as G
+from quantnb import integer_proof as GP
 from quantnb import isa as I
 from quantnb import kernels as K
 from quantnb import preflight as P
@@ -678,19 +679,19 @@ CASES = [
           lambda f: G.layer_inputs(f.qm, torch.rand(2, 3, 8, 8))),
     right('integer', 'layer_inputs ok, model untouched', lambda f: G.layer_inputs(f.qm, f.imgs),
           check=lambda r, f: set(r) == {'module.0', 'module.3'}, watch=lambda f: Watched(model=f.qm)),
-    clear('integer', 'library_parity(bare tensor)', 'batches', lambda f: G.library_parity(f.qm, f.imgs)),
+    clear('integer', 'library_parity(bare tensor)', 'batches', lambda f: GP.library_parity(f.qm, f.imgs)),
     clear('integer', 'library_parity(one (images,labels))', 'batches',
-          lambda f: G.library_parity(f.qm, (f.imgs, f.lab))),
-    clear('integer', 'library_parity([])', 'batches', lambda f: G.library_parity(f.qm, [])),
+          lambda f: GP.library_parity(f.qm, (f.imgs, f.lab))),
+    clear('integer', 'library_parity([])', 'batches', lambda f: GP.library_parity(f.qm, [])),
     right('integer', 'library_parity(generator of batches)',
-          lambda f: G.library_parity(f.qm, ((f.imgs, f.lab) for _ in range(2))),
+          lambda f: GP.library_parity(f.qm, ((f.imgs, f.lab) for _ in range(2))),
           check=lambda r, f: r[0]['outputs'] == 2 * 3 * 4 * 36 and r[0]['equal'] == r[0]['outputs']),
     right('integer', 'library_parity(labels out of range)',
-          lambda f: G.library_parity(f.qm, [(f.imgs, torch.tensor([999, -5, 3]))]),
+          lambda f: GP.library_parity(f.qm, [(f.imgs, torch.tensor([999, -5, 3]))]),
           check=lambda r, f: r[0]['equal'] == r[0]['outputs']),
     clear('integer', 'library_parity([(image, label)] item)', 'batch',
-          lambda f: G.library_parity(f.qm, [(f.imgs[0], 3)])),
-    clear('integer', 'library_parity(5)', 'batches', lambda f: G.library_parity(f.qm, 5)),
+          lambda f: GP.library_parity(f.qm, [(f.imgs[0], 3)])),
+    clear('integer', 'library_parity(5)', 'batches', lambda f: GP.library_parity(f.qm, 5)),
     clear('integer', 'parity_report(kernel="bogus")', 'kernel',
           lambda f: G.parity_report(f.qm, f.imgs, kernel='bogus')),
     clear('integer', 'parity_report(saturate_int16="no")', 'saturate_int16',
@@ -699,29 +700,29 @@ CASES = [
           check=lambda r, f: all((row['float_equal'] == row['outputs'] for row in r))),
     right('integer', 'parity_report(empty batch)', lambda f: G.parity_report(f.qm, f.imgs[:0]),
           check=lambda r, f: all((row['outputs'] == 0 for row in r))),
-    clear('integer', 'gemm_operands(conv, float x)', 'x', lambda f: G.gemm_operands(f.qm.module[0], f.imgs)),
+    clear('integer', 'gemm_operands(conv, float x)', 'x', lambda f: GP.gemm_operands(f.qm.module[0], f.imgs)),
     clear('integer', 'gemm_operands(conv, x wrong C)', 'x',
-          lambda f: G.gemm_operands(f.qm.module[0],
+          lambda f: GP.gemm_operands(f.qm.module[0],
                                     torch.quantize_per_tensor(torch.rand(1, 3, 8, 8), 0.01, 0, torch.quint8))),
     clear('integer', 'gemm_operands(linear, 1-D x)', 'x',
-          lambda f: G.gemm_operands(f.qm.module[3], torch.quantize_per_tensor(torch.rand(144), 0.01, 0, torch.quint8))),
-    clear('integer', 'gemm_operands(nn.Conv2d)', 'module', lambda f: G.gemm_operands(nn.Conv2d(1, 1, 1), f.qimgs)),
-    right('integer', 'gemm_operands(conv) shapes', lambda f: G.gemm_operands(f.qm.module[0], f.qimgs),
+          lambda f: GP.gemm_operands(f.qm.module[3], torch.quantize_per_tensor(torch.rand(144), 0.01, 0, torch.quint8))),
+    clear('integer', 'gemm_operands(nn.Conv2d)', 'module', lambda f: GP.gemm_operands(nn.Conv2d(1, 1, 1), f.qimgs)),
+    right('integer', 'gemm_operands(conv) shapes', lambda f: GP.gemm_operands(f.qm.module[0], f.qimgs),
           check=lambda r, f: r[0].shape == (3 * 36, 9) and r[1].shape == (4, 9)),
     clear('integer', 'saturation_report((imgs,labels))', 'images',
-          lambda f: G.saturation_report(f.qm, (f.imgs, f.lab))),
+          lambda f: GP.saturation_report(f.qm, (f.imgs, f.lab))),
     # Left out, as it depends on the CPU: 'saturation_report(inf images)' returns 2 rows here, but where oneDNN runs
     # AVX-512 without VNNI (ONEDNN_MAX_CPU_ISA=AVX512_CORE) it refuses by design: conv1 is packed for oneDNN there,
     # whose pairing quantnb does not reproduce for input codes above 127.
-    right('integer', 'saturation_report(empty)', lambda f: G.saturation_report(f.qm, f.imgs[:0]),
+    right('integer', 'saturation_report(empty)', lambda f: GP.saturation_report(f.qm, f.imgs[:0]),
           check=lambda r, f: r[0]['accumulator_sqnr_db'] is None),
-    right('integer', 'saturation_report(all-zero input)', lambda f: G.saturation_report(f.qm, torch.zeros(1, 1, 8, 8)),
+    right('integer', 'saturation_report(all-zero input)', lambda f: GP.saturation_report(f.qm, torch.zeros(1, 1, 8, 8)),
           check=lambda r, f: all((isinstance(x['accumulator_sqnr_db'], float) for x in r))
                              or f"sqnr {[x['accumulator_sqnr_db'] for x in r]}"),
-    clear('integer', 'kernel_errors(list of batches)', 'images', lambda f: G.kernel_errors(f.qm, [f.imgs])),
-    right('integer', 'kernel_errors ok', lambda f: G.kernel_errors(f.qm, f.imgs),
+    clear('integer', 'kernel_errors(list of batches)', 'images', lambda f: GP.kernel_errors(f.qm, [f.imgs])),
+    right('integer', 'kernel_errors ok', lambda f: GP.kernel_errors(f.qm, f.imgs),
           check=lambda r, f: all((x['max_code_error'] <= 1 for x in r))),
-    right('integer', 'kernel_errors(empty)', lambda f: G.kernel_errors(f.qm, f.imgs[:0]),
+    right('integer', 'kernel_errors(empty)', lambda f: GP.kernel_errors(f.qm, f.imgs[:0]),
           check=lambda r, f: all((x['max_code_error'] == 0 for x in r))),
 
     # ---- quantnb.advanced_ptq

@@ -15,7 +15,7 @@ import torch.ao.nn.intrinsic.quantized as nniq
 import torch.ao.nn.quantized as nnq
 import torch.nn.functional as F
 
-from quantnb.integer import IntegerModel, IntLayer, QCodes, parity_report
+from quantnb.integer import IntLayer, IntegerModel, QCodes, parity_report
 from quantnb.requant import near_half_bias
 from quantnb.isa import fbgemm_isa, onednn_isa
 from quantnb.ptq import PTQProcessor, quantized_engine

@@ -12,19 +12,8 @@ import torch.ao.nn.quantized as nnq
 import torch.nn as nn
 
 import quantnb.isa as isa
-from quantnb.integer import (
-    IntegerModel,
-    IntLayer,
-    QCodes,
-    gemm_operands,
-    kernel_errors,
-    layer_inputs,
-    library_parity,
-    parity_report,
-    qparams_of,
-    quantize_codes,
-    saturation_report,
-)
+from quantnb.integer import IntLayer, IntegerModel, QCodes, layer_inputs, parity_report, qparams_of, quantize_codes
+from quantnb.integer_proof import gemm_operands, kernel_errors, library_parity, saturation_report
 from quantnb.ptq import PTQProcessor
 from quantnb.isa import packed_library, saturating_gemm
 
@@ -478,7 +467,7 @@ def test_qcodes_refuse_equality_and_models_without_a_quantize_stub():
 
 def test_library_parity_names_a_data_sets_items():
     "[(image (1, 28, 28), int label)] is a Dataset's items, not batches: it failed inside PyTorch's conv."
-    from quantnb.integer import library_parity
+    from quantnb.integer_proof import library_parity
     with pytest.raises(TypeError, match='one \\(image, label\\) item of a data set'):
         library_parity(nn.Sequential(), [(torch.zeros(1, 28, 28), 3)])
 

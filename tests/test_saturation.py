@@ -8,7 +8,8 @@ import torch
 
 from quantnb.data import calibration_batches, get_dataloaders
 from quantnb.models import pretrained
-from quantnb.integer import layer_inputs, saturation_report
+from quantnb.integer import layer_inputs
+from quantnb.integer_proof import saturation_report
 from quantnb.isa import INT16_MAX, INT16_MIN, vpmaddubsw_matmul
 from quantnb.ptq import PTQProcessor
 

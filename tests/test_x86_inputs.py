@@ -171,13 +171,15 @@ def test_int_conv2d_takes_the_l1_size_of_the_amx_cpu_it_imitates():
 
 
 def test_one_by_one_convolutions_with_padding_or_unaligned_channels_stay_off_amx():
-    "Measured with oneDNN's log: a 1×1 window with padding, or input channels not a multiple of 4, runs off AMX."
+    "Fitted to oneDNN's log: a padded 1×1 window, or one with < 32 input channels not a multiple of 4, runs off AMX."
     from quantnb.kernels import onednn_conv_uses_amx
     l1 = 48 * 1024
     assert onednn_conv_uses_amx(1, 16, 32, 1, (28, 28), (28, 28), 0, l1)
     assert not onednn_conv_uses_amx(1, 16, 32, 1, (28, 28), (30, 30), 1, l1)  # padded
     assert not onednn_conv_uses_amx(1, 6, 32, 1, (28, 28), (28, 28), 0, l1)  # 6 input channels
     assert onednn_conv_uses_amx(1, 6, 32, 3, (28, 28), (26, 26), 0, l1)  # a 3×3 window: the rule is 1×1 only
+    assert onednn_conv_uses_amx(1, 33, 32, 1, (8, 8), (8, 8), 0, l1)  # 33 unaligned channels: on AMX (jit)
+    assert not onednn_conv_uses_amx(1, 64, 32, 1, (8, 8), (10, 10), 1, l1)  # padded, however many channels
 
 
 def test_amx_rules_agree_with_onednns_log():
