@@ -113,10 +113,12 @@ def packed_near_half_conv(engine:str, # 'x86', 'fbgemm' or 'onednn': the engine 
     return layer, torch._make_per_tensor_quantized_tensor(torch.cat([first_image, other_images]), 0.02, 9)
 
 # %% ../nbs/05b_x86.ipynb #501d3549
-REQUANT_STEPS = {  # each library's steps from the int32 accumulator to the output code (oneDNN: s_x then s_w)
+REQUANT_STEPS = {  # each arithmetic's steps from the int32 accumulator to the output code
     'fbgemm': ('float32(acc)', r'$+ b/(s_x s_w)$', r'$\times\ M$', 'round', r'$+\ z_y$', 'clamp'),
     'oneDNN': ('float32(acc)', r'$\times\ s_x$', r'$\times\ s_w$', r'$+\ b$', r'$\times\ 1/s_y$', r'$+\ z_y$', 'round',
                'clamp'),
+    'oneDNN, combined': ('float32(acc)', r'$\times\ (s_x s_w)$', r'$+\ b$', r'$\times\ 1/s_y$', r'$+\ z_y$', 'round',
+                         'clamp'),
 }
 
 def _is_float_step(library:str, step:str) -> bool:
@@ -128,18 +130,19 @@ def plot_requant_orders(ax=None # an Axes to draw on; default: a new figure
     "Each library's steps from the accumulator to the output code, one row each; float32 steps in orange."
     if ax is not None and not isinstance(ax, plt.Axes):
         raise TypeError(f'ax must be a matplotlib Axes (or None for a new figure), not {type(ax).__name__}')
-    ax = ax or plt.subplots(figsize=(13, 2.4))[1]
-    spacing = 2.0
+    ax = ax or plt.subplots(figsize=(13, 3.2))[1]
+    spacing = 2.4
     for row, (library, steps) in enumerate(REQUANT_STEPS.items()):
-        ax.text(-1.0, -row, library, ha='right', va='center', fontsize=11, fontweight='bold')
+        ax.text(-1.3, -row, library, ha='right', va='center', fontsize=11, fontweight='bold')
+        boxes = []
         for i, step in enumerate(steps):
             colour = '#fde9d9' if _is_float_step(library, step) else '#e8eef7'
-            ax.text(spacing * i, -row, step, ha='center', va='center', fontsize=10,
-                    bbox=dict(boxstyle='round,pad=0.4', fc=colour, ec='grey'))
-            if i:
-                ax.annotate('', xy=(spacing * (i - 0.38), -row), xytext=(spacing * (i - 0.62), -row),
-                            arrowprops=dict(arrowstyle='->', color='grey'))
-    ax.set(xlim=(-2.4, spacing * 7.5), ylim=(-1.6, 0.6))
+            boxes.append(ax.text(spacing * i, -row, step, ha='center', va='center', fontsize=10,
+                                 bbox=dict(boxstyle='round,pad=0.4', fc=colour, ec='grey')))
+        for before, after in zip(boxes, boxes[1:]):  # from the right edge of one box to the left edge of the next
+            ax.annotate('', xy=(0, 0.5), xycoords=after, xytext=(1, 0.5), textcoords=before,
+                        arrowprops=dict(arrowstyle='->', color='grey', shrinkA=4, shrinkB=4))
+    ax.set(xlim=(-4.2, spacing * 7.5), ylim=(-2.6, 0.6))
     ax.axis('off')
     ax.set_title('From accumulator to code: orange steps round to float32, blue ones are exact', fontsize=11)
     return ax
