@@ -29,18 +29,24 @@ def plot_codes_against_real(real:torch.Tensor, # the codes of the real values (f
                             ax=None # an Axes to draw on; default: a new figure
                            ) -> plt.Axes:
     "Each library's output codes against the codes of the real values, with the diagonal where they would agree."
-    if not isinstance(real, torch.Tensor) or not real.numel():
-        raise TypeError('real must be a non-empty tensor of codes')
-    if not isinstance(codes, dict) or not codes or not all(
-            isinstance(c, torch.Tensor) and c.shape == real.shape for c in codes.values()):
-        raise TypeError(f'codes must be a non-empty dict of library -> tensor of shape {tuple(real.shape)}')
+    def is_codes(t):
+        return isinstance(t, torch.Tensor) and not t.is_complex() and not t.is_quantized
+    if not is_codes(real) or not isinstance(codes, dict) or not codes or not all(map(is_codes, codes.values())):
+        raise TypeError('real must be a tensor of codes, and codes a non-empty dict of library -> tensor of codes')
+    if not real.numel() or any(c.shape != real.shape for c in codes.values()):
+        shapes = [tuple(c.shape) for c in codes.values()]
+        raise ValueError(f'real and each tensor of codes need one non-empty shape, not {tuple(real.shape)}, {shapes}')
+    if not all(torch.isfinite(t.detach().double()).all() for t in (real, *codes.values())):
+        raise ValueError('real and codes must be finite: a code is never NaN or infinite')
     if ax is not None and not isinstance(ax, plt.Axes):
         raise TypeError(f'ax must be a matplotlib Axes (or None for a new figure), not {type(ax).__name__}')
     ax = ax or plt.subplots(figsize=(4.5, 4.5))[1]
     for library, library_codes in codes.items():
-        ax.scatter(real.flatten().numpy(), library_codes.flatten().numpy(), s=4, alpha=0.4, label=library)
+        ax.scatter(real.detach().flatten().cpu().numpy(), library_codes.detach().flatten().cpu().numpy(), s=4,
+                   alpha=0.4, label=library)
     ax.axline((0, 0), slope=1, color='black', linewidth=1, linestyle='--', label='right code')
-    ax.set(xlabel='code of the real value', ylabel="library's code", title='Huge accumulators, cancelled by biases')
+    ax.set(xlabel='code of the real value', ylabel="library's code",
+           title="Each library's codes against the right ones")
     ax.legend(fontsize=8)
     return ax
 
