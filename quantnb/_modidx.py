@@ -509,6 +509,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'quantnb.isa._ask_packed_conv': ('isa.html#_ask_packed_conv', 'quantnb/isa.py'),
                              'quantnb.isa._ask_packed_linear': ('isa.html#_ask_packed_linear', 'quantnb/isa.py'),
                              'quantnb.isa._check_env': ('isa.html#_check_env', 'quantnb/isa.py'),
+                             'quantnb.isa._check_flag_spelling': ('isa.html#_check_flag_spelling', 'quantnb/isa.py'),
                              'quantnb.isa._check_flags': ('isa.html#_check_flags', 'quantnb/isa.py'),
                              'quantnb.isa._check_fresh_args': ('isa.html#_check_fresh_args', 'quantnb/isa.py'),
                              'quantnb.isa._check_layer_question': ('isa.html#_check_layer_question', 'quantnb/isa.py'),

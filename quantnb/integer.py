@@ -153,7 +153,7 @@ def quantize_codes(x:torch.Tensor, # a float32 batch
                    scale:float, # the input's scale
                    zero_point:int # the input's zero point, 0…255
                   ) -> QCodes:
-    "uint8 codes of float `x` as PyTorch's x86 quantize computes them: rint(x · float32(1/scale)) + z, clamped."
+    "uint8 codes of `x` as PyTorch's x86 quantize computes them: rint(x · (1/f32(scale)), in float32) + z, clamped."
     _check_float_batch(x)
     check_activation_scale(scale, 'scale')
     check_activation_zero_point(zero_point, 'zero_point')
@@ -465,11 +465,16 @@ def own_bound(kernel:str, # the arithmetic the layer's twin runs: one of KERNELS
               conv:bool # whether the layer is a convolution
              ) -> int: # how many codes the layer may differ by
     "Codes by which a layer may differ from PyTorch on the same input: 1 for oneDNN's AMX convolutions, else 0."
+    check_kernel(kernel)
+    check_flag(conv, 'conv')
     return 1 if kernel == 'onednn-amx' and conv else 0
 
 # %% ../nbs/05c_integer.ipynb #75925331
-def max_or_zero(t:torch.Tensor) -> int|float:
-    "The largest value of `t` (differences or codes, all >= 0); 0 for an empty `t`."
+def max_or_zero(t:torch.Tensor # differences or codes
+               ) -> int|float: # the largest value, 0 for an empty `t`
+    "The largest value of `t` (differences or codes); 0 for an empty `t`."
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f't must be a tensor of differences or codes, not {type(t).__name__}')
     return t.max().item() if t.numel() else 0
 
 # %% ../nbs/05c_integer.ipynb #e5b58a9f
@@ -511,8 +516,9 @@ def layer_inputs(model, # converted by eager static quantization
     except _CalledTwice:
         raise
     except (RuntimeError, ValueError) as error:  # PyTorch's own complaint about the batch's shape
-        raise ValueError(f'model failed on images of shape {tuple(images.shape)} ({str(error).splitlines()[0]}): '
-                         'pass images of the shape the model was quantized for') from error
+        raise ValueError(f'model failed on images of shape {tuple(images.shape)} (it said: '
+                         f'{str(error).splitlines()[0]}); if that is a shape mismatch, pass images of the shape the '
+                         'model was quantized for') from error
     finally:
         for h in handles:
             h.remove()

@@ -100,9 +100,13 @@ def library_parity(model:nn.Module, # converted by eager static quantization
     stats = {}
     for batch in batches:
         for name, (m, x) in layer_inputs(model, _images_of(batch)).items():
-            _layer_parity(stats, twins, name, m, x)
-    if not stats:
-        raise ValueError('batches is empty: pass the data to compare on')
+            try:
+                _layer_parity(stats, twins, name, m, x)
+            except UnreproducedPairing as error:
+                raise ValueError(f'library_parity cannot reproduce layer {name!r} here: {error.reason}; compare a '
+                                 'model with 7-bit activations, or on a CPU whose library has VNNI') from error
+    if not stats or not any(row['outputs'] for row in stats.values()):
+        raise ValueError('batches hold no images: pass the data to compare on')
     one_order = {'onednn_equal': '', 'onednn_combined_equal': '', 'either_equal': ''}  # fbgemm has one order
     return [row if row['kernel'] != 'fbgemm' else {**row, **one_order} for row in stats.values()]
 
@@ -191,8 +195,10 @@ def kernel_errors(model:nn.Module, # converted by eager static quantization
     "Per quantized Conv2d/Linear: how many codes this machine's int8 kernel lands from fake-quant maths on its input."
     rows = []
     for name, (m, x) in layer_inputs(model, images).items():
+        if not x.numel():
+            raise ValueError('images is empty: pass at least one image to measure the kernel on')
         codes = QCodes.of(x)
         diff = (m(x).int_repr().int() - IntLayer(m, 'fakequant')(codes).codes.int()).abs()
         rows.append(dict(layer=name, max_code_error=max_or_zero(diff),
-                         share_off_by_more_than_one=(diff > 1).sum().item() / max(diff.numel(), 1)))
+                         share_off_by_more_than_one=(diff > 1).sum().item() / diff.numel()))
     return rows

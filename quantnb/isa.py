@@ -76,7 +76,7 @@ def plot_pair_sums(pair_sums:dict, # {activation bits: tensor of unclamped pair 
     ax.set(xlabel='pair sum  q_x1·q_w1 + q_x2·q_w2, before clamping', ylabel='pairs',
            title='Sums of two u8×s8 products against int16')
     ax.set_yscale('log')  # the tails beyond int16 hold few pairs
-    ax.legend(fontsize=8, loc='lower center')
+    ax.legend(fontsize=8, loc='upper right')
     return ax
 
 # %% ../nbs/05a_isa.ipynb #89125ef7
@@ -196,6 +196,15 @@ def _no_avx2(flags):
                       "/proc/cpuinfo): pass the flags of a CPU with AVX2 (cpu_flags() gives this one's), "
                       + _OR_PASS_KERNEL)
 
+_READ_FLAGS = {'avx2', 'avx_vnni', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_int8', 'amx_tile', 'amx_bf16'}
+
+def _check_flag_spelling(flags):
+    "Refuse a flag spelt like one quantnb reads but not as Linux prints it ('avx512vnni' for 'avx512_vnni')."
+    by_letters = {flag.replace('_', ''): flag for flag in _READ_FLAGS}
+    for flag in flags - _READ_FLAGS:
+        if flag.replace('_', '') in by_letters:
+            raise ValueError(f"flags has {flag!r}: Linux prints it {by_letters[flag.replace('_', '')]!r}")
+
 def _check_flags(flags) -> set:
     "A set of flag names as Linux prints them; AVX-512 extensions only with AVX-512 itself, as on every CPU."
     if not isinstance(flags, (set, frozenset)):
@@ -203,6 +212,7 @@ def _check_flags(flags) -> set:
     if not all(isinstance(flag, str) and flag == flag.lower() for flag in flags):
         raise ValueError(f'flags={sorted(map(str, flags))[:8]}: name each flag in lower case, as Linux prints them '
                          "(e.g. 'avx2', 'avx512_vnni')")
+    _check_flag_spelling(flags)
     needs = {'avx512_vnni': AVX512_FLAGS, 'amx_int8': AVX512_FLAGS | {'avx512_vnni'}, 'avx512f': {'avx2'},
              'avx_vnni': {'avx2'}}
     for flag, required in needs.items():

@@ -722,8 +722,7 @@ CASES = [
     clear('integer', 'kernel_errors(list of batches)', 'images', lambda f: GP.kernel_errors(f.qm, [f.imgs])),
     right('integer', 'kernel_errors ok', lambda f: GP.kernel_errors(f.qm, f.imgs),
           check=lambda r, f: all((x['max_code_error'] <= 1 for x in r))),
-    right('integer', 'kernel_errors(empty)', lambda f: GP.kernel_errors(f.qm, f.imgs[:0]),
-          check=lambda r, f: all((x['max_code_error'] == 0 for x in r))),
+    clear('integer', 'kernel_errors(empty)', 'images', lambda f: GP.kernel_errors(f.qm, f.imgs[:0])),
 
     # ---- quantnb.advanced_ptq
     right('advanced_ptq', 'quantize_nearest(fm, 4, 8, calib) untouched',

@@ -127,12 +127,19 @@ def test_inf_huge_and_empty_batches_are_taken_as_pytorch_takes_them(model, kind)
         assert torch.equal(IntegerModel.from_quantized(model)(images), model(images))
     inputs = layer_inputs(model, images)
     assert [x.shape[0] for _, x in inputs.values()] == [len(images)] * 2
-    for rows in (parity_report(model, images), library_parity(model, [images])):
-        assert all(r['outputs'] == 0 for r in rows) == (kind == 'empty')
-        assert all(r['float_max_diff' if 'float_max_diff' in r else 'max_diff'] == 0 for r in rows)
+    rows = parity_report(model, images)
+    assert all(r['outputs'] == 0 for r in rows) == (kind == 'empty')
+    assert all(r['float_max_diff'] == 0 for r in rows)
     saturation = saturation_report(model, images)
     assert all(r['accumulators'] == 0 for r in saturation) == (kind == 'empty')
     assert all(r['accumulator_sqnr_db'] is None for r in saturation) == (kind == 'empty')  # no ratio of nothing
+    if kind == 'empty':  # nothing measured: refused, not reported as agreement
+        with pytest.raises(ValueError, match='hold no images'):
+            library_parity(model, [images])
+        with pytest.raises(ValueError, match='images is empty'):
+            kernel_errors(model, images)
+        return
+    assert all(r['max_diff'] == 0 for r in library_parity(model, [images]))
     assert all(r['max_code_error'] <= 1 for r in kernel_errors(model, images))
 
 
@@ -226,7 +233,7 @@ def test_library_parity_takes_any_iterable_of_batches_and_names_the_rest(model):
     for batches, message in ((None, 'iterable of'), ([1], 'not int'), ([()], 'empty tuple'), ([{'x': images}], 'dict')):
         with pytest.raises(TypeError, match=message):
             library_parity(model, batches)
-    with pytest.raises(ValueError, match='batches is empty'):
+    with pytest.raises(ValueError, match='hold no images'):
         library_parity(model, iter([]))
 
 
@@ -533,3 +540,15 @@ def test_the_integer_model_owns_its_numbers():
     assert not list(twin.parameters())
     with pytest.raises(ValueError, match=r'model failed on images of shape \(3, 8, 8\)'):
         layer_inputs(model, torch.rand(3, 8, 8))
+
+
+def test_own_bound_and_max_or_zero_name_bad_arguments():
+    from quantnb.integer import max_or_zero, own_bound
+    assert own_bound('onednn-amx', True) == 1 and own_bound('onednn-amx', False) == 0 and own_bound('fbgemm', True) == 0
+    with pytest.raises(ValueError, match='kernel'):
+        own_bound('ONEDNN-AMX', True)
+    with pytest.raises((TypeError, ValueError), match='conv'):
+        own_bound('onednn-amx', 'no')
+    with pytest.raises(TypeError, match='tensor'):
+        max_or_zero([1, 2])
+    assert max_or_zero(torch.tensor([])) == 0 and max_or_zero(torch.tensor([3, 1])) == 3

@@ -447,3 +447,12 @@ print(json.dumps(codes))
     assert saturated > 0
     expected = (torch.round(acc.double() / 2 ** 12) + 128).clamp(0, 255).long().tolist()
     assert codes == {'fbgemm': expected, 'onednn': expected}
+
+
+def test_a_flag_spelt_without_its_underscore_is_refused():
+    "'avx512vnni' (as some tools print it) would read as a CPU without VNNI: refused with Linux's spelling."
+    from quantnb.isa import AVX512_FLAGS, fbgemm_isa, x86_library
+    with pytest.raises(ValueError, match="'avx512_vnni'"):
+        fbgemm_isa({'avx2', *AVX512_FLAGS, 'avx512vnni'}, {})
+    with pytest.raises(ValueError, match="'avx_vnni'"):
+        x86_library('conv', {'avx2', 'avxvnni'}, 'Linux')
