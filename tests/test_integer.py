@@ -650,7 +650,7 @@ def test_arguments_are_checked(converted):
         ),
         (lambda: parity_report(model, (images, None)), TypeError, r'not \(images, labels\)'),
         (lambda: parity_report(model, images * float('nan')), ValueError, 'holds NaN'),
-        (lambda: library_parity(model, []), ValueError, 'batches is empty'),
+        (lambda: library_parity(model, []), ValueError, 'hold no images'),
         (lambda: packed_library(torch.nn.Conv2d(1, 1, 1)), TypeError, 'statically quantized'),
         (lambda: IntLayer(torch.nn.Linear(2, 2)), TypeError, 'statically quantized'),
         (lambda: requantize(torch.zeros(1, 3, dtype=torch.long), None, 0.1, 0.1, 0.1, 0, relu='no'), TypeError, 'relu'),
