@@ -6,8 +6,8 @@ refuses, every pairing checked on PyTorch's own layers, and which shapes oneDNN 
 # %% auto #0
 __all__ = ['LIBRARIES', 'ONEDNN_RULES_VERSION', 'plot_conv_pairings', 'emulated_onednn_isa', 'check_library',
            'UnreproducedPairing', 'saturating_linear_accumulator', 'fbgemm_groupwise', 'saturating_conv_accumulator',
-           'pairing_check', 'run_fresh_call', 'onednn_version', 'onednn_conv_uses_amx', 'onednn_matmul_uses_amx',
-           'dispatch_check']
+           'random_codes', 'pairing_check', 'run_fresh_call', 'onednn_version', 'onednn_conv_uses_amx',
+           'onednn_matmul_uses_amx', 'dispatch_check']
 
 # %% ../nbs/05a_kernels.ipynb #1473442e
 import itertools
@@ -287,7 +287,11 @@ def _candidate_codes(sums:dict, scale:float) -> dict:
     return found
 
 # %% ../nbs/05a_kernels.ipynb #dc235567
-def _codes(shape:tuple, low:int, high:int, dtype, g) -> torch.Tensor:
+def random_codes(shape:tuple, # the tensor's shape
+                 low:int, high:int, # codes in low…high-1
+                 dtype:torch.dtype, # such as torch.uint8 or torch.int8
+                 g:torch.Generator # the seeded generator to draw from
+                ) -> torch.Tensor:
     "Random codes in low…high-1 (seeded by `g`)."
     return torch.randint(low, high, shape, generator=g).to(dtype)
 
@@ -300,7 +304,7 @@ def _pairing_codes() -> dict:
     shapes = {'long': ((4, 301), (8, 301)), 'one channel': ((8, 1, 28, 28), (32, 1, 3, 3)),
               'groupwise': ((2, 8, 6, 6), (8, 8, 3, 3)), 'strided': ((2, 4, 9, 9), (8, 4, 3, 3))}
     for name, (x_shape, w_shape) in shapes.items():
-        codes[name] = (_codes(x_shape, 128, 256, torch.uint8, g), _codes(w_shape, -128, 128, torch.int8, g))
+        codes[name] = (random_codes(x_shape, 128, 256, torch.uint8, g), random_codes(w_shape, -128, 128, torch.int8, g))
     long_x, long_w = codes['long']
     for k in (64, 130, 259, 300):  # the first k codes of each row
         codes[f'K = {k}'] = (long_x[:, :k].contiguous(), long_w[:, :k].contiguous())

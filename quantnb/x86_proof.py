@@ -13,6 +13,7 @@ import torch.ao.nn.quantized as nnq
 import torch.nn as nn
 
 from .isa import fbgemm_isa, onednn_isa
+from .kernels import random_codes
 from .ptq import quantized_engine
 from quantnb.x86 import (
     default_kernel,
@@ -51,10 +52,6 @@ def plot_codes_against_real(real:torch.Tensor, # the codes of the real values (f
     return ax
 
 # %% ../nbs/05b_x86_proof.ipynb #ec36d194
-def _random_codes(shape:tuple, g:torch.Generator, low:int, high:int, dtype) -> torch.Tensor:
-    "Random codes in low…high-1 (seeded by `g`)."
-    return torch.randint(low, high, shape, generator=g).to(dtype)
-
 def _packed(engine:str, layer:nn.Module, q_w:torch.Tensor, bias:torch.Tensor) -> nn.Module:
     "`layer` with per-tensor weight codes `q_w` (scale 0.002) and `bias` packed under `engine`; output 0.4, 128."
     with quantized_engine(engine):
@@ -67,10 +64,10 @@ def _packed(engine:str, layer:nn.Module, q_w:torch.Tensor, bias:torch.Tensor) ->
 def _saturating_layers(engine:str) -> dict:
     "A padded, strided Conv2d and a Linear packed under `engine`, with full-range inputs: name -> (layer, x)."
     g = torch.Generator().manual_seed(0)
-    conv_x = torch._make_per_tensor_quantized_tensor(_random_codes((2, 3, 9, 7), g, 0, 256, torch.uint8), 0.01, 5)
-    conv_w = _random_codes((4, 3, 3, 3), g, -128, 128, torch.int8)
-    linear_x = torch._make_per_tensor_quantized_tensor(_random_codes((4, 64), g, 0, 256, torch.uint8), 0.01, 5)
-    linear_w = _random_codes((8, 64), g, -128, 128, torch.int8)
+    conv_x = torch._make_per_tensor_quantized_tensor(random_codes((2, 3, 9, 7), 0, 256, torch.uint8, g), 0.01, 5)
+    conv_w = random_codes((4, 3, 3, 3), -128, 128, torch.int8, g)
+    linear_x = torch._make_per_tensor_quantized_tensor(random_codes((4, 64), 0, 256, torch.uint8, g), 0.01, 5)
+    linear_w = random_codes((8, 64), -128, 128, torch.int8, g)
     bias = torch.randn(8, generator=g)
     with quantized_engine(engine):
         conv, linear = nnq.Conv2d(3, 4, 3, stride=2, padding=1), nnq.Linear(64, 8)
